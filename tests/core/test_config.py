@@ -1,0 +1,117 @@
+"""Settings layering and validation, on real .env files in temp dirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vllm_console.config import (
+    KEYS,
+    ConfigError,
+    EnvFileError,
+    env_example,
+    load_settings,
+    parse_env_file,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = load_settings(environ={}, cwd=tmp_path, home=tmp_path / "home")
+    assert s.base_url == "http://localhost:8000/v1"
+    assert s.model is None and s.api_key is None and s.hf_endpoint is None
+    assert s.host == "127.0.0.1" and s.port == 8000
+    assert s.gpu_memory_utilization == 0.9 and s.max_model_len is None
+    assert s.hf_hub_cache == tmp_path / "home" / ".cache" / "huggingface" / "hub"
+    assert s.origin("VLLM_CONSOLE_PORT") == "default"
+
+
+def test_layers_in_order(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "VLLM_MODEL=from-env-file\nVLLM_CONSOLE_PORT=8001\nexport VLLM_API_KEY='k e y'\n"
+        "HF_ENDPOINT=https://mirror.example # a comment\n"
+    )
+    environ = {"VLLM_CONSOLE_PORT": "8002", "VLLM_MODEL": "from-environ"}
+    cli = {"VLLM_CONSOLE_PORT": "8003", "VLLM_MODEL": None}
+    s = load_settings(environ=environ, cli=cli, cwd=tmp_path, home=tmp_path)
+    assert s.port == 8003 and s.origin("VLLM_CONSOLE_PORT") == "command line"
+    assert s.model == "from-environ" and s.origin("VLLM_MODEL") == "environment"
+    assert s.api_key == "k e y" and s.origin("VLLM_API_KEY") == str(tmp_path / ".env")
+    assert s.hf_endpoint == "https://mirror.example"
+
+
+def test_explicit_env_file_replaces_cwd_one(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("VLLM_MODEL=cwd\n")
+    other = tmp_path / "other.env"
+    other.write_text("VLLM_MODEL=other\n")
+    s = load_settings(environ={}, env_file=other, cwd=tmp_path, home=tmp_path)
+    assert s.model == "other"
+
+
+def test_missing_explicit_env_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={}, env_file=tmp_path / "nope.env", cwd=tmp_path, home=tmp_path)
+    assert info.value.key == "--env-file"
+
+
+def test_hf_cache_location(tmp_path: Path) -> None:
+    s = load_settings(environ={"HF_HOME": str(tmp_path / "hf")}, cwd=tmp_path, home=tmp_path)
+    assert s.hf_hub_cache == tmp_path / "hf" / "hub"
+    s = load_settings(
+        environ={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "c")},
+        cwd=tmp_path,
+        home=tmp_path,
+    )
+    assert s.hf_hub_cache == tmp_path / "c"
+
+
+def test_model_dirs(tmp_path: Path) -> None:
+    environ = {"VLLM_CONSOLE_MODEL_DIRS": f"{tmp_path}/a:~/b::"}
+    s = load_settings(environ=environ, cwd=tmp_path / "cwd", home=tmp_path / "home")
+    assert s.model_dirs == (
+        tmp_path / "cwd" / "models",
+        tmp_path / "home" / "models",
+        tmp_path / "home" / "autodl-tmp" / "models",
+        Path("/root/models"),
+        Path("/root/autodl-tmp/models"),
+        tmp_path / "a",
+        Path("~/b").expanduser(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("VLLM_CONSOLE_PORT", "abc", "port number"),
+        ("VLLM_CONSOLE_PORT", "70000", "port number"),
+        ("VLLM_CONSOLE_GPU_MEMORY_UTILIZATION", "1.7", "between 0 and 1"),
+        ("VLLM_CONSOLE_GPU_MEMORY_UTILIZATION", "lots", "between 0 and 1"),
+        ("VLLM_CONSOLE_MAX_MODEL_LEN", "-5", "whole number"),
+        ("VLLM_BASE_URL", "localhost:8000", "http"),
+    ],
+)
+def test_bad_values_name_key_value_origin(tmp_path: Path, key: str, value: str, needle: str) -> None:
+    (tmp_path / ".env").write_text(f"{key}={value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={}, cwd=tmp_path, home=tmp_path)
+    err = info.value
+    assert (err.key, err.value, err.origin) == (key, value, str(tmp_path / ".env"))
+    assert needle in err.reason
+
+
+@pytest.mark.parametrize("line", ["JUST_A_WORD", "=value", "1BAD=x", "KEY='open"])
+def test_unparsable_env_line(tmp_path: Path, line: str) -> None:
+    path = tmp_path / ".env"
+    path.write_text(f"# fine\nVLLM_MODEL=x\n{line}\n")
+    with pytest.raises(EnvFileError) as info:
+        parse_env_file(path)
+    assert info.value.line_no == 3
+
+
+def test_env_example_documents_every_key() -> None:
+    text = (ROOT / ".env.example").read_text()
+    assert text == env_example() + "\n" or text == env_example()
+    for key in KEYS:
+        assert f"# {key.name}={key.default}" in text

@@ -1,0 +1,115 @@
+"""Command line: parse arguments, build Settings once, run a headless command or the console.
+
+Heavy modules (textual, huggingface_hub) are imported only by the command that needs them,
+so `vllm-console models` stays quick and the console's first frame is not delayed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from vllm_console import __version__
+from vllm_console.config import ConfigError, EnvFileError, Settings, settings_from_process
+
+# Flags shared by every command, mapped to the settings key they override.
+SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--base-url", "VLLM_BASE_URL", "OpenAI-compatible endpoint URL"),
+    ("--api-key", "VLLM_API_KEY", "API key for the endpoint"),
+    ("--hf-endpoint", "HF_ENDPOINT", "Hugging Face hub or mirror URL"),
+    ("--hf-cache", "HF_HUB_CACHE", "Hugging Face hub cache folder"),
+    ("--model-dirs", "VLLM_CONSOLE_MODEL_DIRS", "extra model folders, separated by ':'"),
+    ("--host", "VLLM_CONSOLE_HOST", "host a launched server listens on"),
+    ("--port", "VLLM_CONSOLE_PORT", "port a launched server listens on"),
+    ("--gpu-memory-utilization", "VLLM_CONSOLE_GPU_MEMORY_UTILIZATION", "fraction (0-1]"),
+    ("--max-model-len", "VLLM_CONSOLE_MAX_MODEL_LEN", "max model length for launches"),
+)
+
+
+def _dest(flag: str) -> str:
+    return "setting_" + flag.lstrip("-").replace("-", "_")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # SUPPRESS: a flag given before the command must not be reset by the command's own copy.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    group = common.add_argument_group("settings (override .env and the environment)")
+    group.add_argument("--env-file", type=Path, help="read settings from this file, not ./.env")
+    group.add_argument("--served-model", dest="setting_model", metavar="NAME",
+                       help="model name clients send (VLLM_MODEL)")
+    for flag, _key, help_text in SETTING_FLAGS:
+        group.add_argument(flag, dest=_dest(flag), metavar="VALUE", help=help_text)
+
+    parser = argparse.ArgumentParser(
+        prog="vllm-console",
+        description="A terminal console for serving LLMs with vLLM on your own GPUs.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"vllm-console {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("models", parents=[common], help="list the models found on disk")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+    p = sub.add_parser("resolve", parents=[common], help="show where a model name resolves to")
+    p.add_argument("name", help="a path, an Org/Name hub id, or a folder name")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+
+    p = sub.add_parser("download", parents=[common], help="download a model from the hub")
+    p.add_argument("repo_id", help="Org/Name on the hub (or the mirror in HF_ENDPOINT)")
+    p.add_argument("--output", type=Path, help="folder to download into (default models/Org--Name)")
+    p.add_argument("--revision", help="branch, tag or commit (default main)")
+    p.add_argument("--to-cache", action="store_true", help="download into the Hugging Face cache")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    cli: dict[str, str | None] = {"VLLM_MODEL": getattr(args, "setting_model", None)}
+    for flag, key, _help in SETTING_FLAGS:
+        cli[key] = getattr(args, _dest(flag), None)
+    return settings_from_process(cli=cli, env_file=getattr(args, "env_file", None))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as exc:
+        print(f"vllm-console: bad setting {exc.key}={exc.value!r} "
+              f"(from {exc.origin}): {exc.reason}", file=sys.stderr)
+        return 2
+    except EnvFileError as exc:
+        print(f"vllm-console: cannot read {exc.path} line {exc.line_no}: {exc.reason}: "
+              f"{exc.line.strip()!r}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"vllm-console: cannot read settings: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_command(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "models":
+        from vllm_console.commands.models import cmd_models
+
+        return cmd_models(settings, as_json=args.json)
+    if args.command == "resolve":
+        from vllm_console.commands.resolve import cmd_resolve
+
+        return cmd_resolve(settings, args.name, as_json=args.json)
+    if args.command == "download":
+        from vllm_console.commands.download import cmd_download
+
+        return cmd_download(
+            settings, args.repo_id, output=args.output, revision=args.revision,
+            to_cache=args.to_cache,
+        )
+    from vllm_console.app import run_app
+
+    return run_app(settings)

@@ -1,0 +1,1 @@
+"""Headless commands: each prints for people or, with --json, for scripts."""

@@ -1,0 +1,47 @@
+"""`vllm-console models`: the catalog as a table, or as JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from vllm_console.config import Settings
+from vllm_console.core.catalog import scan
+from vllm_console.core.entry import ModelEntry
+
+COLUMNS = ("MODEL", "PARAMS", "DTYPE/QUANT", "CONTEXT", "SIZE", "SOURCE", "STATUS")
+
+
+def _row(entry: ModelEntry) -> tuple[str, ...]:
+    return (
+        entry.id,
+        entry.params_text(),
+        entry.dtype_text(),
+        entry.context_text(),
+        entry.size_text(),
+        str(entry.source),
+        entry.status_text(),
+    )
+
+
+def render_table(entries: tuple[ModelEntry, ...]) -> str:
+    rows = [COLUMNS, *(_row(entry) for entry in entries)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_models(settings: Settings, *, as_json: bool) -> int:
+    result = scan(settings.hf_hub_cache, settings.model_dirs)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    entries = tuple(sorted(result.entries, key=lambda e: (e.id.lower(), str(e.source))))
+    if as_json:
+        print(json.dumps([entry.to_json() for entry in entries], indent=2))
+    elif entries:
+        print(render_table(entries))
+    if not entries:
+        places = ", ".join(str(path) for path in result.looked_in)
+        print(f"No models found. Looked in: {places}", file=sys.stderr if as_json else sys.stdout)
+    return 0

@@ -1,0 +1,23 @@
+"""`vllm-console resolve NAME`: where a name leads, by which rule, and every place tried."""
+
+from __future__ import annotations
+
+import json
+
+from vllm_console.config import Settings
+from vllm_console.core.resolve import Rule, resolve
+
+
+def cmd_resolve(settings: Settings, name: str, *, as_json: bool) -> int:
+    result = resolve(
+        name, hf_cache=settings.hf_hub_cache, model_dirs=settings.model_dirs, cwd=settings.cwd
+    )
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(f"{name} -> {result.target}")
+        print(f"  rule:   {result.rule} ({result.reason})")
+        print("  tried:")
+        for attempt in result.tried:
+            print(f"    [{attempt.rule}] {attempt.place}: {attempt.outcome}")
+    return 1 if result.rule is Rule.NOT_FOUND else 0

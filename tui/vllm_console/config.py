@@ -1,0 +1,257 @@
+"""Settings: defaults < .env < process environment < command line, validated once.
+
+`load_settings` is called once by the CLI; everything else receives the frozen `Settings`.
+Nothing here reads the environment at import time. A bad value raises `ConfigError`, which
+names the key, the value and where it came from, so the CLI can print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+DEFAULT_MODEL_DIRS = (
+    "./models",
+    "~/models",
+    "~/autodl-tmp/models",
+    "/root/models",
+    "/root/autodl-tmp/models",
+)
+
+
+class ConfigError(Exception):
+    """One bad setting: which key, what value, from where, and what was expected."""
+
+    def __init__(self, key: str, value: str, origin: str, reason: str) -> None:
+        self.key, self.value, self.origin, self.reason = key, value, origin, reason
+        super().__init__(f"{key}={value!r} (from {origin}): {reason}")
+
+
+class EnvFileError(Exception):
+    """A line of a .env file that is not KEY=VALUE."""
+
+    def __init__(self, path: Path, line_no: int, line: str, reason: str) -> None:
+        self.path, self.line_no, self.line, self.reason = path, line_no, line, reason
+        super().__init__(f"{path}:{line_no}: {reason}: {line.strip()!r}")
+
+
+def _parse_str(raw: str) -> str | None:
+    return raw or None
+
+
+def _parse_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("expected an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _parse_port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError("expected a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise ValueError("expected a port number (1-65535)")
+    return port
+
+
+def _parse_utilization(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a fraction of GPU memory between 0 and 1, e.g. 0.9") from None
+    if not 0 < value <= 1:
+        raise ValueError("expected a fraction of GPU memory between 0 and 1, e.g. 0.9")
+    return value
+
+
+def _parse_optional_positive_int(raw: str) -> int | None:
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number of tokens, e.g. 4096") from None
+    if value <= 0:
+        raise ValueError("expected a whole number of tokens, e.g. 4096")
+    return value
+
+
+def _parse_path(raw: str) -> Path | None:
+    return Path(raw).expanduser() if raw else None
+
+
+def _parse_dirs(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(part).expanduser() for part in raw.split(":") if part.strip())
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: str
+    doc: str
+
+
+KEYS: tuple[Key, ...] = (
+    Key("VLLM_BASE_URL", "base_url", _parse_url, "http://localhost:8000/v1",
+        "OpenAI-compatible endpoint the chat pane talks to"),
+    Key("VLLM_MODEL", "model", _parse_str, "",
+        "model name clients send; also the default served model name"),
+    Key("VLLM_API_KEY", "api_key", _parse_str, "", "API key for the endpoint (and for launches)"),
+    Key("HF_ENDPOINT", "hf_endpoint", _parse_url, "",
+        "Hugging Face hub or mirror used for downloads, e.g. https://hf-mirror.com"),
+    Key("HF_HOME", "hf_home", _parse_path, "", "Hugging Face home; the cache is HF_HOME/hub"),
+    Key("HF_HUB_CACHE", "hf_hub_cache_override", _parse_path, "",
+        "Hugging Face hub cache (default ~/.cache/huggingface/hub)"),
+    Key("VLLM_CONSOLE_MODEL_DIRS", "extra_model_dirs", _parse_dirs, "",
+        "extra model folders to scan, separated by ':'"),
+    Key("VLLM_CONSOLE_HOST", "host", str, "127.0.0.1", "host a launched server listens on"),
+    Key("VLLM_CONSOLE_PORT", "port", _parse_port, "8000", "port a launched server listens on"),
+    Key("VLLM_CONSOLE_GPU_MEMORY_UTILIZATION", "gpu_memory_utilization", _parse_utilization,
+        "0.9", "fraction of GPU memory vLLM may use (0-1]"),
+    Key("VLLM_CONSOLE_MAX_MODEL_LEN", "max_model_len", _parse_optional_positive_int, "",
+        "max model length for launches (empty: the model's own)"),
+)
+
+KEYS_BY_NAME = {key.name: key for key in KEYS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str = "http://localhost:8000/v1"
+    model: str | None = None
+    api_key: str | None = None
+    hf_endpoint: str | None = None
+    hf_home: Path | None = None
+    hf_hub_cache_override: Path | None = None
+    extra_model_dirs: tuple[Path, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    home: Path = field(default_factory=Path.home)
+    cwd: Path = field(default_factory=Path.cwd)
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def hf_hub_cache(self) -> Path:
+        if self.hf_hub_cache_override is not None:
+            return self.hf_hub_cache_override
+        if self.hf_home is not None:
+            return self.hf_home / "hub"
+        return self.home / ".cache" / "huggingface" / "hub"
+
+    @property
+    def model_dirs(self) -> tuple[Path, ...]:
+        """The folders scanned for models, in resolution order, without duplicates."""
+        seen: list[Path] = []
+        for raw in (*DEFAULT_MODEL_DIRS, *map(str, self.extra_model_dirs)):
+            if raw.startswith("~"):
+                path = self.home / raw[2:]
+            else:
+                path = Path(raw)
+                if not path.is_absolute():
+                    path = self.cwd / path
+            if path not in seen:
+                seen.append(path)
+        return tuple(seen)
+
+    def origin(self, key: str) -> str:
+        return self.origins.get(key, "default")
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Read KEY=VALUE lines; `export`, comments, blank lines and quotes are understood."""
+    values: dict[str, str] = {}
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].lstrip()
+        name, sep, value = stripped.partition("=")
+        name = name.strip()
+        if not sep or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise EnvFileError(path, line_no, line, "expected KEY=VALUE")
+        values[name] = _unquote(value.strip(), path, line_no, line)
+    return values
+
+
+def _unquote(value: str, path: Path, line_no: int, line: str) -> str:
+    if value[:1] in ("'", '"'):
+        quote = value[0]
+        end = value.find(quote, 1)
+        if end == -1:
+            raise EnvFileError(path, line_no, line, f"unterminated {quote} quote")
+        return value[1:end]
+    comment = value.find(" #")
+    return value[:comment].rstrip() if comment != -1 else value
+
+
+def load_settings(
+    *,
+    environ: Mapping[str, str],
+    cli: Mapping[str, str | None] | None = None,
+    env_file: Path | None = None,
+    cwd: Path | None = None,
+    home: Path | None = None,
+) -> Settings:
+    """Build Settings from the layers, later ones winning.
+
+    `env_file` None means `.env` in `cwd` if it exists; an explicit path must exist.
+    `cli` maps key names (as in KEYS) to the raw strings given on the command line.
+    """
+    cwd = cwd or Path.cwd()
+    home = home or Path(environ.get("HOME") or Path.home())
+    layers: list[tuple[str, Mapping[str, str]]] = []
+    if env_file is None:
+        candidate = cwd / ".env"
+        if candidate.is_file():
+            layers.append((str(candidate), parse_env_file(candidate)))
+    else:
+        if not env_file.is_file():
+            raise ConfigError("--env-file", str(env_file), "command line", "no such file")
+        layers.append((str(env_file), parse_env_file(env_file)))
+    layers.append(("environment", environ))
+    if cli:
+        layers.append(("command line", {k: v for k, v in cli.items() if v is not None}))
+
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for key in KEYS:
+        raw, origin = key.default, "default"
+        for layer_origin, layer in layers:
+            if key.name in layer:
+                raw, origin = layer[key.name], layer_origin
+        try:
+            values[key.attr] = key.parse(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(key.name, raw, origin, str(exc)) from None
+        origins[key.name] = origin
+    return Settings(**values, home=home, cwd=cwd, origins=origins)
+
+
+def settings_from_process(
+    cli: Mapping[str, str | None] | None = None, env_file: Path | None = None
+) -> Settings:
+    return load_settings(environ=os.environ, cli=cli, env_file=env_file)
+
+
+def env_example() -> str:
+    """The text of .env.example: every key, commented, with its default."""
+    lines = ["# vllm-console settings. Precedence: defaults < .env < environment < flags.", ""]
+    for key in KEYS:
+        lines.append(f"# {key.doc}")
+        lines.append(f"# {key.name}={key.default}")
+        lines.append("")
+    return "\n".join(lines)

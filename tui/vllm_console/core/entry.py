@@ -1,0 +1,150 @@
+"""The catalog's record of one model: what it is, where it lies, and what is wrong with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class Source(StrEnum):
+    HF_CACHE = "hf-cache"
+    FOLDER = "folder"
+
+
+class Format(StrEnum):
+    SAFETENSORS = "safetensors"
+    BIN = "bin"
+    GGUF = "gguf"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One snapshot of a cache repo: its commit and the refs (branches, PRs) pointing at it."""
+
+    commit: str
+    path: Path
+    refs: tuple[str, ...] = ()
+    size_bytes: int | None = None
+    nb_files: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model found on disk.
+
+    The fast listing fills id, path, source, root and revisions; `detailed` is False then and
+    the metadata fields are None. The full scan returns a new entry with `detailed=True`.
+    Problems are collected as strings, never raised: a broken folder is still an entry.
+    """
+
+    id: str
+    path: Path
+    source: Source
+    root: Path
+    revisions: tuple[Revision, ...] = ()
+    format: Format = Format.UNKNOWN
+    architecture: str | None = None
+    model_type: str | None = None
+    params: int | None = None
+    dtype: str | None = None
+    quantization: str | None = None
+    context_length: int | None = None
+    num_layers: int | None = None
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    size_bytes: int | None = None
+    files: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    detailed: bool = False
+    config: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def complete(self) -> bool:
+        return self.detailed and not self.problems
+
+    @property
+    def key(self) -> str:
+        """Unique within one scan: the same id may live in the cache and in a folder."""
+        return f"{self.source}:{self.path}"
+
+    @property
+    def found_how(self) -> str:
+        if self.source is Source.HF_CACHE:
+            return f"Hugging Face cache at {self.root}"
+        return f"model folder {self.root}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "path": str(self.path),
+            "source": str(self.source),
+            "root": str(self.root),
+            "format": str(self.format),
+            "architecture": self.architecture,
+            "model_type": self.model_type,
+            "params": self.params,
+            "dtype": self.dtype,
+            "quantization": self.quantization,
+            "context_length": self.context_length,
+            "size_bytes": self.size_bytes,
+            "complete": self.complete,
+            "problems": list(self.problems),
+            "revisions": [
+                {"commit": rev.commit, "refs": list(rev.refs), "size_bytes": rev.size_bytes}
+                for rev in self.revisions
+            ],
+        }
+
+    def params_text(self) -> str:
+        return format_params(self.params)
+
+    def size_text(self) -> str:
+        return format_bytes(self.size_bytes)
+
+    def context_text(self) -> str:
+        return format_tokens(self.context_length)
+
+    def dtype_text(self) -> str:
+        if self.quantization:
+            return self.quantization
+        return self.dtype or "?"
+
+    def status_text(self) -> str:
+        if not self.detailed:
+            return "scanning"
+        if self.problems:
+            return self.problems[0]
+        return "ok"
+
+
+def format_params(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+    return str(n)
+
+
+def format_bytes(n: int | None) -> str:
+    if n is None:
+        return "…"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_tokens(n: int | None) -> str:
+    if n is None:
+        return "?"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024}K"
+    if n >= 1000:
+        return f"{n / 1000:.0f}K"
+    return str(n)
