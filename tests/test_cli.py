@@ -67,7 +67,9 @@ def test_resolve_json(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert [t["rule"] for t in data["tried"]][:2] == ["path", "hf-cache"]
 
 
-def test_resolve_text_names_rule_and_tries(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resolve_text_names_rule_and_tries(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["resolve", "Org/Absent"]) == 0
     out = capsys.readouterr().out
     assert "rule:   hub" in out and "tried:" in out and "[hf-cache]" in out

@@ -92,7 +92,9 @@ def test_model_dirs(tmp_path: Path) -> None:
         ("VLLM_BASE_URL", "localhost:8000", "http"),
     ],
 )
-def test_bad_values_name_key_value_origin(tmp_path: Path, key: str, value: str, needle: str) -> None:
+def test_bad_values_name_key_value_origin(
+    tmp_path: Path, key: str, value: str, needle: str
+) -> None:
     (tmp_path / ".env").write_text(f"{key}={value}\n")
     with pytest.raises(ConfigError) as info:
         load_settings(environ={}, cwd=tmp_path, home=tmp_path)

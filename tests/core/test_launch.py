@@ -21,26 +21,52 @@ VLLM = ["/env/bin/vllm", "serve"]
 
 def test_minimal_spec() -> None:
     argv, env = build_command(VLLM, LaunchSpec(model="/m/tiny"), hf_endpoint=None)
-    assert argv == [*VLLM, "/m/tiny", "--host", "127.0.0.1", "--port", "8000",
-                    "--gpu-memory-utilization", "0.9"]
+    assert argv == [
+        *VLLM,
+        "/m/tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8000",
+        "--gpu-memory-utilization",
+        "0.9",
+    ]
     assert env == {"HF_HUB_OFFLINE": "1"}
 
 
 def test_every_field() -> None:
     spec = LaunchSpec(
-        model="Org/Name", model_is_local=False, served_model_name="chat", host="0.0.0.0",
-        port=9000, gpu_memory_utilization=0.85, max_model_len=4096, dtype="bfloat16",
-        tensor_parallel_size=2, pipeline_parallel_size=2, quantization="awq",
-        kv_cache_dtype="fp8", enforce_eager=True, trust_remote_code=True, api_key="sk-1",
+        model="Org/Name",
+        model_is_local=False,
+        served_model_name="chat",
+        host="0.0.0.0",
+        port=9000,
+        gpu_memory_utilization=0.85,
+        max_model_len=4096,
+        dtype="bfloat16",
+        tensor_parallel_size=2,
+        pipeline_parallel_size=2,
+        quantization="awq",
+        kv_cache_dtype="fp8",
+        enforce_eager=True,
+        trust_remote_code=True,
+        api_key="sk-1",
         extra_args="--seed 3 --override-generation-config '{\"temperature\": 0.5}'",
     )
     argv, env = build_command(VLLM, spec, hf_endpoint="https://mirror.example")
-    args = argv[len(VLLM):]
+    args = argv[len(VLLM) :]
     assert args[0] == "Org/Name"
     pairs = dict(zip(args[1::2], args[2::2], strict=False))
     assert pairs["--served-model-name"] == "chat" and pairs["--port"] == "9000"
-    for flag in ("--tensor-parallel-size", "--pipeline-parallel-size", "--kv-cache-dtype",
-                 "--quantization", "--dtype", "--max-model-len", "--api-key"):
+    for flag in (
+        "--tensor-parallel-size",
+        "--pipeline-parallel-size",
+        "--kv-cache-dtype",
+        "--quantization",
+        "--dtype",
+        "--max-model-len",
+        "--api-key",
+    ):
         assert flag in args
     assert "--enforce-eager" in args and "--trust-remote-code" in args
     assert args[-2:] == ["--override-generation-config", '{"temperature": 0.5}']

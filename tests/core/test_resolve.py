@@ -32,7 +32,7 @@ def places(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 def test_existing_path_wins(places: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    cache, dir_a, dir_b = places
+    cache, dir_a, _ = places
     model = tmp_path / "mymodel"
     model.mkdir()
     make_cache_repo(cache, "mymodel", ["c1"], "c1")
@@ -52,7 +52,9 @@ def test_cache_uses_refs_main(places: tuple[Path, Path, Path], tmp_path: Path) -
     assert r.tried[0].rule is Rule.PATH and r.tried[0].outcome == "no such path"
 
 
-def test_cache_falls_back_to_newest_snapshot(places: tuple[Path, Path, Path], tmp_path: Path) -> None:
+def test_cache_falls_back_to_newest_snapshot(
+    places: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     cache, _, _ = places
     repo = make_cache_repo(cache, "Org/Model", ["old", "new"], None)
     r = resolve("Org/Model", hf_cache=cache, model_dirs=[], cwd=tmp_path)

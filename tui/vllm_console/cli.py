@@ -7,6 +7,7 @@ so `vllm-console models` stays quick and the console's first frame is not delaye
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,8 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     group = common.add_argument_group("settings (override .env and the environment)")
     group.add_argument("--env-file", type=Path, help="read settings from this file, not ./.env")
-    group.add_argument("--served-model", dest="setting_model", metavar="NAME",
-                       help="model name clients send (VLLM_MODEL)")
+    group.add_argument(
+        "--served-model",
+        dest="setting_model",
+        metavar="NAME",
+        help="model name clients send (VLLM_MODEL)",
+    )
     for flag, _key, help_text in SETTING_FLAGS:
         group.add_argument(flag, dest=_dest(flag), metavar="VALUE", help=help_text)
 
@@ -62,6 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="folder to download into (default models/Org--Name)")
     p.add_argument("--revision", help="branch, tag or commit (default main)")
     p.add_argument("--to-cache", action="store_true", help="download into the Hugging Face cache")
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="launch vLLM on a model and stream its log",
+        epilog="Arguments after -- go to vllm serve unchanged.",
+    )
+    p.add_argument("model", nargs="?", help="path, Org/Name, or a folder name")
+    p.add_argument("--model", dest="model_flag", metavar="MODEL", help="same as MODEL")
+    p.add_argument("--served-model-name", help="name clients use (default VLLM_MODEL or MODEL)")
+    p.add_argument("--enforce-eager", action="store_true", help="disable CUDA graphs")
+    p.add_argument(
+        "--safe-mode",
+        action="store_true",
+        help="no torch.compile, eager, utilization 0.4, max model length 512",
+    )
+    p.add_argument("--dtype", help="auto, bfloat16, float16, ...")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs to shard over")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code")
     return parser
 
 
@@ -74,16 +97,27 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
+    args.extra = extra
     try:
         settings = settings_from_args(args)
     except ConfigError as exc:
-        print(f"vllm-console: bad setting {exc.key}={exc.value!r} "
-              f"(from {exc.origin}): {exc.reason}", file=sys.stderr)
+        print(
+            f"vllm-console: bad setting {exc.key}={exc.value!r} (from {exc.origin}): {exc.reason}",
+            file=sys.stderr,
+        )
         return 2
     except EnvFileError as exc:
-        print(f"vllm-console: cannot read {exc.path} line {exc.line_no}: {exc.reason}: "
-              f"{exc.line.strip()!r}", file=sys.stderr)
+        print(
+            f"vllm-console: cannot read {exc.path} line {exc.line_no}: {exc.reason}: "
+            f"{exc.line.strip()!r}",
+            file=sys.stderr,
+        )
         return 2
     except OSError as exc:
         print(f"vllm-console: cannot read settings: {exc}", file=sys.stderr)
@@ -107,9 +141,30 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         from vllm_console.commands.download import cmd_download
 
         return cmd_download(
-            settings, args.repo_id, output=args.output, revision=args.revision,
+            settings,
+            args.repo_id,
+            output=args.output,
+            revision=args.revision,
             to_cache=args.to_cache,
         )
+    if args.command == "serve":
+        from vllm_console.commands.serve import ServeOptions, cmd_serve
+
+        model = args.model_flag or args.model
+        if not model:
+            print("vllm-console serve: name a model (MODEL or --model)", file=sys.stderr)
+            return 2
+        opts = ServeOptions(
+            model=model,
+            served_model_name=args.served_model_name,
+            enforce_eager=args.enforce_eager,
+            safe_mode=args.safe_mode,
+            dtype=args.dtype,
+            tensor_parallel_size=args.tensor_parallel_size,
+            trust_remote_code=args.trust_remote_code,
+            extra_args=shlex.join(args.extra),
+        )
+        return cmd_serve(settings, opts)
     from vllm_console.app import run_app
 
     return run_app(settings)

@@ -84,6 +84,16 @@ def _parse_optional_positive_int(raw: str) -> int | None:
     return value
 
 
+def _parse_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds, e.g. 15") from None
+    if not 0 < value <= 3600:
+        raise ValueError("expected a number of seconds between 0 and 3600")
+    return value
+
+
 def _parse_path(raw: str) -> Path | None:
     return Path(raw).expanduser() if raw else None
 
@@ -102,24 +112,80 @@ class Key:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("VLLM_BASE_URL", "base_url", _parse_url, "http://localhost:8000/v1",
-        "OpenAI-compatible endpoint the chat pane talks to"),
-    Key("VLLM_MODEL", "model", _parse_str, "",
-        "model name clients send; also the default served model name"),
+    Key(
+        "VLLM_BASE_URL",
+        "base_url",
+        _parse_url,
+        "http://localhost:8000/v1",
+        "OpenAI-compatible endpoint the chat pane talks to",
+    ),
+    Key(
+        "VLLM_MODEL",
+        "model",
+        _parse_str,
+        "",
+        "model name clients send; also the default served model name",
+    ),
     Key("VLLM_API_KEY", "api_key", _parse_str, "", "API key for the endpoint (and for launches)"),
-    Key("HF_ENDPOINT", "hf_endpoint", _parse_url, "",
-        "Hugging Face hub or mirror used for downloads, e.g. https://hf-mirror.com"),
+    Key(
+        "HF_ENDPOINT",
+        "hf_endpoint",
+        _parse_url,
+        "",
+        "Hugging Face hub or mirror used for downloads, e.g. https://hf-mirror.com",
+    ),
     Key("HF_HOME", "hf_home", _parse_path, "", "Hugging Face home; the cache is HF_HOME/hub"),
-    Key("HF_HUB_CACHE", "hf_hub_cache_override", _parse_path, "",
-        "Hugging Face hub cache (default ~/.cache/huggingface/hub)"),
-    Key("VLLM_CONSOLE_MODEL_DIRS", "extra_model_dirs", _parse_dirs, "",
-        "extra model folders to scan, separated by ':'"),
+    Key(
+        "HF_HUB_CACHE",
+        "hf_hub_cache_override",
+        _parse_path,
+        "",
+        "Hugging Face hub cache (default ~/.cache/huggingface/hub)",
+    ),
+    Key(
+        "VLLM_CONSOLE_MODEL_DIRS",
+        "extra_model_dirs",
+        _parse_dirs,
+        "",
+        "extra model folders to scan, separated by ':'",
+    ),
     Key("VLLM_CONSOLE_HOST", "host", str, "127.0.0.1", "host a launched server listens on"),
     Key("VLLM_CONSOLE_PORT", "port", _parse_port, "8000", "port a launched server listens on"),
-    Key("VLLM_CONSOLE_GPU_MEMORY_UTILIZATION", "gpu_memory_utilization", _parse_utilization,
-        "0.9", "fraction of GPU memory vLLM may use (0-1]"),
-    Key("VLLM_CONSOLE_MAX_MODEL_LEN", "max_model_len", _parse_optional_positive_int, "",
-        "max model length for launches (empty: the model's own)"),
+    Key(
+        "VLLM_CONSOLE_GPU_MEMORY_UTILIZATION",
+        "gpu_memory_utilization",
+        _parse_utilization,
+        "0.9",
+        "fraction of GPU memory vLLM may use (0-1]",
+    ),
+    Key(
+        "VLLM_CONSOLE_MAX_MODEL_LEN",
+        "max_model_len",
+        _parse_optional_positive_int,
+        "",
+        "max model length for launches (empty: the model's own)",
+    ),
+    Key(
+        "VLLM_CONSOLE_VLLM",
+        "vllm_command",
+        _parse_str,
+        "",
+        "command that runs vLLM, e.g. /opt/vllm-env/bin/vllm (empty: find it)",
+    ),
+    Key(
+        "VLLM_CONSOLE_STOP_TIMEOUT",
+        "stop_timeout",
+        _parse_seconds,
+        "15",
+        "seconds a stopping server gets before it is killed",
+    ),
+    Key(
+        "VLLM_CONSOLE_STALL_TIMEOUT",
+        "stall_timeout",
+        _parse_seconds,
+        "60",
+        "seconds without progress before a launch is diagnosed as stalled",
+    ),
 )
 
 KEYS_BY_NAME = {key.name: key for key in KEYS}
@@ -138,6 +204,9 @@ class Settings:
     port: int = 8000
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
+    vllm_command: str | None = None
+    stop_timeout: float = 15.0
+    stall_timeout: float = 60.0
     home: Path = field(default_factory=Path.home)
     cwd: Path = field(default_factory=Path.cwd)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)

@@ -1,0 +1,158 @@
+"""`vllm-console serve MODEL`: the console's launch without the screen, for scripts.
+
+Resolves the name as the console does, prints how, streams vLLM's log, prints one line
+`READY http://HOST:PORT/v1 SERVED_NAME` when the server answers, stops cleanly on Ctrl-C,
+and exits non-zero with the diagnosis when vLLM fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import signal
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from vllm_console.config import Settings
+from vllm_console.core.diagnose import Finding, Phase
+from vllm_console.core.launch import LaunchSpec, SpecError, launch_env, redact_argv, serve_args
+from vllm_console.core.procs import port_holders, port_is_free
+from vllm_console.core.resolve import Rule, resolve
+from vllm_console.core.server import ServerProcess, StopReport, health_url
+from vllm_console.core.supervisor import Exited, LogLine, PhaseChanged, Ready, Stalled, Supervisor
+from vllm_console.core.vllm_install import find_vllm
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    model: str
+    served_model_name: str | None = None
+    enforce_eager: bool = False
+    safe_mode: bool = False
+    dtype: str | None = None
+    tensor_parallel_size: int = 1
+    trust_remote_code: bool = False
+    extra_args: str = ""
+
+
+def print_finding(finding: Finding, out: TextIO) -> None:
+    print(f"DIAGNOSIS: {finding.cause}", file=out)
+    print(f"  fix: {finding.hint}", file=out)
+    if finding.line:
+        print(f"  from the log: {finding.line}", file=out)
+
+
+def build_spec(settings: Settings, opts: ServeOptions, target: str, is_local: bool) -> LaunchSpec:
+    spec = LaunchSpec(
+        model=target,
+        model_is_local=is_local,
+        served_model_name=opts.served_model_name or settings.model or opts.model,
+        host=settings.host,
+        port=settings.port,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        max_model_len=settings.max_model_len,
+        dtype=opts.dtype,
+        tensor_parallel_size=opts.tensor_parallel_size,
+        enforce_eager=opts.enforce_eager,
+        trust_remote_code=opts.trust_remote_code,
+        api_key=settings.api_key,
+        extra_args=opts.extra_args,
+    )
+    return spec.with_safe_mode() if opts.safe_mode else spec
+
+
+def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
+    err = sys.stderr
+    found = resolve(
+        opts.model,
+        hf_cache=settings.hf_hub_cache,
+        model_dirs=settings.model_dirs,
+        cwd=settings.cwd,
+    )
+    print(f"resolved {opts.model} -> {found.target} ({found.rule}: {found.reason})", file=err)
+    if found.rule is Rule.NOT_FOUND:
+        return 2
+    vllm = find_vllm(settings.vllm_command)
+    if not vllm.found:
+        for problem in vllm.problems:
+            print(f"vllm-console: {problem}", file=err)
+        return 2
+    print(f"vLLM {vllm.version or '?'} ({vllm.distribution or '?'}) from {vllm.how}", file=err)
+    if not port_is_free(settings.host, settings.port):
+        holders = ", ".join(p.describe() for p in port_holders(settings.port)) or "another process"
+        print(
+            f"vllm-console: port {settings.port} is taken by {holders}; stop it or pass --port",
+            file=err,
+        )
+        return 2
+    spec = build_spec(settings, opts, found.target, found.is_local)
+    try:
+        argv = vllm.argv(serve_args(spec))
+    except SpecError as exc:
+        print(f"vllm-console: {exc}", file=err)
+        return 2
+    env = launch_env(spec, hf_endpoint=settings.hf_endpoint)
+    print("$ " + shlex.join(redact_argv(argv)), file=err)
+    return asyncio.run(_serve(settings, spec, argv, env))
+
+
+async def _serve(settings: Settings, spec: LaunchSpec, argv: list[str], env: dict[str, str]) -> int:
+    out, err = sys.stdout, sys.stderr
+    server = ServerProcess(argv, env)
+    await server.start()
+    supervisor = Supervisor(server, health_url(spec.host, spec.port), settings.stall_timeout)
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_requested.set)
+    stopper = asyncio.create_task(_stop_when(stop_requested, server, supervisor, settings))
+    report: StopReport | None = None
+    exited: Exited | None = None
+    try:
+        async for event in supervisor.events():
+            if isinstance(event, LogLine):
+                print(event.text, file=out, flush=True)
+            elif isinstance(event, PhaseChanged):
+                print(
+                    f"[phase] {event.phase} (after {event.previous} {event.previous_seconds:.1f}s)",
+                    file=err,
+                    flush=True,
+                )
+            elif isinstance(event, Ready):
+                host = "127.0.0.1" if spec.host in ("0.0.0.0", "::") else spec.host
+                print(
+                    f"READY http://{host}:{spec.port}/v1 {spec.served_model_name}",
+                    file=out,
+                    flush=True,
+                )
+            elif isinstance(event, Stalled):
+                print_finding(event.finding, err)
+            elif isinstance(event, Exited):
+                exited = event
+    finally:
+        if stopper.done() and not stopper.cancelled():
+            report = stopper.result()
+        stopper.cancel()
+        report = report or await server.stop(settings.stop_timeout)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if report.survivors:
+        print(f"vllm-console: processes still alive after stop: {report.survivors}", file=err)
+    if stop_requested.is_set() and supervisor.phase is Phase.STOPPED:
+        print(f"stopped in {report.seconds:.1f}s", file=err)
+        return 0
+    for finding in exited.findings if exited else ():
+        print_finding(finding, err)
+    code = exited.returncode if exited else None
+    print(f"vllm-console: vLLM exited with code {code}", file=err)
+    return 1
+
+
+async def _stop_when(
+    requested: asyncio.Event, server: ServerProcess, supervisor: Supervisor, settings: Settings
+) -> StopReport:
+    await requested.wait()
+    supervisor.mark_stopping()
+    print("stopping vLLM ...", file=sys.stderr, flush=True)
+    return await server.stop(settings.stop_timeout)

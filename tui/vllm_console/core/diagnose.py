@@ -1,0 +1,193 @@
+"""Reading vLLM's log: which phase a line marks, and which failure it reports, with the fix.
+
+Wording differs a little between vLLM releases, so the patterns match loosely. The word ERROR
+alone means nothing (a clean shutdown logs some); only the known failures become findings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    STARTING = "starting"
+    LOADING_WEIGHTS = "loading weights"
+    ALLOCATING_KV = "allocating KV cache"
+    STARTING_SERVER = "starting API server"
+    READY = "ready"
+    FAILED = "failed"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+# Milestones in the order vLLM prints them; a line can only move the phase forward.
+MILESTONES: tuple[tuple[re.Pattern[str], Phase], ...] = (
+    (
+        re.compile(r"Loading (safetensors|pt) checkpoint shards|Starting to load model"),
+        Phase.LOADING_WEIGHTS,
+    ),
+    (re.compile(r"Loading weights took|Model loading took"), Phase.LOADING_WEIGHTS),
+    (
+        re.compile(r"Available KV cache memory|KV cache size:|Maximum concurrency for"),
+        Phase.ALLOCATING_KV,
+    ),
+    (
+        re.compile(r"Starting vLLM (API )?server|Available routes are|Started server process"),
+        Phase.STARTING_SERVER,
+    ),
+)
+_ORDER = list(Phase)
+
+
+def next_phase(current: Phase, line: str) -> Phase:
+    """The phase after `line`; never moves backwards, never reaches READY (that is /health)."""
+    for pattern, phase in MILESTONES:
+        if _ORDER.index(phase) > _ORDER.index(current) and pattern.search(line):
+            return phase
+    return current
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A change to the launch spec that addresses a finding: field name and new value."""
+
+    field: str
+    value: object
+    label: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    cause: str
+    hint: str
+    line: str
+    fix: Fix | None = None
+
+
+def _num(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def _max_len(m: re.Match[str]) -> tuple[str, str, Fix | None]:
+    estimate = int(_num(m.group("est")))
+    return (
+        f"The KV cache cannot hold one request of the model's max length "
+        f"({m.group('want')} tokens).",
+        f"Relaunch with --max-model-len {estimate} (vLLM's estimate), or raise GPU memory "
+        "utilization.",
+        Fix("max_model_len", estimate, f"max model length {estimate}"),
+    )
+
+
+def _free_memory(m: re.Match[str]) -> tuple[str, str, Fix | None]:
+    free, total = _num(m.group("free")), _num(m.group("total"))
+    usable = max(0.05, round(free / total - 0.02, 2)) if total else 0.05
+    fix = Fix("gpu_memory_utilization", usable, f"GPU memory utilization {usable}")
+    return (
+        f"Only {free:g} of {total:g} GiB is free on the GPU; something else holds the rest "
+        "(often a vLLM left over from an earlier run).",
+        "Stop the other process, or lower GPU memory utilization below the free share.",
+        fix,
+    )
+
+
+Builder = Callable[[re.Match[str]], tuple[str, str, "Fix | None"]]
+
+
+def _static(cause: str, hint: str) -> Builder:
+    def build(_m: re.Match[str]) -> tuple[str, str, Fix | None]:
+        return cause, hint, None
+
+    return build
+
+
+RULES: tuple[tuple[str, re.Pattern[str], Builder], ...] = (
+    (
+        "max-model-len",
+        re.compile(
+            r"max seq len \((?P<want>\d+)\).*?estimated maximum model length is "
+            r"(?P<est>[\d,]+)",
+            re.S,
+        ),
+        _max_len,
+    ),
+    (
+        "free-memory",
+        re.compile(
+            r"Free memory on device \S+ \((?P<free>[\d.]+)/(?P<total>[\d.]+) GiB\) on "
+            r"startup is less than desired GPU memory utilization"
+        ),
+        _free_memory,
+    ),
+    (
+        "oom",
+        re.compile(r"(torch\.(cuda\.)?OutOfMemoryError|CUDA out of memory)"),
+        _static(
+            "The GPU ran out of memory.",
+            "Lower GPU memory utilization or max model length, use a quantized model, or "
+            "raise tensor parallel size.",
+        ),
+    ),
+    (
+        "no-kv-blocks",
+        re.compile(r"No available memory for the cache blocks"),
+        _static(
+            "No memory is left for the KV cache after loading the weights.",
+            "Raise GPU memory utilization, or use a smaller or quantized model.",
+        ),
+    ),
+    (
+        "max-len-too-long",
+        re.compile(r"User-specified max_model_len \((?P<want>\d+)\) is greater than the derived"),
+        _static(
+            "The max model length asked for is longer than the model supports.",
+            "Lower --max-model-len to the model's context length.",
+        ),
+    ),
+    (
+        "inductor",
+        re.compile(r"duplicate template name"),
+        _static(
+            "torch's compiler (inductor) failed.",
+            "Relaunch in safe mode: TORCHDYNAMO_DISABLE=1, TORCH_COMPILE_DISABLE=1, "
+            "--enforce-eager.",
+        ),
+    ),
+    (
+        "hub-unreachable",
+        re.compile(
+            r"couldn't connect to 'https?://|Max retries exceeded with url: /api/models/|"
+            r"OfflineModeIsEnabled|LocalEntryNotFoundError"
+        ),
+        _static(
+            "The model hub cannot be reached.",
+            "Use a local path, set HF_ENDPOINT to a mirror you can reach, or download the "
+            "model first.",
+        ),
+    ),
+    (
+        "port-in-use",
+        re.compile(r"\[Errno 98\]|address already in use", re.I),
+        _static("The port is already in use.", "Stop what holds it, or choose another port."),
+    ),
+)
+
+
+def diagnose(lines: Iterable[str]) -> list[Finding]:
+    """Findings in the order first seen; each rule reported once (its first occurrence)."""
+    text_lines = list(lines)
+    joined = "\n".join(text_lines[-2000:])
+    found: list[Finding] = []
+    for name, pattern, build in RULES:
+        match = pattern.search(joined)
+        if match is None:
+            continue
+        cause, hint, fix = build(match)
+        line = match.group(0).splitlines()[0][:300]
+        found.append(Finding(name, cause, hint, line, fix))
+    order = {f.rule: joined.find(f.line) for f in found}
+    return sorted(found, key=lambda f: order[f.rule])
