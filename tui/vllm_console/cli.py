@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", help="auto, bfloat16, float16, ...")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs to shard over")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code")
+    p = sub.add_parser("runs", parents=[common], help="list past launches and their logs")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--log", metavar="RUN_ID", help="print the full log of one run")
+    p = sub.add_parser("doctor", parents=[common], help="check vLLM, GPUs, cache, endpoints, port")
+    p.add_argument("--json", action="store_true", help="print a JSON list of checks")
     return parser
 
 
@@ -147,6 +152,14 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             revision=args.revision,
             to_cache=args.to_cache,
         )
+    if args.command == "doctor":
+        from vllm_console.commands.doctor import cmd_doctor
+
+        return cmd_doctor(settings, as_json=args.json)
+    if args.command == "runs":
+        from vllm_console.commands.runs import cmd_runs
+
+        return cmd_runs(settings, as_json=args.json, log_id=args.log)
     if args.command == "serve":
         from vllm_console.commands.serve import ServeOptions, cmd_serve
 

@@ -209,6 +209,8 @@ class Settings:
     stall_timeout: float = 60.0
     home: Path = field(default_factory=Path.home)
     cwd: Path = field(default_factory=Path.cwd)
+    state_dir: Path | None = None
+    config_dir: Path | None = None
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -233,6 +235,14 @@ class Settings:
             if path not in seen:
                 seen.append(path)
         return tuple(seen)
+
+    @property
+    def runs_dir(self) -> Path:
+        return (self.state_dir or self.home / ".local" / "state" / "vllm-console") / "runs"
+
+    @property
+    def specs_file(self) -> Path:
+        return (self.config_dir or self.home / ".config" / "vllm-console") / "launch-specs.json"
 
     def origin(self, key: str) -> str:
         return self.origins.get(key, "default")
@@ -307,7 +317,16 @@ def load_settings(
         except ValueError as exc:
             raise ConfigError(key.name, raw, origin, str(exc)) from None
         origins[key.name] = origin
-    return Settings(**values, home=home, cwd=cwd, origins=origins)
+    state = environ.get("XDG_STATE_HOME")
+    config = environ.get("XDG_CONFIG_HOME")
+    return Settings(
+        **values,
+        home=home,
+        cwd=cwd,
+        state_dir=Path(state) / "vllm-console" if state else None,
+        config_dir=Path(config) / "vllm-console" if config else None,
+        origins=origins,
+    )
 
 
 def settings_from_process(

@@ -16,9 +16,17 @@ from typing import TextIO
 
 from vllm_console.config import Settings
 from vllm_console.core.diagnose import Finding, Phase
-from vllm_console.core.launch import LaunchSpec, SpecError, launch_env, redact_argv, serve_args
+from vllm_console.core.launch import (
+    LaunchSpec,
+    SpecError,
+    launch_env,
+    redact_argv,
+    redact_env,
+    serve_args,
+)
 from vllm_console.core.procs import port_holders, port_is_free
 from vllm_console.core.resolve import Rule, resolve
+from vllm_console.core.runs import RunArchive, RunRecorder
 from vllm_console.core.server import ServerProcess, StopReport, health_url
 from vllm_console.core.supervisor import Exited, LogLine, PhaseChanged, Ready, Stalled, Supervisor
 from vllm_console.core.vllm_install import find_vllm
@@ -92,27 +100,45 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
     except SpecError as exc:
         print(f"vllm-console: {exc}", file=err)
         return 2
-    env = launch_env(spec, hf_endpoint=settings.hf_endpoint)
+    recorder = RunArchive(settings.runs_dir).new(spec.model, argv, {}, spec.port)
+    env = launch_env(spec, hf_endpoint=settings.hf_endpoint, run_dir=recorder.info.dir)
+    recorder.update(env=redact_env(env))
     print("$ " + shlex.join(redact_argv(argv)), file=err)
-    return asyncio.run(_serve(settings, spec, argv, env))
+    print(f"run archived in {recorder.info.dir}", file=err)
+    return asyncio.run(_serve(settings, spec, argv, env, recorder))
 
 
-async def _serve(settings: Settings, spec: LaunchSpec, argv: list[str], env: dict[str, str]) -> int:
+def _ready_line(spec: LaunchSpec) -> str:
+    host = "127.0.0.1" if spec.host in ("0.0.0.0", "::") else spec.host
+    return f"READY http://{host}:{spec.port}/v1 {spec.served_model_name}"
+
+
+async def _serve(
+    settings: Settings,
+    spec: LaunchSpec,
+    argv: list[str],
+    env: dict[str, str],
+    recorder: RunRecorder,
+) -> int:
     out, err = sys.stdout, sys.stderr
     server = ServerProcess(argv, env)
     await server.start()
+    recorder.update(pid=server.pid)
     supervisor = Supervisor(server, health_url(spec.host, spec.port), settings.stall_timeout)
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_requested.set)
     stopper = asyncio.create_task(_stop_when(stop_requested, server, supervisor, settings))
-    report: StopReport | None = None
     exited: Exited | None = None
+    pending: list[str] = []
     try:
         async for event in supervisor.events():
             if isinstance(event, LogLine):
                 print(event.text, file=out, flush=True)
+                pending.append(event.text)
+                if len(pending) < 200:
+                    continue
             elif isinstance(event, PhaseChanged):
                 print(
                     f"[phase] {event.phase} (after {event.previous} {event.previous_seconds:.1f}s)",
@@ -120,32 +146,50 @@ async def _serve(settings: Settings, spec: LaunchSpec, argv: list[str], env: dic
                     flush=True,
                 )
             elif isinstance(event, Ready):
-                host = "127.0.0.1" if spec.host in ("0.0.0.0", "::") else spec.host
-                print(
-                    f"READY http://{host}:{spec.port}/v1 {spec.served_model_name}",
-                    file=out,
-                    flush=True,
-                )
+                print(_ready_line(spec), file=out, flush=True)
             elif isinstance(event, Stalled):
                 print_finding(event.finding, err)
             elif isinstance(event, Exited):
                 exited = event
+            recorder.write_lines(pending)
+            pending.clear()
     finally:
-        if stopper.done() and not stopper.cancelled():
-            report = stopper.result()
+        recorder.write_lines(pending)
+        report = stopper.result() if stopper.done() and not stopper.cancelled() else None
         stopper.cancel()
         report = report or await server.stop(settings.stop_timeout)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    return _finish(recorder, supervisor, exited, report, stop_requested.is_set())
+
+
+def _finish(
+    recorder: RunRecorder,
+    supervisor: Supervisor,
+    exited: Exited | None,
+    report: StopReport,
+    asked_to_stop: bool,
+) -> int:
+    err = sys.stderr
+    findings = exited.findings if exited else ()
+    code = exited.returncode if exited else None
+    stopped = asked_to_stop and supervisor.phase is Phase.STOPPED
+    reason = "stopped by the user" if stopped else f"vLLM exited with code {code}"
+    recorder.finish(
+        status="stopped" if stopped else "failed",
+        returncode=code,
+        reason=reason,
+        phases=[(str(p), t) for p, t in supervisor.phase_times],
+        findings=[f.cause for f in findings],
+    )
     if report.survivors:
         print(f"vllm-console: processes still alive after stop: {report.survivors}", file=err)
-    if stop_requested.is_set() and supervisor.phase is Phase.STOPPED:
+    if stopped:
         print(f"stopped in {report.seconds:.1f}s", file=err)
-        return 0
-    for finding in exited.findings if exited else ():
+        return 0 if report.clean else 1
+    for finding in findings:
         print_finding(finding, err)
-    code = exited.returncode if exited else None
-    print(f"vllm-console: vLLM exited with code {code}", file=err)
+    print(f"vllm-console: {reason}", file=err)
     return 1
 
 

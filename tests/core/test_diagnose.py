@@ -1,0 +1,86 @@
+"""Phases from log milestones and findings from failure messages, on vLLM's real wording."""
+
+from __future__ import annotations
+
+from vllm_console.core.diagnose import Phase, diagnose, next_phase
+
+START = [
+    "(APIServer pid=7807) INFO 11-26 11:51:20 [utils.py:1] vLLM API server version 0.32.0",
+    "Loading safetensors checkpoint shards: 100% Completed | 1/1 [00:00<00:00, 254.69it/s]",
+    "(Worker pid=8132) INFO 11-26 11:51:34 [default_loader.py:501] Loading weights took 0.01 s",
+    "(EngineCore pid=7979) INFO 11-26 11:51:35 [kv_cache_utils.py:2327] CPU KV cache size: "
+    "2,097,152 tokens, Maximum concurrency for 512 tokens per request: 4096.00x",
+    "(APIServer pid=7807) INFO 11-26 11:51:37 [entry.py:140] Starting vLLM server on "
+    "http://127.0.0.1:8123",
+    "INFO:     Application startup complete.",
+]
+
+
+def test_phases_follow_milestones_and_never_go_back() -> None:
+    phase, seen = Phase.STARTING, []
+    for line in [*START, START[1]]:
+        phase = next_phase(phase, line)
+        seen.append(phase)
+    assert seen == [
+        Phase.STARTING,
+        Phase.LOADING_WEIGHTS,
+        Phase.LOADING_WEIGHTS,
+        Phase.ALLOCATING_KV,
+        Phase.STARTING_SERVER,
+        Phase.STARTING_SERVER,
+        Phase.STARTING_SERVER,
+    ]
+
+
+def test_max_model_len_gives_the_exact_fix() -> None:
+    lines = [
+        "ValueError: To serve at least one request with the models's max seq len (32768), "
+        "(7.00 GiB KV cache is needed, which is larger than the available KV cache memory "
+        "(2.47 GiB). Based on the available memory, the estimated maximum model length is "
+        "11568. Try increasing `gpu_memory_utilization` or decreasing `max_model_len`",
+        "RuntimeError: Engine core initialization failed. See root cause above.",
+    ]
+    (finding,) = diagnose(lines)
+    assert finding.rule == "max-model-len"
+    assert finding.fix is not None
+    assert (finding.fix.field, finding.fix.value) == ("max_model_len", 11568)
+    assert "11568" in finding.hint
+
+
+def test_free_memory_suggests_a_utilization_that_fits() -> None:
+    line = (
+        "ValueError: Free memory on device cuda:0 (3.1/23.55 GiB) on startup is less than "
+        "desired GPU memory utilization (0.9, 21.2 GiB). Decrease GPU memory utilization"
+    )
+    (finding,) = diagnose([line])
+    assert finding.rule == "free-memory" and finding.fix is not None
+    assert finding.fix.field == "gpu_memory_utilization"
+    assert 0 < float(str(finding.fix.value)) < 3.1 / 23.55
+
+
+def test_each_known_failure() -> None:
+    cases = {
+        "oom": "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
+        "no-kv-blocks": "ValueError: No available memory for the cache blocks. Try increasing",
+        "max-len-too-long": "User-specified max_model_len (40000) is greater than the derived "
+        "max_model_len (max_position_embeddings=32768)",
+        "inductor": "AssertionError: duplicate template name",
+        "hub-unreachable": "OSError: We couldn't connect to 'https://huggingface.co' to load",
+        "port-in-use": "OSError: [Errno 98] Address already in use",
+    }
+    for rule, line in cases.items():
+        assert [f.rule for f in diagnose(["noise", line, "more noise"])] == [rule], rule
+
+
+def test_clean_shutdown_noise_is_not_a_finding() -> None:
+    lines = [
+        "(APIServer pid=1) ERROR 11-26 11:06:12 [async_llm.py:1] AsyncLLM output_handler "
+        "failed. EngineDeadError: EngineCore encountered an issue.",
+        "resource_tracker: There appear to be 1 leaked semaphore objects to clean up",
+    ]
+    assert diagnose(lines) == []
+
+
+def test_findings_in_log_order() -> None:
+    lines = ["[Errno 98] Address already in use", "x", "torch.OutOfMemoryError: CUDA out"]
+    assert [f.rule for f in diagnose(lines)] == ["port-in-use", "oom"]

@@ -1,0 +1,41 @@
+"""`vllm-console runs`: past launches from the run archive; `--log ID` prints one's log."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from vllm_console.config import Settings
+from vllm_console.core.runs import RunArchive, RunInfo
+
+
+def _summary(run: RunInfo) -> str:
+    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started))
+    took = f"{run.ended - run.started:.0f}s" if run.ended else "-"
+    alive = " (alive)" if run.alive_pids() else ""
+    return f"{run.id}  {started}  {run.status}{alive}  {took}  {run.reason or ''}"
+
+
+def cmd_runs(settings: Settings, *, as_json: bool, log_id: str | None) -> int:
+    archive = RunArchive(settings.runs_dir)
+    if log_id is not None:
+        run = archive.get(log_id)
+        if run is None:
+            print(f"vllm-console: no run {log_id!r} in {archive.root}", file=sys.stderr)
+            return 1
+        try:
+            sys.stdout.write(run.log_path.read_text(encoding="utf-8", errors="replace"))
+        except OSError as exc:
+            print(f"vllm-console: cannot read {run.log_path}: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    runs = archive.all()
+    if as_json:
+        print(json.dumps([run.to_json() for run in runs], indent=2))
+        return 0
+    if not runs:
+        print(f"No runs yet (the archive is {archive.root}).")
+    for run in runs:
+        print(_summary(run))
+    return 0
