@@ -15,11 +15,47 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
-WORDS = (
-    "the quick brown fox jumps over lazy dog model server token stream cache memory "
-    "graphics card launch ready prompt answer hello world vllm console test alpha beta "
-    "gamma delta one two three four five six seven eight nine ten"
-).split()
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "model",
+    "server",
+    "token",
+    "stream",
+    "cache",
+    "memory",
+    "graphics",
+    "card",
+    "launch",
+    "ready",
+    "prompt",
+    "answer",
+    "hello",
+    "world",
+    "vllm",
+    "console",
+    "test",
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+]
 
 
 def corpus(lines: int = 4000, seed: int = 0) -> list[str]:

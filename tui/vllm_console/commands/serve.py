@@ -100,7 +100,7 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
     except SpecError as exc:
         print(f"vllm-console: {exc}", file=err)
         return 2
-    recorder = RunArchive(settings.runs_dir).new(spec.model, argv, {}, spec.port)
+    recorder = RunArchive(settings.runs_dir).new(opts.model, argv, {}, spec.port)
     env = launch_env(spec, hf_endpoint=settings.hf_endpoint, run_dir=recorder.info.dir)
     recorder.update(env=redact_env(env))
     print("$ " + shlex.join(redact_argv(argv)), file=err)

