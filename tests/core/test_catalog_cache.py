@@ -1,0 +1,210 @@
+"""The catalog on generated Hugging Face caches, checked against huggingface_hub itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from huggingface_hub import scan_cache_dir
+from tests.fakes.cachegen import (
+    QWEN25_7B,
+    FakeRevision,
+    build_bench_cache,
+    commit_hash,
+    count_params,
+    llama_tensors,
+    safetensors_bytes,
+    write_cache_repo,
+)
+
+from vllm_console.core import catalog, hfcache
+from vllm_console.core.entry import Format, Source
+
+
+def _files(tag: str, config: dict[str, object] | None = None) -> dict[str, bytes]:
+    files = {
+        "config.json": json.dumps(config or QWEN25_7B).encode(),
+        "model.safetensors": safetensors_bytes(llama_tensors(), {"format": "pt"}),
+        "tokenizer.json": b'{"version": "1.0"}',
+        "README.md": f"# model {tag}".encode(),
+    }
+    return files
+
+
+def _truth_cache(cache: Path) -> None:
+    """Repos with several revisions, branches, PR refs, nested files and incomplete blobs."""
+    build_bench_cache(cache, 12)
+    a = _files("a")
+    b = {**a, "README.md": b"# changed", "original/params.json": b"{}"}
+    c = {**b, "extra/deeper/notes.txt": b"notes"}
+    write_cache_repo(
+        cache,
+        "Qwen/Qwen2.5-7B-Instruct",
+        [
+            FakeRevision(commit_hash("q1"), a, ("refs/pr/1", "refs/pr/7")),
+            FakeRevision(commit_hash("q2"), b, ("dev",)),
+            FakeRevision(commit_hash("q3"), c, ("main",)),
+        ],
+        incomplete=2,
+    )
+    write_cache_repo(cache, "solo", [FakeRevision(commit_hash("s"), a, ("main",))])
+    write_cache_repo(cache, "org/no-refs", [FakeRevision(commit_hash("n"), a)])
+    write_cache_repo(cache, "org/empty-rev", [FakeRevision(commit_hash("e"), {}, ("main",))])
+    repo = write_cache_repo(cache, "org/dangling", [FakeRevision(commit_hash("g"), a, ("main",))])
+    (repo / "refs" / "gone").write_text(commit_hash("nowhere"))
+    write_cache_repo(
+        cache, "some/dataset", [FakeRevision(commit_hash("d"), a)], repo_type="datasets"
+    )
+
+
+def test_truth_matches_scan_cache_dir(tmp_path: Path) -> None:
+    _truth_cache(tmp_path)
+    info = scan_cache_dir(tmp_path)
+    theirs = {r.repo_id: r for r in info.repos if r.repo_type == "model"}
+    result = catalog.scan(tmp_path, [])
+    ours = {e.id: e for e in result.entries}
+    # scan_cache_dir drops a repo whose ref names a missing snapshot; we keep it, with a problem
+    assert len(info.warnings) == 1 and "org--dangling" in str(info.warnings[0])
+    assert ours.pop("org/dangling").problems[0].startswith("ref gone points to missing")
+    assert set(ours) == set(theirs)
+    for repo_id, repo in theirs.items():
+        entry = ours[repo_id]
+        assert entry.size_bytes == repo.size_on_disk, repo_id
+        revs = {r.commit_hash: r for r in repo.revisions}
+        assert {r.commit for r in entry.revisions} == set(revs), repo_id
+        for rev in entry.revisions:
+            truth = revs[rev.commit]
+            assert set(rev.refs) == set(truth.refs), (repo_id, rev.commit)
+            assert rev.size_bytes == truth.size_on_disk, (repo_id, rev.commit)
+            assert rev.nb_files == truth.nb_files, (repo_id, rev.commit)
+            assert rev.path == truth.snapshot_path
+    # and the same again when the repos are remembered (a rescan)
+    assert catalog.scan(tmp_path, []).entries == result.entries
+
+
+def test_truth_holds_on_a_rescan_after_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hfcache, "RACY_NS", 0)  # remember even folders changed just now
+    _truth_cache(tmp_path)
+    old = _stamp_all(tmp_path, -10)
+    catalog.scan(tmp_path, [])
+    repo = "Qwen/Qwen2.5-7B-Instruct"
+    rev = FakeRevision(commit_hash("q4"), {**_files("z"), "big.bin": b"x" * 1000}, ("main",))
+    write_cache_repo(tmp_path, repo, [rev])
+    solo = FakeRevision(commit_hash("s"), {"added.txt": b"y" * 333})  # same snapshot, one more file
+    write_cache_repo(tmp_path, "solo", [solo])
+    assert old  # the cache really was stamped in the past
+    theirs = {r.repo_id: r.size_on_disk for r in scan_cache_dir(tmp_path).repos}
+    ours = {e.id: e.size_bytes for e in catalog.scan(tmp_path, []).entries}
+    del ours["org/dangling"]
+    assert ours == {k: v for k, v in theirs.items() if k != "some/dataset"}
+
+
+def _stamp_all(root: Path, delta: int) -> int:
+    """Backdate every folder so that the memo trusts them."""
+    count = 0
+    stamp = time.time() + delta
+    for folder, _, _ in os.walk(root):
+        os.utime(folder, (stamp, stamp))
+        count += 1
+    return count
+
+
+def test_entry_fields_for_the_main_snapshot(tmp_path: Path) -> None:
+    _truth_cache(tmp_path)
+    entry = next(
+        e for e in catalog.scan(tmp_path, []).entries if e.id == "Qwen/Qwen2.5-7B-Instruct"
+    )
+    assert entry.source is Source.HF_CACHE and entry.detailed
+    assert entry.path.name == commit_hash("q3")
+    assert entry.revisions[0].commit == commit_hash("q3")
+    assert entry.format is Format.SAFETENSORS
+    assert entry.architecture == "Qwen2ForCausalLM" and entry.model_type == "qwen2"
+    assert entry.params == count_params(llama_tensors())
+    assert entry.dtype == "bfloat16" and entry.context_length == 32768
+    assert entry.num_layers == 28 and entry.num_kv_heads == 4 and entry.head_dim == 128
+    assert "extra/deeper/notes.txt" in entry.files and "original/params.json" in entry.files
+    assert entry.problems == ("incomplete download (2 .incomplete blobs)",)
+    assert not entry.complete
+    assert entry.config["hidden_size"] == 3584
+
+
+def test_listing_is_names_only(tmp_path: Path) -> None:
+    _truth_cache(tmp_path)
+    result = catalog.list_models(tmp_path, [tmp_path / "nowhere"])
+    assert result.warnings == ()
+    assert result.looked_in == (tmp_path, tmp_path / "nowhere")
+    assert all(not e.detailed and e.size_bytes is None for e in result.entries)
+    ids = [e.id for e in result.entries]
+    assert "some/dataset" not in ids and ids == sorted(ids, key=str.lower)
+    qwen = next(e for e in result.entries if e.id == "Qwen/Qwen2.5-7B-Instruct")
+    assert qwen.revisions[0].refs == ("main",)
+
+
+def test_no_main_ref_chooses_the_newest_snapshot(tmp_path: Path) -> None:
+    files = _files("x")
+    old, new = commit_hash("old"), commit_hash("new")
+    repo = write_cache_repo(tmp_path, "a/b", [FakeRevision(new, files), FakeRevision(old, files)])
+    os.utime(repo / "snapshots" / old, (1_000_000, 1_000_000))
+    os.utime(repo / "snapshots" / new, (2_000_000, 2_000_000))
+    (entry,) = catalog.list_models(tmp_path, []).entries
+    assert entry.path == repo / "snapshots" / new
+
+
+def test_broken_links_and_missing_things(tmp_path: Path) -> None:
+    write_cache_repo(
+        tmp_path,
+        "a/broken",
+        [FakeRevision(commit_hash("b"), _files("b"), ("main",), broken=("model-2.safetensors",))],
+    )
+    write_cache_repo(
+        tmp_path, "a/noconfig", [FakeRevision(commit_hash("c"), {"x.txt": b"1"}, ("main",))]
+    )
+    bad = {**_files("d"), "config.json": b"{not json"}
+    write_cache_repo(tmp_path, "a/badjson", [FakeRevision(commit_hash("d"), bad, ("main",))])
+    repo = write_cache_repo(
+        tmp_path, "a/dangling-ref", [FakeRevision(commit_hash("e"), _files("e"), ("main",))]
+    )
+    (repo / "refs" / "gone").write_text(commit_hash("nowhere"))
+    (tmp_path / "models--a--nosnap" / "refs").mkdir(parents=True)
+    by_id = {e.id: e for e in catalog.scan(tmp_path, []).entries}
+    assert by_id["a/broken"].problems == ("broken link: model-2.safetensors",)
+    assert by_id["a/noconfig"].problems == ("no config.json", "no weights")
+    assert by_id["a/badjson"].problems[0].startswith("unreadable config.json: invalid JSON")
+    assert by_id["a/badjson"].params is not None  # the weights are still read
+    assert by_id["a/dangling-ref"].problems[0].startswith("ref gone points to missing snapshot")
+    assert by_id["a/nosnap"].problems == ("no snapshots",)
+    assert by_id["a/nosnap"].path == tmp_path / "models--a--nosnap"
+
+
+def test_missing_cache_is_silent_and_a_file_is_not_a_cache(tmp_path: Path) -> None:
+    assert catalog.scan(tmp_path / "absent", []).warnings == ()
+    (tmp_path / "file").write_text("x")
+    assert catalog.scan(tmp_path / "file", []).entries == ()
+
+
+def test_unreadable_cache_is_a_warning(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads folders whatever their mode")
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    cache.chmod(0)
+    try:
+        result = catalog.list_models(cache, [])
+    finally:
+        cache.chmod(0o755)
+    assert result.warnings and result.warnings[0].startswith("unreadable folder")
+
+
+def test_iter_detailed_yields_every_entry(tmp_path: Path) -> None:
+    build_bench_cache(tmp_path, 6)
+    listed = catalog.list_models(tmp_path, []).entries
+    for workers in (1, 3):
+        got = list(catalog.iter_detailed(listed, workers=workers))
+        assert sorted(e.key for e in got) == sorted(e.key for e in listed)
+        assert all(e.detailed for e in got)
+    assert catalog.scan(tmp_path, [], workers=2).entries == catalog.scan(tmp_path, []).entries

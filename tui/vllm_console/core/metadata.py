@@ -1,0 +1,266 @@
+"""Model metadata from config.json: architecture, dtype, quantization, context length.
+
+Nothing here loads weights. `read_config` turns a config.json into a `ConfigInfo`;
+`load_json` reads a JSON object, returning the reason instead of raising. Safetensors headers
+are read in `weights.py`, GGUF headers in `gguf.py`.
+
+Context length: `max_position_embeddings` (or `n_positions`, `seq_length`, ...), looked up at
+the top level and then in `text_config`/`llm_config`/`language_config` for multimodal models.
+Like vLLM, a `rope_scaling` of type yarn (with `original_max_position_embeddings`), linear or
+dynamic multiplies it by its factor; other rope types leave it alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+_NESTED_CONFIGS = ("text_config", "llm_config", "language_config", "thinker_config")
+_CONTEXT_KEYS = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_sequence_length",
+    "seq_length",
+    "max_seq_len",
+    "n_ctx",
+)
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+_HEAD_KEYS = ("num_attention_heads", "n_head", "n_heads")
+_KV_HEAD_KEYS = ("num_key_value_heads", "n_head_kv", "num_kv_heads", "multi_query_group_num")
+_HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
+
+_NAME_HINTS = (
+    (re.compile(r"(?i)(?<![a-z])awq(?![a-z])"), "AWQ"),
+    (re.compile(r"(?i)(?<![a-z])gptq(?![a-z])"), "GPTQ"),
+    (re.compile(r"(?i)(?<![a-z])fp8(?![a-z])"), "FP8"),
+    (re.compile(r"(?i)(?<![a-z])w4a16(?![a-z])"), "W4A16"),
+    (re.compile(r"(?i)(?<![a-z])w8a8(?![a-z])"), "W8A8"),
+    (re.compile(r"(?i)(?<![a-z])int4(?![a-z])"), "INT4"),
+    (re.compile(r"(?i)(?<![a-z])int8(?![a-z])"), "INT8"),
+    (re.compile(r"(?i)bnb[-_]?4bit"), "bitsandbytes 4-bit"),
+    (re.compile(r"(?i)(?<![a-z])mxfp4(?![a-z])"), "MXFP4"),
+)
+
+_METHOD_NAMES = {
+    "awq": "AWQ",
+    "gptq": "GPTQ",
+    "fp8": "FP8",
+    "bitsandbytes": "bitsandbytes",
+    "compressed-tensors": "compressed-tensors",
+    "mxfp4": "MXFP4",
+    "hqq": "HQQ",
+    "eetq": "EETQ",
+    "aqlm": "AQLM",
+    "marlin": "Marlin",
+    "gptq_marlin": "GPTQ",
+    "awq_marlin": "AWQ",
+    "modelopt": "ModelOpt",
+    "torchao": "torchao",
+}
+
+
+@dataclass(frozen=True)
+class ConfigInfo:
+    """What config.json says about a model (None where it says nothing)."""
+
+    architecture: str | None = None
+    model_type: str | None = None
+    dtype: str | None = None
+    quantization: str | None = None
+    context_length: int | None = None
+    num_layers: int | None = None
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+
+
+def read_capped(path: str, cap: int) -> bytes:
+    """A whole small file in as few reads as possible; OSError if it is longer than `cap`."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = [os.read(fd, 65536)]
+        size = len(chunks[0])
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+            size += len(chunks[-1])
+            if size > cap:
+                raise OSError(errno.EFBIG, "file too large")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def load_json(path: str) -> tuple[dict[str, object] | None, str | None]:
+    """Read a JSON object from a file: (value, None) or (None, reason)."""
+    try:
+        raw = read_capped(path, MAX_CONFIG_BYTES)
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        return None, f"invalid JSON ({exc})"
+    if not isinstance(value, dict):
+        return None, "not a JSON object"
+    return value, None
+
+
+def as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _as_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _sections(config: Mapping[str, object]) -> list[Mapping[str, object]]:
+    """The config itself, then the nested language-model configs of multimodal models."""
+    found: list[Mapping[str, object]] = [config]
+    for key in _NESTED_CONFIGS:
+        nested = config.get(key)
+        if isinstance(nested, dict):
+            found.append(nested)
+    return found
+
+
+def _pick_int(sections: Iterable[Mapping[str, object]], keys: tuple[str, ...]) -> int | None:
+    for section in sections:
+        for key in keys:
+            value = section.get(key)
+            if type(value) is int and value > 0:
+                return value
+    return None
+
+
+def _pick_str(sections: Iterable[Mapping[str, object]], keys: tuple[str, ...]) -> str | None:
+    for section in sections:
+        for key in keys:
+            value = section.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def _context_length(sections: list[Mapping[str, object]]) -> int | None:
+    for section in sections:
+        base = _pick_int([section], _CONTEXT_KEYS)
+        if base is not None:
+            return _apply_rope_scaling(section, base)
+    return None
+
+
+def _apply_rope_scaling(section: Mapping[str, object], base: int) -> int:
+    scaling = section.get("rope_scaling")
+    if not isinstance(scaling, dict):
+        return base
+    kind = _as_str(scaling.get("rope_type")) or _as_str(scaling.get("type"))
+    factor = scaling.get("factor")
+    if not isinstance(factor, int | float) or isinstance(factor, bool) or factor <= 1:
+        return base
+    if kind == "yarn":
+        original = as_int(scaling.get("original_max_position_embeddings"))
+        return int((original or base) * factor)
+    if kind in ("linear", "dynamic"):
+        return int(base * factor)
+    return base
+
+
+def _head_dim(sections: list[Mapping[str, object]]) -> int | None:
+    explicit = _pick_int(sections, ("head_dim",))
+    if explicit is not None:
+        return explicit
+    hidden = _pick_int(sections, _HIDDEN_KEYS)
+    heads = _pick_int(sections, _HEAD_KEYS)
+    if hidden and heads:
+        return hidden // heads
+    return None
+
+
+def quantization_from_config(config: Mapping[str, object]) -> str | None:
+    """`quantization_config` -> e.g. "AWQ 4-bit", "GPTQ 8-bit", "FP8"; None if absent."""
+    qc = config.get("quantization_config")
+    if not isinstance(qc, dict):
+        for section in _sections(config)[1:]:
+            nested = section.get("quantization_config")
+            if isinstance(nested, dict):
+                qc = nested
+                break
+        else:
+            return None
+    method = (_as_str(qc.get("quant_method")) or "").lower()
+    name = _METHOD_NAMES.get(method, method.upper() if method else "quantized")
+    bits = _quant_bits(method, qc)
+    if method == "compressed-tensors":
+        return _compressed_tensors_text(qc)
+    if method in ("fp8", "mxfp4"):
+        return name
+    return f"{name} {bits}-bit" if bits else name
+
+
+def _quant_bits(method: str, qc: Mapping[str, object]) -> int | None:
+    if method == "bitsandbytes":
+        if qc.get("load_in_4bit") is True:
+            return 4
+        if qc.get("load_in_8bit") is True:
+            return 8
+        return None
+    for key in ("bits", "w_bit", "weight_bits", "nbits"):
+        bits = as_int(qc.get(key))
+        if bits:
+            return bits
+    return None
+
+
+def _compressed_tensors_text(qc: Mapping[str, object]) -> str:
+    groups = qc.get("config_groups")
+    if isinstance(groups, dict):
+        for group in groups.values():
+            weights = group.get("weights") if isinstance(group, dict) else None
+            if not isinstance(weights, dict):
+                continue
+            bits = as_int(weights.get("num_bits"))
+            kind = _as_str(weights.get("type")) or "int"
+            if bits == 8 and kind == "float":
+                return "compressed-tensors FP8"
+            if bits:
+                return f"compressed-tensors {bits}-bit"
+    return "compressed-tensors"
+
+
+def quantization_from_name(name: str) -> str | None:
+    """A quantization hint from a model id or file name (AWQ, GPTQ, FP8, INT4, ...)."""
+    for pattern, label in _NAME_HINTS:
+        if pattern.search(name):
+            return label
+    return None
+
+
+def config_info(config: Mapping[str, object]) -> ConfigInfo:
+    """Pull the fields the console shows out of a parsed config.json."""
+    sections = _sections(config)
+    architectures = config.get("architectures")
+    architecture = None
+    if isinstance(architectures, list) and architectures:
+        architecture = _as_str(architectures[0])
+    heads = _pick_int(sections, _HEAD_KEYS)
+    return ConfigInfo(
+        architecture=architecture,
+        model_type=_pick_str(sections, ("model_type",)),
+        dtype=_pick_str(sections, ("torch_dtype", "dtype")),
+        quantization=quantization_from_config(config),
+        context_length=_context_length(sections),
+        num_layers=_pick_int(sections, _LAYER_KEYS),
+        num_kv_heads=_pick_int(sections, _KV_HEAD_KEYS) or heads,
+        head_dim=_head_dim(sections),
+    )
