@@ -15,3 +15,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root$2" >&2
     echo "$want" >"$stamp"
 fi
+# The environment may forbid writing bytecode (PYTHONDONTWRITEBYTECODE); without it every start
+# recompiles the package. compileall writes it explicitly and skips what is up to date.
+"$venv/bin/python" -m compileall -q "$root/tui/vllm_console" >/dev/null || true

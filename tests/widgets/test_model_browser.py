@@ -1,0 +1,190 @@
+"""The model browser inside a small host app: rows, live fill-in, filter, sort, empty state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable, Input, Static
+
+from vllm_console.config import Settings
+from vllm_console.widgets.model_browser import Catalog, ModelBrowser
+
+
+class BrowserHost(App[None]):
+    def __init__(self, settings: Settings, catalog: Catalog | None) -> None:
+        super().__init__()
+        self.settings, self.catalog = settings, catalog
+        self.highlighted: list[object] = []
+        self.detailed_batches = 0
+
+    def compose(self) -> ComposeResult:
+        yield ModelBrowser(self.settings, catalog=self.catalog, id="browser")
+
+    def on_model_browser_highlighted(self, message: ModelBrowser.Highlighted) -> None:
+        self.highlighted.append(message.entry)
+
+
+def row_ids(app: App[None]) -> list[str]:
+    table = app.query_one(DataTable)
+    return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+
+async def settle(app: App[None], pilot: object) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()  # type: ignore[attr-defined]
+
+
+async def test_rows_appear_first_then_fill_in(settings: Settings, demo_catalog: Any) -> None:
+    catalog = demo_catalog
+    catalog.gate.clear()  # hold the details back: only the fast listing arrives
+    app = BrowserHost(settings, catalog)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        table = app.query_one(DataTable)
+        assert table.row_count == len(catalog.entries)
+        assert "scanning" in str(table.get_row_at(0)[-1])
+        assert str(table.get_row_at(0)[4]) == "…"  # no size yet
+        catalog.gate.set()
+        await settle(app, pilot)
+        assert "scanning" not in " ".join(str(row[-1]) for row in map(table.get_row_at, range(8)))
+        assert str(table.get_row_at(0)[4]).endswith("GiB")
+
+
+async def test_detailed_entries_are_applied_in_batches(
+    settings: Settings,
+    fake_catalog: Any,
+    make_folder_entry: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entries = [make_folder_entry(f"model-{i:03}", params=i * 1000) for i in range(300)]
+    app = BrowserHost(settings, fake_catalog(entries))
+    refreshes = 0
+    original = ModelBrowser._refresh_rows
+
+    def counting(self: ModelBrowser) -> None:
+        nonlocal refreshes
+        refreshes += 1
+        original(self)
+
+    monkeypatch.setattr(ModelBrowser, "_refresh_rows", counting)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(DataTable)
+        assert table.row_count == 300
+        assert all("ok" in str(table.get_row_at(i)[-1]) for i in range(300))
+    assert refreshes < 30  # coalesced: not one table update per entry
+
+
+async def test_filter_narrows_rows(settings: Settings, demo_catalog: Any) -> None:
+    catalog = demo_catalog
+    app = BrowserHost(settings, catalog)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.query_one(ModelBrowser).focus_filter()
+        await pilot.press(*"qwen")
+        assert row_ids(app) == [
+            "Qwen/Qwen2.5-7B-Instruct",
+            "Qwen2.5-32B-Instruct-AWQ",
+            "DeepSeek-R1-Distill-Qwen-14B",
+        ]  # the catalog's order
+        await pilot.press("space", *"awq")
+        assert row_ids(app) == ["Qwen2.5-32B-Instruct-AWQ"]
+        await pilot.press("escape")
+        assert app.query_one(Input).value == ""
+        assert len(row_ids(app)) == len(catalog.entries)
+
+
+async def test_filter_without_match_says_so(settings: Settings, demo_catalog: Any) -> None:
+    catalog = demo_catalog
+    app = BrowserHost(settings, catalog)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.query_one(ModelBrowser).focus_filter()
+        await pilot.press(*"nothing-like-this")
+        assert app.query_one(ModelBrowser).has_class("-empty")
+        assert "No model matches" in str(app.query_one("#model-empty", Static).render())
+
+
+async def test_sort_by_key_and_header(settings: Settings, demo_catalog: Any) -> None:
+    catalog = demo_catalog
+    app = BrowserHost(settings, catalog)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.query_one(DataTable).focus()
+        browser = app.query_one(ModelBrowser)
+        await pilot.press("o")  # by name
+        assert browser.sort_column == "name"
+        names = row_ids(app)
+        assert names == sorted(names, key=str.lower)
+        await pilot.press("O")
+        assert row_ids(app) == names[::-1]
+        browser.sort_column, browser.sort_reverse = "size", True
+        await pilot.pause()
+        assert row_ids(app)[0] == "Qwen2.5-32B-Instruct-AWQ"  # 18.3 GiB, the largest
+        # Clicking a header sorts by that column; clicking it again reverses.
+        table = app.query_one(DataTable)
+        table.post_message(
+            DataTable.HeaderSelected(
+                table, table.columns["params"].key, 1, table.columns["params"].label
+            )
+        )
+        await pilot.pause()
+        assert browser.sort_column == "params" and not browser.sort_reverse
+        ids = row_ids(app)
+        assert ids[0] == "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+        assert ids[-1] == "my-finetune"  # unknown params sort last
+
+
+async def test_highlight_reports_the_entry(settings: Settings, demo_catalog: Any) -> None:
+    catalog = demo_catalog
+    app = BrowserHost(settings, catalog)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.query_one(DataTable).focus()
+        await pilot.press("down")
+        await pilot.pause()
+        last = app.highlighted[-1]
+        assert last is not None and last.id == row_ids(app)[1]  # type: ignore[attr-defined]
+
+
+async def test_empty_state_explains_where_it_looked(settings: Settings, fake_catalog: Any) -> None:
+    app = BrowserHost(settings, fake_catalog([]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        browser = app.query_one(ModelBrowser)
+        assert browser.has_class("-empty")
+        text = str(app.query_one("#model-empty", Static).render())
+        assert "No models found" in text
+        assert str(settings.hf_hub_cache) in text and "Hugging Face cache" in text
+        assert "VLLM_CONSOLE_MODEL_DIRS" in text and "--model-dirs" in text
+        assert "press d to download" in text
+
+
+async def test_scan_warnings_are_shown(
+    settings: Settings, fake_catalog: Any, demo_models: list[Any]
+) -> None:
+    catalog = fake_catalog(demo_models, warnings=["cannot read /srv/models: permission denied"])
+    app = BrowserHost(settings, catalog)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert any("permission denied" in n.message for n in app._notifications)
+
+
+async def test_rescan_picks_up_a_new_folder(
+    settings: Settings, tmp_path: Path, model_folder: Callable[..., Path]
+) -> None:
+    model_folder(tmp_path / "models" / "first-model")
+    app = BrowserHost(settings, None)  # the real catalog, on real folders
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert row_ids(app) == ["first-model"]
+        model_folder(tmp_path / "models" / "second-model")
+        app.query_one(ModelBrowser).rescan()
+        await settle(app, pilot)
+        assert row_ids(app) == ["first-model", "second-model"]
+        table = app.query_one(DataTable)
+        assert all("ok" in str(table.get_row_at(i)[-1]) for i in range(2))

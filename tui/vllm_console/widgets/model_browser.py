@@ -1,0 +1,406 @@
+"""The model browser: a filterable, sortable table of the models on disk, filled in live.
+
+The fast listing puts rows on screen at once; a thread worker then details each entry
+(metadata, sizes, problems) and posts them in batches, so the table changes a few times a
+second at most however many models there are, and the UI never waits for the disk.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable, Input, Static
+from textual.widgets.data_table import ColumnKey
+from textual.worker import get_current_worker
+
+from vllm_console.config import Settings
+from vllm_console.core.entry import ModelEntry
+from vllm_console.widgets import model_rows
+from vllm_console.widgets.catalog_port import (
+    Catalog,
+    ScanLike,
+    default_catalog,
+    empty_state_text,
+    iter_detailed,
+)
+from vllm_console.widgets.model_rows import COLUMN_KEYS, COLUMNS, CellStyles
+
+# Detailed entries are applied to the table at most this often (seconds).
+BATCH_INTERVAL = 0.08
+MIN_NAME_WIDTH = 20
+
+
+class ModelBrowser(Vertical):
+    """Filter input, model table and empty state; reports the highlighted model upwards."""
+
+    BINDINGS = [
+        Binding(
+            "o",
+            "cycle_sort",
+            "Sort",
+            id="browser.sort",
+            tooltip="Sort by the next column (or click a column header)",
+        ),
+        Binding(
+            "O", "reverse_sort", "Reverse", id="browser.reverse", tooltip="Reverse the sort order"
+        ),
+    ]
+
+    class Highlighted(Message):
+        """The model under the cursor changed (or its details arrived); None: no rows."""
+
+        def __init__(self, entry: ModelEntry | None) -> None:
+            super().__init__()
+            self.entry = entry
+
+    class CatalogChanged(Message):
+        """The set of entries or the scanning state changed."""
+
+        def __init__(self, entries: tuple[ModelEntry, ...], scanning: bool) -> None:
+            super().__init__()
+            self.entries = entries
+            self.scanning = scanning
+
+    class Listed(Message):
+        """Worker -> browser: the fast listing of scan number `generation`."""
+
+        bubble = False
+
+        def __init__(self, generation: int, result: ScanLike) -> None:
+            super().__init__()
+            self.generation, self.result = generation, result
+
+    class Detailed(Message):
+        """Worker -> browser: a batch of detailed entries."""
+
+        bubble = False
+
+        def __init__(self, generation: int, entries: tuple[ModelEntry, ...]) -> None:
+            super().__init__()
+            self.generation, self.entries = generation, entries
+
+    class ScanFinished(Message):
+        """Worker -> browser: the scan ended; `error` is set if it could not run at all."""
+
+        bubble = False
+
+        def __init__(self, generation: int, error: str | None = None) -> None:
+            super().__init__()
+            self.generation, self.error = generation, error
+
+    scanning: reactive[bool] = reactive(False)
+    sort_column: reactive[str | None] = reactive(None, init=False)
+    sort_reverse: reactive[bool] = reactive(False, init=False)
+
+    def __init__(
+        self, settings: Settings, *, catalog: Catalog | None = None, id: str | None = None
+    ) -> None:
+        # Empty until the first listing: the first frame is laid out in that shape already.
+        super().__init__(id=id, classes="-empty")
+        self._settings = settings
+        self._catalog = catalog
+        self._generation = 0
+        self._entries: dict[str, ModelEntry] = {}
+        self._visible: list[str] = []
+        self._result: ScanLike | None = None
+        self._pending_select: tuple[Path | None, str | None] | None = None
+        self._styles: CellStyles | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="Filter models (/)", id="model-filter")
+        table: DataTable[object] = DataTable(
+            id="model-table", cursor_type="row", zebra_stripes=True
+        )
+        table.tooltip = "Click a column header to sort by it"
+        yield table
+        yield Static("Looking for models…", id="model-empty", markup=False)
+
+    def on_mount(self) -> None:
+        # Columns come with the first Resize, once the width is known. The scan starts
+        # after the first frame: the scan thread would otherwise compete with the first paint.
+        self.call_after_refresh(self.rescan)
+
+    def _add_columns(self) -> None:
+        table = self.table
+        for column in COLUMNS:
+            width = self._name_width if column.key == "name" else column.width
+            label = model_rows.header_label(column, self.sort_column, self.sort_reverse)
+            table.add_column(label, key=column.key, width=width)
+
+    @property
+    def _name_width(self) -> int:
+        """The name column takes the width the other columns leave (they are fixed)."""
+        others = sum(column.width or 0 for column in COLUMNS if column.key != "name")
+        padding = 2 * len(COLUMNS) + 2  # cell padding, and the vertical scrollbar
+        return max(MIN_NAME_WIDTH, self.content_region.width - others - padding)
+
+    def on_resize(self) -> None:
+        name = self.table.columns.get(ColumnKey("name"))
+        if name is None:
+            self._add_columns()
+        elif name.width != self._name_width:
+            self._rebuild_columns()
+
+    def _rebuild_columns(self) -> None:
+        self.table.clear(columns=True)
+        self._add_columns()
+        self._visible = []
+        self._refresh_rows()
+
+    # -- public, called by the App --------------------------------------------------------
+
+    @property
+    def entries(self) -> tuple[ModelEntry, ...]:
+        return tuple(self._entries.values())
+
+    @property
+    def table(self) -> DataTable[object]:
+        return self.query_one("#model-table", DataTable)
+
+    def focus_filter(self) -> None:
+        # At once, not via call_later as Widget.focus does: keys typed right after `/`
+        # (a paste, a script) must land in the filter, not trigger bindings such as `q`.
+        self.screen.set_focus(self.query_one("#model-filter", Input))
+
+    def rescan(self, *, select_path: Path | None = None, select_id: str | None = None) -> None:
+        """Scan again; optionally select the model at `select_path` (or named `select_id`)."""
+        if select_path is not None or select_id is not None:
+            self._pending_select = (select_path, select_id)
+        self._generation += 1
+        self.scanning = True
+        self._post_catalog()
+        self._scan(self._generation)
+
+    def select(self, key: str) -> bool:
+        """Put the cursor on the entry with this key, clearing a filter that hides it."""
+        if key not in self._entries:
+            return False
+        if key not in self._visible:
+            self.query_one("#model-filter", Input).value = ""
+            self._refresh_rows()
+        self.table.move_cursor(row=self._visible.index(key))
+        self.table.focus()
+        return True
+
+    # -- the worker ------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="catalog-scan", exit_on_error=False)
+    def _scan(self, generation: int) -> None:
+        worker = get_current_worker()
+        try:
+            catalog = self._catalog or default_catalog()
+            result = catalog.list_models(self._settings.hf_hub_cache, self._settings.model_dirs)
+        except Exception as exc:  # the catalog never should raise; say so plainly if it does
+            self.post_message(self.ScanFinished(generation, f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(self.Listed(generation, result))
+        batch: list[ModelEntry] = []
+        last_post = time.monotonic()
+        detailed = iter_detailed(catalog, result.entries)
+        try:
+            for entry in detailed:
+                if worker.is_cancelled:
+                    return
+                batch.append(entry)
+                if time.monotonic() - last_post >= BATCH_INTERVAL:
+                    self.post_message(self.Detailed(generation, tuple(batch)))
+                    batch, last_post = [], time.monotonic()
+        finally:
+            close = getattr(detailed, "close", None)
+            if close is not None:
+                close()  # a generator's pool stops with it: a rescan does not wait for it
+        if batch:
+            self.post_message(self.Detailed(generation, tuple(batch)))
+        self.post_message(self.ScanFinished(generation))
+
+    @on(Listed)
+    def _on_listed(self, message: Listed) -> None:
+        if message.generation != self._generation:
+            return
+        self._result = message.result
+        old = self._entries
+        # Keep what an earlier scan learned until the new details arrive: no flicker to "…".
+        self._entries = {
+            entry.key: old.get(entry.key, entry) if not entry.detailed else entry
+            for entry in message.result.entries
+        }
+        if message.result.warnings:
+            self.notify(
+                "\n".join(message.result.warnings),
+                title="Some folders could not be read",
+                severity="warning",
+                timeout=8,
+            )
+        self._refresh_rows()
+        self._post_catalog()
+
+    @on(Detailed)
+    def _on_detailed(self, message: Detailed) -> None:
+        if message.generation != self._generation:
+            return
+        for entry in message.entries:
+            self._entries[entry.key] = entry
+        self._refresh_rows()
+        self._post_catalog()
+
+    @on(ScanFinished)
+    def _on_scan_finished(self, message: ScanFinished) -> None:
+        if message.generation != self._generation:
+            return
+        self.scanning = False
+        if message.error:
+            self.notify(message.error, title="Scan failed", severity="error", timeout=10)
+        self._select_pending()
+        self._refresh_rows()
+        self._post_catalog()
+
+    # -- rows --------------------------------------------------------------------------------
+
+    def _post_catalog(self) -> None:
+        self.post_message(self.CatalogChanged(self.entries, self.scanning))
+
+    def _select_pending(self) -> None:
+        if self._pending_select is None:
+            return
+        path, repo_id = self._pending_select
+        self._pending_select = None
+        for entry in self._entries.values():
+            if path is not None and (
+                entry.path == path or path in entry.path.parents or entry.path in path.parents
+            ):
+                self.select(entry.key)
+                return
+        for entry in self._entries.values():
+            if repo_id is not None and entry.id == repo_id:
+                self.select(entry.key)
+                return
+
+    def _cell_styles(self) -> CellStyles:
+        if self._styles is None:
+            self._styles = CellStyles.from_variables(self.app.get_css_variables())
+        return self._styles
+
+    def _refresh_rows(self) -> None:
+        """Bring the table in line with entries, filter and sort, keeping the cursor's model."""
+        table = self.table
+        if not table.columns:  # rows before the first Resize (a test host, say)
+            self._add_columns()
+        query = self.query_one("#model-filter", Input).value
+        shown = [e for e in self._entries.values() if model_rows.matches(e, query)]
+        ordered = model_rows.sort_entries(shown, self.sort_column, self.sort_reverse)
+        keys = [entry.key for entry in ordered]
+        styles = self._cell_styles()
+        current = self._current_key()
+        if keys == self._visible and len(table.rows) == len(keys):
+            for entry in ordered:
+                for column_key, cell in zip(
+                    COLUMN_KEYS, model_rows.row_cells(entry, styles), strict=True
+                ):
+                    table.update_cell(entry.key, column_key, cell)
+        else:
+            table.clear()
+            for entry in ordered:
+                table.add_row(*model_rows.row_cells(entry, styles), key=entry.key)
+            self._visible = keys
+            if current in keys:
+                table.move_cursor(row=keys.index(current), animate=False)
+        self._update_empty_state(query)
+        self._post_highlight()
+
+    def _current_key(self) -> str | None:
+        table = self.table
+        if not self._visible or not 0 <= table.cursor_row < len(self._visible):
+            return None
+        return self._visible[table.cursor_row]
+
+    def _post_highlight(self) -> None:
+        key = self._current_key()
+        self.post_message(self.Highlighted(self._entries.get(key) if key else None))
+
+    def _update_empty_state(self, query: str) -> None:
+        empty = self.query_one("#model-empty", Static)
+        nothing = not self._entries
+        hidden_by_filter = bool(self._entries) and not self._visible
+        self.set_class(nothing or hidden_by_filter, "-empty")
+        if hidden_by_filter:
+            empty.update(
+                Content(f"No model matches “{query}”.\n\nPress escape to clear the filter.")
+            )
+        elif nothing:
+            empty.update(self._empty_text())
+
+    def _empty_text(self) -> Content:
+        if self.scanning and self._result is None:
+            return Content("Looking for models…")
+        if self._result is not None:
+            looked = self._result.looked_in
+        else:
+            looked = (self._settings.hf_hub_cache, *self._settings.model_dirs)
+        return empty_state_text(looked, self._settings.hf_hub_cache, self.scanning)
+
+    # -- events and actions -----------------------------------------------------------------
+
+    @on(Input.Changed, "#model-filter")
+    def _filter_changed(self) -> None:
+        self._refresh_rows()
+
+    @on(Input.Submitted, "#model-filter")
+    def _filter_submitted(self) -> None:
+        self.table.focus()
+
+    def key_escape(self) -> None:
+        field = self.query_one("#model-filter", Input)
+        if field.has_focus and not field.value:
+            self.table.focus()
+        field.value = ""
+
+    def key_down(self) -> None:
+        if self.query_one("#model-filter", Input).has_focus:
+            self.table.focus()
+
+    @on(DataTable.RowHighlighted, "#model-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._post_highlight()
+
+    @on(DataTable.HeaderSelected, "#model-table")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        key = str(event.column_key.value)
+        if key == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = key, False
+
+    def action_cycle_sort(self) -> None:
+        index = COLUMN_KEYS.index(self.sort_column) + 1 if self.sort_column else 0
+        self.sort_column = COLUMN_KEYS[index] if index < len(COLUMN_KEYS) else None
+        self.sort_reverse = False
+
+    def action_reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("cycle_sort", "reverse_sort"):
+            return True if len(self._entries) > 1 else None
+        return True
+
+    def watch_sort_column(self) -> None:
+        self._apply_sort()
+
+    def watch_sort_reverse(self) -> None:
+        self._apply_sort()
+
+    def _apply_sort(self) -> None:
+        self._rebuild_columns()  # the header shows the sort column and direction
+
+    def watch_scanning(self) -> None:
+        self.refresh_bindings()
