@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", metavar="RUN_ID", help="print the full log of one run")
     p = sub.add_parser("doctor", parents=[common], help="check vLLM, GPUs, cache, endpoints, port")
     p.add_argument("--json", action="store_true", help="print a JSON list of checks")
+    p = sub.add_parser("gpus", parents=[common], help="GPU memory, load and processes")
+    p.add_argument(
+        "--json", action="store_true", help="print JSON (one object a line with --watch)"
+    )
+    p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    p.add_argument(
+        "--interval", type=float, default=0.5, help="seconds between refreshes (>= 0.25)"
+    )
     return parser
 
 
@@ -156,6 +164,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         from vllm_console.commands.doctor import cmd_doctor
 
         return cmd_doctor(settings, as_json=args.json)
+    if args.command == "gpus":
+        from vllm_console.commands.gpus import cmd_gpus
+
+        return cmd_gpus(settings, as_json=args.json, watch=args.watch, interval=args.interval)
     if args.command == "runs":
         from vllm_console.commands.runs import cmd_runs
 
