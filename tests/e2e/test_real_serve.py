@@ -105,6 +105,19 @@ def test_serve_ready_chat_and_clean_stop(real_env: dict[str, str], tmp_path: Pat
         )
         assert reply.status_code == 200, reply.text
         assert reply.json()["usage"]["completion_tokens"] > 0
+        chat_env = {**real_env, "VLLM_BASE_URL": f"http://127.0.0.1:{port}/v1"}
+        chat = subprocess.run(
+            [sys.executable, "-m", "vllm_console", "chat", "hello", "--max-tokens", "8", "--json"],
+            env=chat_env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert chat.returncode == 0, chat.stderr
+        answer = json.loads(chat.stdout.strip().splitlines()[-1])
+        assert answer["model"] == TINY_ID and answer["tokens"] > 0
+        assert answer["ttft_s"] is not None and answer["finish_reason"] == "length"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     finally:

@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--interval", type=float, default=0.5, help="seconds between refreshes (>= 0.25)"
     )
+    p = sub.add_parser("chat", parents=[common], help="send one prompt to the endpoint, stream")
+    p.add_argument("prompt", help="the user message")
+    p.add_argument("--model", dest="chat_model", help="model to ask (default VLLM_MODEL)")
+    p.add_argument("--system", help="a system prompt")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.add_argument("--max-tokens", type=int, help="limit the answer's length")
+    p.add_argument("--temperature", type=float, help="sampling temperature")
     return parser
 
 
@@ -168,6 +175,18 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         from vllm_console.commands.gpus import cmd_gpus
 
         return cmd_gpus(settings, as_json=args.json, watch=args.watch, interval=args.interval)
+    if args.command == "chat":
+        from vllm_console.commands.chat import cmd_chat
+
+        return cmd_chat(
+            settings,
+            args.prompt,
+            model=args.chat_model,
+            system=args.system,
+            as_json=args.json,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+        )
     if args.command == "runs":
         from vllm_console.commands.runs import cmd_runs
 
