@@ -117,3 +117,9 @@ def test_env_example_documents_every_key() -> None:
     assert text == env_example() + "\n" or text == env_example()
     for key in KEYS:
         assert f"# {key.name}={key.default}" in text
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for key in KEYS:
+        assert f"| `{key.name}` |" in readme, key.name
