@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 from pathlib import Path
 
 import pytest
-from huggingface_hub import scan_cache_dir
+from huggingface_hub import CachedRepoInfo, scan_cache_dir
 from tests.fakes.cachegen import (
     QWEN25_7B,
     FakeRevision,
     build_bench_cache,
     commit_hash,
     count_params,
+    drop_revision,
     llama_tensors,
     safetensors_bytes,
     write_cache_repo,
 )
 
 from vllm_console.core import catalog, hfcache
-from vllm_console.core.entry import Format, Source
+from vllm_console.core.entry import Format, ModelEntry, Source, format_bytes
 
 
 def _files(tag: str, config: dict[str, object] | None = None) -> dict[str, bytes]:
@@ -60,7 +62,12 @@ def _truth_cache(cache: Path) -> None:
     )
 
 
+def _theirs(cache: Path) -> dict[str, CachedRepoInfo]:
+    return {r.repo_id: r for r in scan_cache_dir(cache).repos if r.repo_type == "model"}
+
+
 def test_truth_matches_scan_cache_dir(tmp_path: Path) -> None:
+    """The complete scan: ids, commits, refs and repo sizes; the chosen revision's size."""
     _truth_cache(tmp_path)
     info = scan_cache_dir(tmp_path)
     theirs = {r.repo_id: r for r in info.repos if r.repo_type == "model"}
@@ -72,36 +79,89 @@ def test_truth_matches_scan_cache_dir(tmp_path: Path) -> None:
     assert set(ours) == set(theirs)
     for repo_id, repo in theirs.items():
         entry = ours[repo_id]
+        assert not entry.exact and entry.unreferenced_bytes is None and entry.notes == ()
         assert entry.size_bytes == repo.size_on_disk, repo_id
         revs = {r.commit_hash: r for r in repo.revisions}
         assert {r.commit for r in entry.revisions} == set(revs), repo_id
         for rev in entry.revisions:
             truth = revs[rev.commit]
             assert set(rev.refs) == set(truth.refs), (repo_id, rev.commit)
-            assert rev.size_bytes == truth.size_on_disk, (repo_id, rev.commit)
-            assert rev.nb_files == truth.nb_files, (repo_id, rev.commit)
             assert rev.path == truth.snapshot_path
-    # and the same again when the repos are remembered (a rescan)
+            if rev.path == entry.path:  # the chosen one is sized, the others are not
+                assert (rev.size_bytes, rev.nb_files) == (truth.size_on_disk, truth.nb_files)
+            else:
+                assert rev.size_bytes is None and rev.nb_files is None
     assert catalog.scan(tmp_path, []).entries == result.entries
 
 
-def test_truth_holds_on_a_rescan_after_change(
+def _assert_exact(entry: ModelEntry, truth: CachedRepoInfo) -> None:
+    assert entry.exact and entry.detailed
+    assert entry.size_bytes == truth.size_on_disk, entry.id
+    revs = {r.commit_hash: r for r in truth.revisions}
+    assert {r.commit for r in entry.revisions} == set(revs), entry.id
+    for rev in entry.revisions:
+        t = revs[rev.commit]
+        assert set(rev.refs) == set(t.refs), (entry.id, rev.commit)
+        assert rev.size_bytes == t.size_on_disk, (entry.id, rev.commit)
+        assert rev.nb_files == t.nb_files, (entry.id, rev.commit)
+        assert rev.path == t.snapshot_path
+
+
+def test_exact_walk_matches_scan_cache_dir(tmp_path: Path) -> None:
+    """walk_exact: repo size, every revision's size and file count, with an orphaned blob."""
+    _truth_cache(tmp_path)
+    files = _files("o")
+    big = {**files, "model.safetensors": safetensors_bytes(llama_tensors(hidden=128))}
+    repo = write_cache_repo(
+        tmp_path,
+        "org/orphaned",
+        [FakeRevision(commit_hash("o1"), big, ("old",)), FakeRevision(commit_hash("o2"), files)],
+    )
+    drop_revision(repo, commit_hash("o1"))  # its weights blob stays, linked from nowhere
+    orphan = len(big["model.safetensors"])
+    theirs = _theirs(tmp_path)
+    listed = {e.id: e for e in catalog.list_models(tmp_path, []).entries}
+    fast = {e.id: e for e in catalog.scan(tmp_path, []).entries}
+    for repo_id, truth in theirs.items():
+        from_list = catalog.walk_exact(listed[repo_id])
+        _assert_exact(from_list, truth)
+        from_scan = catalog.walk_exact(fast[repo_id])  # remembered now
+        assert from_scan == from_list
+        if repo_id == "org/orphaned":
+            assert from_list.unreferenced_bytes == orphan
+            assert fast[repo_id].size_bytes == truth.size_on_disk + orphan
+            assert from_list.notes == (f"{format_bytes(orphan)} in blobs that no revision uses",)
+            assert from_list.problems == () and from_list.complete
+        else:
+            assert from_list.unreferenced_bytes == 0 and from_list.notes == ()
+            assert from_list.problems == fast[repo_id].problems
+            assert dataclasses.replace(from_list, revisions=(), size_bytes=0, exact=False) == (
+                dataclasses.replace(fast[repo_id], revisions=(), size_bytes=0, unreferenced_bytes=0)
+            )
+    dangling = catalog.walk_exact(listed["org/dangling"])
+    assert dangling.problems[0].startswith("ref gone points to missing")
+
+
+def test_exact_walk_holds_on_a_rewalk_after_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(hfcache, "RACY_NS", 0)  # remember even folders changed just now
     _truth_cache(tmp_path)
     old = _stamp_all(tmp_path, -10)
-    catalog.scan(tmp_path, [])
+    for entry in catalog.list_models(tmp_path, []).entries:
+        catalog.walk_exact(entry)
     repo = "Qwen/Qwen2.5-7B-Instruct"
     rev = FakeRevision(commit_hash("q4"), {**_files("z"), "big.bin": b"x" * 1000}, ("main",))
     write_cache_repo(tmp_path, repo, [rev])
     solo = FakeRevision(commit_hash("s"), {"added.txt": b"y" * 333})  # same snapshot, one more file
     write_cache_repo(tmp_path, "solo", [solo])
     assert old  # the cache really was stamped in the past
-    theirs = {r.repo_id: r.size_on_disk for r in scan_cache_dir(tmp_path).repos}
-    ours = {e.id: e.size_bytes for e in catalog.scan(tmp_path, []).entries}
-    del ours["org/dangling"]
-    assert ours == {k: v for k, v in theirs.items() if k != "some/dataset"}
+    theirs = _theirs(tmp_path)
+    listed = {e.id: e for e in catalog.list_models(tmp_path, []).entries}
+    for repo_id, truth in theirs.items():
+        _assert_exact(catalog.walk_exact(listed[repo_id]), truth)
+    fast = {e.id: e.size_bytes for e in catalog.scan(tmp_path, []).entries}
+    assert {k: fast[k] for k in theirs} == {k: v.size_on_disk for k, v in theirs.items()}
 
 
 def _stamp_all(root: Path, delta: int) -> int:
@@ -208,3 +268,33 @@ def test_iter_detailed_yields_every_entry(tmp_path: Path) -> None:
         assert sorted(e.key for e in got) == sorted(e.key for e in listed)
         assert all(e.detailed for e in got)
     assert catalog.scan(tmp_path, [], workers=2).entries == catalog.scan(tmp_path, []).entries
+
+
+def test_broken_links_of_other_revisions_need_the_exact_walk(tmp_path: Path) -> None:
+    files = _files("r")
+    old = FakeRevision(commit_hash("old"), files, ("v1",), broken=("gone.bin",))
+    new = FakeRevision(commit_hash("new"), files, ("main",), broken=("lost.txt",))
+    write_cache_repo(tmp_path, "a/b", [old, new])
+    (entry,) = catalog.scan(tmp_path, []).entries
+    assert entry.problems == ("broken link: lost.txt",)  # the snapshot a launch would use
+    assert entry.files == tuple(sorted(files))
+    exact = catalog.walk_exact(entry)
+    assert exact.problems == (
+        "broken link: lost.txt",
+        f"broken link: gone.bin (revision {commit_hash('old')[:8]})",
+    )
+    assert [r.nb_files for r in exact.revisions] == [len(files), len(files)]
+    assert exact.size_bytes == entry.size_bytes == sum(len(b) for b in files.values())
+    assert exact.unreferenced_bytes == 0 and exact.files == entry.files
+
+
+def test_walk_exact_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_cache_repo(tmp_path, "a/b", [FakeRevision(commit_hash("x"), _files("x"), ("main",))])
+    (listed,) = catalog.list_models(tmp_path, []).entries
+
+    def boom(entry: ModelEntry) -> None:
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(hfcache, "walk_repo", boom)
+    failed = catalog.walk_exact(listed)
+    assert failed.detailed and failed.problems == ("could not read: RuntimeError: surprise",)

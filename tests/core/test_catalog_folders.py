@@ -59,6 +59,10 @@ def test_layouts(tmp_path: Path) -> None:
     assert entry.size_bytes == sum(f.stat().st_size for f in entry.path.iterdir())
     assert by_id["meta-llama/Llama-3.1-8B"].path == models / "meta-llama" / "Llama-3.1-8B"
     assert by_id["Qwen/Qwen2.5-7B-Instruct-AWQ"].quantization == "AWQ 4-bit"
+    # a folder's detail is already exact: walk_exact details a listed entry, returns the rest
+    assert entry.exact and catalog.walk_exact(entry) is entry
+    listed = {e.id: e for e in catalog.list_models(tmp_path / "no-cache", [models]).entries}
+    assert catalog.walk_exact(listed["Qwen/Qwen2.5-7B-Instruct"]) == entry
 
 
 def test_sharded_with_and_without_total_parameters(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 - `write_cache_repo`: a `models--ORG--NAME` repo laid out like huggingface_hub's cache
   (blobs named by content hash, snapshots of relative symlinks, refs, `.incomplete` blobs);
+  `drop_revision` removes a snapshot by hand, leaving its blobs orphaned;
 - `write_model_dir`: a plain model folder (config.json plus safetensors/bin weights);
 - `safetensors_bytes` / `gguf_bytes`: real headers, written by our own small writers;
 - real-shaped config.json dicts (Qwen2.5-7B-Instruct, AWQ, GPTQ, FP8, a multimodal one);
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -375,6 +377,15 @@ def write_cache_repo(
     for i in range(incomplete):
         (blobs / f"{blob_name(f'{repo_id}{i}'.encode())}.incomplete").write_bytes(b"partial")
     return repo
+
+
+def drop_revision(repo: Path, commit: str) -> None:
+    """Remove one snapshot folder and the refs naming it, as `rm -rf snapshots/<hash>` would:
+    the blobs only it used stay behind, linked from nowhere (orphaned)."""
+    shutil.rmtree(repo / "snapshots" / commit)
+    for ref in (repo / "refs").rglob("*"):
+        if ref.is_file() and ref.read_text() == commit:
+            ref.unlink()
 
 
 def _link(snap: Path, name: str, blob: str) -> None:

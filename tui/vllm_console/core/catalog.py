@@ -6,6 +6,9 @@ Two steps, so the UI can show names at once and fill in the rest live:
 - `detail` reads one entry's config.json, weight headers and sizes, and lists its problems.
 
 `scan` does both for every entry; `iter_detailed` yields detailed entries as they finish.
+For a cache repo `detail` sizes the repo by its blobs and reads only the chosen snapshot's
+links; `walk_exact` (the details pane, one model at a time) resolves every revision's links
+like `huggingface_hub.scan_cache_dir()` and sizes each revision.
 Nothing here raises for a broken model: problems are strings on the entry, and folders that
 cannot be read are warnings on the `ScanResult`. Missing folders are skipped silently.
 """
@@ -19,14 +22,22 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from vllm_console.core import folders, hfcache
-from vllm_console.core.entry import Format, ModelEntry, Revision, Source
+from vllm_console.core import folders, hfcache, weights
+from vllm_console.core.entry import Format, ModelEntry, Revision, Source, format_bytes
 from vllm_console.core.gguf import GgufInfo, merge_shards, quant_from_name, read_gguf, shard_stem
 from vllm_console.core.gguf import split_quant as split_gguf_quant
 from vllm_console.core.metadata import ConfigInfo, config_info, load_json, quantization_from_name
 from vllm_console.core.weights import ParamsResult, params_from_safetensors
 
-__all__ = ["ScanResult", "detail", "iter_detailed", "list_models", "scan"]
+__all__ = [
+    "ScanResult",
+    "clear_memos",
+    "detail",
+    "iter_detailed",
+    "list_models",
+    "scan",
+    "walk_exact",
+]
 
 
 @dataclass(frozen=True)
@@ -87,16 +98,48 @@ def iter_detailed(entries: Iterable[ModelEntry], workers: int = 1) -> Iterator[M
 
 
 def detail(entry: ModelEntry) -> ModelEntry:
-    """Full metadata, sizes and problems of one entry, as a new entry. Never raises."""
+    """Full metadata, sizes and problems of one entry, as a new entry. Never raises.
+
+    A cache repo's size is the sum of its blobs; only its chosen revision is sized (see
+    `walk_exact` for every revision).
+    """
     try:
         if entry.source is Source.HF_CACHE:
-            return _detail_cache(entry)
+            return _detail_cache(entry, exact=False)
         if entry.path.name.lower().endswith(".gguf"):
             return _detail_gguf_file(entry)
         return _detail_folder(entry)
     except Exception as exc:  # a bug or a surprise on disk must not stop the scan
-        problem = f"could not read: {type(exc).__name__}: {exc}"
-        return dataclasses.replace(entry, detailed=True, problems=(*entry.problems, problem))
+        return _failed(entry, exc)
+
+
+def walk_exact(entry: ModelEntry) -> ModelEntry:
+    """`detail` plus every revision's links resolved, as `scan_cache_dir()` does. Never raises.
+
+    For the details pane, in a worker: the result has `exact=True`, each revision's
+    `size_bytes` and `nb_files`, broken links in any revision, `size_bytes` counting only what
+    some revision references, and `unreferenced_bytes` (with a note when not 0) for the blobs
+    no revision uses. Takes a listed or a detailed entry; folder entries are already exact, so
+    they are only detailed if they were not. A repo whose folders have not changed since its
+    last walk in this process is not walked again.
+    """
+    if entry.source is not Source.HF_CACHE:
+        return entry if entry.detailed else detail(entry)
+    try:
+        return _detail_cache(entry, exact=True)
+    except Exception as exc:  # as in detail()
+        return _failed(entry, exc)
+
+
+def clear_memos() -> None:
+    """Forget what this process remembers between scans (repo walks, safetensors headers)."""
+    hfcache.clear_memo()
+    weights.clear_memo()
+
+
+def _failed(entry: ModelEntry, exc: Exception) -> ModelEntry:
+    problem = f"could not read: {type(exc).__name__}: {exc}"
+    return dataclasses.replace(entry, detailed=True, problems=(*entry.problems, problem))
 
 
 @dataclass(frozen=True)
@@ -124,6 +167,10 @@ def _finish(
     files: Sequence[str],
     problems: list[str],
     revisions: tuple[Revision, ...] | None = None,
+    *,
+    exact: bool = True,
+    unreferenced: int | None = None,
+    notes: tuple[str, ...] = (),
 ) -> ModelEntry:
     return ModelEntry(
         id=entry.id,
@@ -146,17 +193,34 @@ def _finish(
         files=tuple(files),
         problems=(*problems, *d.problems),
         detailed=True,
+        exact=exact,
+        unreferenced_bytes=unreferenced,
+        notes=notes,
     )
 
 
-def _detail_cache(entry: ModelEntry) -> ModelEntry:
-    walk = hfcache.walk_repo(entry)
+def _detail_cache(entry: ModelEntry, exact: bool) -> ModelEntry:
+    walk = hfcache.walk_repo(entry) if exact else hfcache.scan_repo(entry)
     problems: list[str] = []
     if walk.incomplete:
         problems.append(f"incomplete download ({walk.incomplete} .incomplete blobs)")
     problems += walk.problems
     described = _describe(entry, str(entry.path), walk.files) if entry.revisions else _Described()
-    return _finish(entry, described, walk.size_bytes, walk.files, problems, walk.revisions)
+    unreferenced = walk.unreferenced_bytes
+    notes = (
+        (f"{format_bytes(unreferenced)} in blobs that no revision uses",) if unreferenced else ()
+    )
+    return _finish(
+        entry,
+        described,
+        walk.size_bytes,
+        walk.files,
+        problems,
+        walk.revisions,
+        exact=exact,
+        unreferenced=unreferenced,
+        notes=notes,
+    )
 
 
 def _detail_folder(entry: ModelEntry) -> ModelEntry:

@@ -37,6 +37,13 @@ class ModelEntry:
     The fast listing fills id, path, source, root and revisions; `detailed` is False then and
     the metadata fields are None. The full scan returns a new entry with `detailed=True`.
     Problems are collected as strings, never raised: a broken folder is still an entry.
+
+    For a cache repo the full scan's `size_bytes` is the sum of its blobs, and only the chosen
+    revision has a size and file count. `catalog.walk_exact` returns the entry with `exact=True`:
+    every revision sized, `size_bytes` what the revisions reference (as `scan_cache_dir()`
+    counts it), `unreferenced_bytes` the rest of the blobs, explained in `notes`. Notes are
+    facts worth showing that do not make the model incomplete. Folder entries are exact once
+    detailed.
     """
 
     id: str
@@ -59,6 +66,9 @@ class ModelEntry:
     problems: tuple[str, ...] = ()
     detailed: bool = False
     config: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+    exact: bool = False
+    unreferenced_bytes: int | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -91,6 +101,7 @@ class ModelEntry:
             "size_bytes": self.size_bytes,
             "complete": self.complete,
             "problems": list(self.problems),
+            "notes": list(self.notes),
             "revisions": [
                 {"commit": rev.commit, "refs": list(rev.refs), "size_bytes": rev.size_bytes}
                 for rev in self.revisions

@@ -1,13 +1,22 @@
 """The Hugging Face hub cache, read with as few system calls as possible.
 
-`list_cache` names the `models--ORG--NAME` repos and their snapshots (one scandir per folder,
-one read of `refs/main`, no stat). `walk_repo` resolves every snapshot file to its blob
-and stats each blob once, which gives the same repo and revision sizes as
-`huggingface_hub.scan_cache_dir()`: a blob shared by several files or revisions counts once.
+Three depths, from cheapest:
+
+- `list_cache` names the `models--ORG--NAME` repos and their snapshots (one scandir per folder,
+  one read of `refs/main`, no stat);
+- `scan_repo` (the catalog's complete scan) adds what the list shows and a launch needs: the
+  repo's size as the sum of its `blobs/` (one scandir, one lstat per blob), every ref, and the
+  chosen snapshot's files, size and broken links. Other revisions' links are not read, so their
+  sizes are None. On a cache written by downloads every blob is linked from some snapshot, and
+  the sum equals `huggingface_hub.scan_cache_dir()`'s size;
+- `walk_repo` (the details pane, on demand) resolves every link of every snapshot like
+  `scan_cache_dir()` does: the size of each revision and of what they reference (a blob shared
+  by several files or revisions counts once), broken links anywhere, and the bytes in blobs
+  that no revision links to.
 
 Hot loops use plain strings and `os.scandir`, not `Path`: with 60,000 snapshot files the
 per-file Python overhead is what the time goes to. A repo whose folders have not changed since
-the last walk is not walked again (see `walk_repo`).
+its last `walk_repo` is not walked again.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import dataclasses
 import os
 import stat
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,20 +36,28 @@ IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 MAX_REPORTED_LINKS = 3
 RACY_NS = 2_000_000_000  # a folder changed less than 2 s ago is not remembered
 MEMO_LIMIT = 50_000
+MISSING, FOLDER = -1, -2  # sizes of link targets that are not files
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 
 
 @dataclass(frozen=True)
 class RepoWalk:
-    """Everything `walk_repo` learnt about one cache repo."""
+    """What `scan_repo` or `walk_repo` learnt about one cache repo.
+
+    `size_bytes`: `scan_repo`, every complete blob (plus chosen-snapshot files kept outside
+    `blobs/`); `walk_repo`, what the revisions reference, as `scan_cache_dir()` counts it.
+    `unreferenced_bytes`: blobs no revision links to; None from `scan_repo` (not looked at).
+    """
 
     revisions: tuple[Revision, ...]
     size_bytes: int
     files: tuple[str, ...]  # of the chosen snapshot, relative
     incomplete: int
     problems: tuple[str, ...]
+    unreferenced_bytes: int | None = None
 
 
-# repo folder -> ((chosen path, folder stamps), its walk)
+# repo folder -> ((chosen path, folder stamps), its walk without refs)
 _MEMO: dict[str, tuple[tuple[Path, tuple[tuple[int, int] | None, ...]], RepoWalk]] = {}
 
 
@@ -89,8 +107,11 @@ def _list_repo(hf_cache: Path, name: str, path: str) -> ModelEntry:
     return ModelEntry(repo_id, entry_path, Source.HF_CACHE, hf_cache, revisions)
 
 
-def read_refs(refs_dir: str) -> dict[str, str]:
-    """ref name (as scan_cache_dir names it: `main`, `refs/pr/1`) -> commit hash."""
+def read_refs(refs_dir: str, main: str | None = None) -> dict[str, str]:
+    """ref name (as scan_cache_dir names it: `main`, `refs/pr/1`) -> commit hash.
+
+    `main`: the commit `refs/main` named when the repo was listed; that file is not read again.
+    """
     found: dict[str, str] = {}
     stack = [(refs_dir, "")]
     while stack:
@@ -104,7 +125,7 @@ def read_refs(refs_dir: str) -> dict[str, str]:
             if is_dir:
                 stack.append((path, f"{prefix}{name}/"))
             elif name not in IGNORED_NAMES:
-                commit = _read_small(path)
+                commit = main if main and not prefix and name == "main" else _read_small(path)
                 if commit is not None:
                     found[prefix + name] = commit
     return found
@@ -154,58 +175,103 @@ def _stamp(path: str) -> tuple[int, int] | None:
 def _read_snapshot(snapshot: str, blobs_dir: str) -> tuple[list[str], list[str], bool]:
     """(relative file names, blob keys, has subfolders) of one snapshot; no blob is touched.
 
-    The usual link `../../blobs/HASH` is recognised by its prefix; anything else is joined and
-    normalised like scan_cache_dir's `os.path.abspath`. A key is the blob's path.
+    A key is a blob's name when the file is a link into `blobs_dir` (the usual
+    `../../blobs/HASH` is recognised by its prefix; anything else is joined and normalised like
+    scan_cache_dir's `os.path.abspath`), else the path of what it is (it holds a "/").
+    Links are read relative to an open folder, which spares the kernel the long path.
     """
     names: list[str] = []
     keys: list[str] = []
-    blob_prefix = blobs_dir + "/"
-    stack = [(snapshot, "", "../../blobs/")]
+    stack = [(snapshot, "", "../../blobs")]
     nested = False
     while stack:
-        folder, rel, link_prefix = stack.pop()
+        folder, rel, link_head = stack.pop()
         try:
-            with os.scandir(folder) as it:
-                items = list(it)
+            fd = os.open(folder, _DIR_FLAGS)
         except OSError:
             continue
-        cut = len(link_prefix)
-        for e in items:
-            if e.is_symlink():
-                target = os.readlink(e.path)
-                if target.startswith(link_prefix) and "/" not in target[cut:]:
-                    keys.append(blob_prefix + target[cut:])
+        try:
+            with os.scandir(fd) as it:
+                items = [(e.name, e.is_symlink(), e.is_dir(follow_symlinks=False)) for e in it]
+            for name, is_link, is_dir in items:
+                if is_link:
+                    try:
+                        target = os.readlink(name, dir_fd=fd)
+                    except OSError:
+                        continue
+                    head, _, blob = target.rpartition("/")
+                    if head != link_head:
+                        blob = _link_key(folder, target, blobs_dir)
+                    keys.append(blob)
+                elif is_dir:
+                    stack.append((f"{folder}/{name}", f"{rel}{name}/", "../" + link_head))
+                    nested = True
+                    continue
                 else:
-                    keys.append(os.path.normpath(os.path.join(folder, target)))
-            elif e.is_dir():
-                stack.append((e.path, f"{rel}{e.name}/", "../" + link_prefix))
-                nested = True
-                continue
-            else:
-                keys.append(e.path)
-            names.append(rel + e.name)
+                    keys.append(f"{folder}/{name}")
+                names.append(rel + name)
+        finally:
+            os.close(fd)
     return names, keys, nested
 
 
-def _stat_blobs(keys: set[str]) -> dict[str, int]:
-    """blob key -> size; -1 for a missing blob (a broken link), -2 for a folder."""
+def _link_key(folder: str, target: str, blobs_dir: str) -> str:
+    path = os.path.normpath(os.path.join(folder, target))
+    head, _, name = path.rpartition("/")
+    return name if head == os.path.normpath(blobs_dir) else path
+
+
+def _scan_blobs(blobs_dir: str) -> tuple[dict[str, int], int]:
+    """(blob name -> size of every complete blob, number of `.incomplete` blobs).
+
+    One scandir and one lstat per blob (a stat for a blob that is itself a link), relative to
+    the open folder.
+    """
+    try:
+        fd = os.open(blobs_dir, _DIR_FLAGS)
+    except OSError:
+        return {}, 0
+    try:
+        with os.scandir(fd) as it:
+            found = [e for e in it if e.is_file()]
+        try:
+            sizes = {e.name: e.stat().st_size for e in found}
+        except OSError:  # one went away meanwhile
+            sizes = {e.name: s for e in found if (s := _entry_size(e)) >= 0}
+    except OSError:
+        return {}, 0
+    finally:
+        os.close(fd)
+    incomplete = [name for name in sizes if name.endswith(".incomplete")]
+    for name in (*incomplete, *IGNORED_NAMES.intersection(sizes)):
+        del sizes[name]
+    return sizes, len(incomplete)
+
+
+def _entry_size(e: os.DirEntry[str]) -> int:
+    try:
+        return e.stat().st_size
+    except OSError:
+        return MISSING
+
+
+def _stat_targets(keys: Iterable[str], blobs: dict[str, int], blobs_dir: str) -> dict[str, int]:
+    """key -> size of each link target that is not a listed blob; MISSING or FOLDER if not a file.
+
+    Links downloads make always point at a listed blob, so this stats only the odd ones: broken
+    links, files kept in the snapshot itself, links out of `blobs/`.
+    """
     sizes: dict[str, int] = {}
     for key in keys:
+        if key in blobs or key in sizes:
+            continue
         try:
-            st = os.stat(key)
+            st = os.stat(key if "/" in key else f"{blobs_dir}/{key}")
         except OSError:
-            sizes[key] = -1
+            sizes[key] = MISSING
         else:
-            sizes[key] = -2 if stat.S_ISDIR(st.st_mode) else st.st_size
+            sizes[key] = FOLDER if stat.S_ISDIR(st.st_mode) else st.st_size
     return sizes
-
-
-def _count_incomplete(blobs_dir: str) -> int:
-    try:
-        with os.scandir(blobs_dir) as it:
-            return sum(1 for e in it if e.name.endswith(".incomplete"))
-    except OSError:
-        return 0
 
 
 def clear_memo() -> None:
@@ -213,8 +279,43 @@ def clear_memo() -> None:
     _MEMO.clear()
 
 
+def scan_repo(entry: ModelEntry) -> RepoWalk:
+    """The catalog's complete scan of one repo: every ref, blob sizes, the chosen snapshot.
+
+    The repo's size is the sum of its complete blobs; only the chosen snapshot (`entry.path`)
+    has its links read, so only its revision gets a size and a file count. Broken links are
+    those of the chosen snapshot. See `walk_repo` for every revision.
+    """
+    repo = repo_dir(entry)
+    blobs_dir = repo + "/blobs"
+    first = entry.revisions[0] if entry.revisions else None
+    refs = read_refs(repo + "/refs", first.commit if first and "main" in first.refs else None)
+    blobs, incomplete = _scan_blobs(blobs_dir)
+    size = sum(blobs.values())
+    by_commit = _refs_by_commit(refs)
+    revisions: list[Revision] = []
+    files: tuple[str, ...] = ()
+    broken: list[str] = []
+    for rev in entry.revisions:
+        refs_of = by_commit.get(rev.commit, ())
+        if rev is not first or rev.path != entry.path:
+            revisions.append(Revision(rev.commit, rev.path, refs_of))
+            continue
+        names, keys, _ = _read_snapshot(str(rev.path), blobs_dir)
+        odd = _stat_targets(keys, blobs, blobs_dir)
+        if odd:
+            size += sum(s for s in odd.values() if s > 0)
+            blobs = {**blobs, **odd}
+        sized, kept, lost = _sized(rev, refs_of, names, keys, blobs, True)
+        revisions.append(sized)
+        files = tuple(sorted(kept))
+        broken = lost
+    problems = (*_ref_problems(entry, refs), *_cap_links(broken))
+    return RepoWalk(tuple(revisions), size, files, incomplete, problems)
+
+
 def walk_repo(entry: ModelEntry) -> RepoWalk:
-    """Sizes of every revision and of the repo, all refs, the chosen snapshot's files, problems.
+    """Every revision's links resolved, like `scan_cache_dir()`: exact sizes, all broken links.
 
     Blobs are written once under their hash and never rewritten, and snapshot links are only
     ever added or removed, so a repo whose blobs folder and (flat) snapshot folders all have
@@ -234,15 +335,9 @@ def walk_repo(entry: ModelEntry) -> RepoWalk:
             if len(_MEMO) >= MEMO_LIMIT:
                 _MEMO.clear()
             _MEMO[repo] = (key, walk)
+    by_commit = _refs_by_commit(refs)
     revisions = tuple(
-        Revision(
-            r.commit,
-            r.path,
-            tuple(sorted(n for n, c in refs.items() if c == r.commit)),
-            r.size_bytes,
-            r.nb_files,
-        )
-        for r in walk.revisions
+        dataclasses.replace(r, refs=by_commit.get(r.commit, ())) for r in walk.revisions
     )
     problems = (*_ref_problems(entry, refs), *walk.problems)
     return dataclasses.replace(walk, revisions=revisions, problems=problems)
@@ -250,34 +345,57 @@ def walk_repo(entry: ModelEntry) -> RepoWalk:
 
 def _walk(entry: ModelEntry, blobs_dir: str) -> tuple[RepoWalk, bool]:
     walked = [(rev, *_read_snapshot(str(rev.path), blobs_dir)) for rev in entry.revisions]
-    unique: set[str] = set()
+    referenced: set[str] = set()
     for _, _, keys, _ in walked:
-        unique.update(keys)
-    sizes = _stat_blobs(unique)
+        referenced.update(keys)
+    blobs, incomplete = _scan_blobs(blobs_dir)
+    unreferenced = sum(s for k, s in blobs.items() if k not in referenced)
+    sizes = {**blobs, **_stat_targets(referenced, blobs, blobs_dir)}
+    size = sum(s for s in (sizes[k] for k in referenced) if s > 0)
     revisions: list[Revision] = []
     broken: list[str] = []
     files: tuple[str, ...] = ()
     for rev, names, keys, _ in walked:
         chosen = rev.path == entry.path
-        rev_sizes = [sizes[k] for k in set(keys)]
-        kept = names
-        if rev_sizes and min(rev_sizes) < 0:
-            kept = [n for n, k in zip(names, keys, strict=True) if sizes[k] >= 0]
-            broken += _broken(names, keys, sizes, "" if chosen else rev.commit)
-        total = sum(s for s in rev_sizes if s > 0)
-        revisions.append(Revision(rev.commit, rev.path, (), total, len(kept)))
+        sized, kept, lost = _sized(rev, (), names, keys, sizes, chosen)
+        revisions.append(sized)
+        broken += lost
         if chosen:
             files = tuple(sorted(kept))
-    size = sum(s for s in sizes.values() if s > 0)
-    incomplete = _count_incomplete(blobs_dir)
     nested = any(w[3] for w in walked)
-    walk = RepoWalk(tuple(revisions), size, files, incomplete, tuple(_cap_links(broken)))
-    return walk, nested
+    problems = tuple(_cap_links(broken))
+    return RepoWalk(tuple(revisions), size, files, incomplete, problems, unreferenced), nested
 
 
-def _broken(names: list[str], keys: list[str], sizes: dict[str, int], commit: str) -> list[str]:
-    where = f" (revision {commit[:8]})" if commit else ""
-    return [f"broken link: {n}{where}" for n, k in zip(names, keys, strict=True) if sizes[k] == -1]
+def _sized(
+    rev: Revision,
+    refs: tuple[str, ...],
+    names: list[str],
+    keys: list[str],
+    sizes: dict[str, int],
+    chosen: bool,
+) -> tuple[Revision, list[str], list[str]]:
+    """(the revision with its size and file count, its files, its broken-link problems)."""
+    unique = [sizes[k] for k in set(keys)]
+    kept = names
+    broken: list[str] = []
+    if unique and min(unique) < 0:
+        kept = [n for n, k in zip(names, keys, strict=True) if sizes[k] >= 0]
+        where = "" if chosen else f" (revision {rev.commit[:8]})"
+        broken = [
+            f"broken link: {n}{where}"
+            for n, k in zip(names, keys, strict=True)
+            if sizes[k] == MISSING
+        ]
+    total = sum(s for s in unique if s > 0)
+    return Revision(rev.commit, rev.path, refs, total, len(kept)), kept, broken
+
+
+def _refs_by_commit(refs: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    by_commit: dict[str, list[str]] = {}
+    for name, commit in refs.items():
+        by_commit.setdefault(commit, []).append(name)
+    return {commit: tuple(sorted(names)) for commit, names in by_commit.items()}
 
 
 def _cap_links(problems: list[str]) -> list[str]:

@@ -47,6 +47,9 @@ _NAME_HINTS = (
     (re.compile(r"(?i)(?<![a-z])mxfp4(?![a-z])"), "MXFP4"),
 )
 
+# Each hint holds one of these words: a name without any (most names) is done in one search.
+_ANY_HINT = re.compile(r"(?i)awq|gptq|fp8|w4a16|w8a8|int4|int8|bnb|mxfp4")
+
 _METHOD_NAMES = {
     "awq": "AWQ",
     "gptq": "GPTQ",
@@ -240,6 +243,8 @@ def _compressed_tensors_text(qc: Mapping[str, object]) -> str:
 
 def quantization_from_name(name: str) -> str | None:
     """A quantization hint from a model id or file name (AWQ, GPTQ, FP8, INT4, ...)."""
+    if _ANY_HINT.search(name) is None:
+        return None
     for pattern, label in _NAME_HINTS:
         if pattern.search(name):
             return label

@@ -116,8 +116,7 @@ def summarise_header(header: dict[str, object]) -> tuple[SafetensorsHeader | Non
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        shape = info.get("shape") if isinstance(info, dict) else None
-        if type(shape) is not list:
+        if not isinstance(info, dict) or type(shape := info.get("shape")) is not list:
             return None, f"tensor {name!r} has no shape"
         n = 1
         for dim in shape:
@@ -125,8 +124,8 @@ def summarise_header(header: dict[str, object]) -> tuple[SafetensorsHeader | Non
                 return None, f"tensor {name!r} has a bad shape"
             n *= dim
         total += n
-        dtype = info.get("dtype") if isinstance(info, dict) else None
-        key = dtype if isinstance(dtype, str) else "?"
+        dtype = info.get("dtype")
+        key = dtype if type(dtype) is str else "?"
         counts[key] = counts.get(key, 0) + n
     ordered = tuple(sorted(counts.items(), key=lambda kv: -kv[1]))
     return SafetensorsHeader(total, ordered), None
