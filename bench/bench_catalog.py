@@ -5,9 +5,11 @@
 Builds (or reuses, with --dir) a cache of N repos x 3 revisions x 20 tiny files, then prints,
 each against `scan_cache_dir()` in the same run: the time to the first list of entries (names
 only); the complete scan (repo sizes from the blobs, refs, the chosen snapshot's links,
-config.json and safetensors metadata) with every in-process memo cleared, and again as a
-rescan; and, for information, the exact walk of every revision of every repo (what the
-details pane asks for one model at a time), memos cleared.
+config.json and safetensors metadata) without the on-disk index, memos cleared, and again as
+a rescan; the complete scan as a fresh process does it with a warm on-disk index (loaded,
+validated, refs read: in a new process, and in this one with its memos cleared); the first
+scan that writes the index; and, for information, the exact walk of every revision of every
+repo (what the details pane asks for one model at a time), memos cleared.
 Times are medians of warm runs (after one warm-up run that fills the OS page cache); the
 measures take turns run by run, scan_cache_dir() included.
 """
@@ -18,6 +20,7 @@ import argparse
 import gc
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +36,10 @@ LIST_TARGET_S = 0.050
 RATIO_TARGET = 20.0
 
 
+class Timed(float):
+    """Returned by a measured function that timed itself (the scan inside a child process)."""
+
+
 def median_times(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
     """Median time of each function; they take turns, run by run, so load drifts hit all."""
     for fn in fns.values():
@@ -42,9 +49,53 @@ def median_times(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, f
         for name, fn in fns.items():
             gc.collect()  # scan_cache_dir() leaves cyclic garbage: its collection is not ours
             start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+            got = fn()
+            elapsed = time.perf_counter() - start
+            times[name].append(float(got) if isinstance(got, Timed) else elapsed)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from vllm_console.core import catalog
+start = time.perf_counter()
+result = catalog.scan(Path(sys.argv[1]), [], index_path=Path(sys.argv[2]))
+print(time.perf_counter() - start, len(result.entries))
+"""
+
+
+def scan_in_child(cache: Path, index: Path, expected: int) -> Timed:
+    """A new Python process's complete scan with the index, timed inside it (imports and
+    interpreter start-up excluded, as they are for scan_cache_dir())."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tui"), str(ROOT)])}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(cache), str(index)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds, count = out.stdout.split()
+    if int(count) != expected:
+        raise SystemExit(f"the child process found {count} entries, not {expected}")
+    return Timed(float(seconds))
+
+
+def warm_index(cache: Path, index: Path) -> tuple[int, int]:
+    """Write the index, waiting out the racy window of a cache built just now.
+
+    Returns (entries the index holds, entries of the scan)."""
+    from vllm_console.core import catalog, catalog_index, hfcache
+
+    total = 0
+    for attempt in range(3):
+        total = len(catalog.scan(cache, [], index_path=index).entries)
+        known = len(catalog_index.CatalogIndex.load(index))
+        if known == total or attempt == 2:
+            return known, total
+        time.sleep(hfcache.RACY_NS / 1e9)  # folders changed less than 2 s ago are not trusted
+    return 0, total
 
 
 def ensure_cache(path: Path, repos: int) -> Path:
@@ -67,7 +118,7 @@ def _ms(seconds: float) -> str:
 Row = tuple[str, float, float, str, bool | None]
 
 
-def measure(cache: Path, runs: int) -> list[Row]:
+def measure(cache: Path, runs: int, index: Path) -> list[Row]:
     """Rows of (measure, ours, scan_cache_dir, target, met; None where there is no target)."""
     from huggingface_hub import scan_cache_dir
 
@@ -76,6 +127,19 @@ def measure(cache: Path, runs: int) -> list[Row]:
     def cold_scan() -> object:
         catalog.clear_memos()
         return catalog.scan(cache, [])
+
+    def indexed_scan() -> object:
+        catalog.clear_memos()
+        return catalog.scan(cache, [], index_path=index)
+
+    def first_indexed_scan() -> object:
+        catalog.clear_memos()
+        first.unlink(missing_ok=True)
+        return catalog.scan(cache, [], index_path=first)
+
+    first = index.with_name("first-" + index.name)
+    known, total = warm_index(cache, index)
+    print(f"index: {known} of {total} entries, {index.stat().st_size / 1024:.0f} KiB")
 
     def exact_walk() -> object:
         catalog.clear_memos()
@@ -86,15 +150,18 @@ def measure(cache: Path, runs: int) -> list[Row]:
             "list": lambda: catalog.list_models(cache, []),
             "cold": cold_scan,
             "rescan": lambda: catalog.scan(cache, []),
+            "child": lambda: scan_in_child(cache, index, total),
+            "indexed": indexed_scan,
+            "first": first_indexed_scan,
             "exact": exact_walk,
             "theirs": lambda: scan_cache_dir(cache),
         },
         runs,
     )
-    first_list, cold, warm, exact, theirs = (
-        t[k] for k in ("list", "cold", "rescan", "exact", "theirs")
+    first_list, cold, warm, child, indexed, written, exact, theirs = (
+        t[k] for k in ("list", "cold", "rescan", "child", "indexed", "first", "exact", "theirs")
     )
-    check_sizes(cache)
+    check_sizes(cache, index)
     return [
         (
             "first list (names, no sizes)",
@@ -104,31 +171,52 @@ def measure(cache: Path, runs: int) -> list[Row]:
             first_list <= LIST_TARGET_S,
         ),
         (
-            "complete scan (fresh process state: memos cleared)",
+            "complete scan, new process, warm index",
+            child,
+            theirs,
+            ">= 20x",
+            theirs / child >= RATIO_TARGET,
+        ),
+        (
+            "complete scan, warm index, memos cleared",
+            indexed,
+            theirs,
+            ">= 20x",
+            theirs / indexed >= RATIO_TARGET,
+        ),
+        (
+            "complete scan, no index, memos cleared (cold)",
             cold,
             theirs,
             ">= 20x",
             theirs / cold >= RATIO_TARGET,
         ),
-        ("complete scan, rescan", warm, theirs, ">= 20x", theirs / warm >= RATIO_TARGET),
+        ("complete scan, no index, rescan", warm, theirs, ">= 20x", theirs / warm >= RATIO_TARGET),
+        ("complete scan writing a new index", written, theirs, "-", None),
         ("exact walk of every revision (details pane, all repos)", exact, theirs, "-", None),
     ]
 
 
-def check_sizes(cache: Path) -> None:
+def check_sizes(cache: Path, index: Path) -> None:
     """Our repo sizes must be scan_cache_dir's, or the timings mean nothing.
 
     The bench cache has no orphaned blobs, so the complete scan's blob sum and the exact walk's
-    referenced size must both equal scan_cache_dir()'s.
+    referenced size must both equal scan_cache_dir()'s. The scan with the index must equal the
+    scan without it, entry for entry.
     """
     from huggingface_hub import scan_cache_dir
 
     from vllm_console.core import catalog
 
     theirs = {r.repo_id: r.size_on_disk for r in scan_cache_dir(cache).repos}
+    catalog.clear_memos()
     entries = catalog.scan(cache, []).entries
     if {e.id: e.size_bytes for e in entries} != theirs:
         raise SystemExit("sizes differ from scan_cache_dir(): the benchmark is void")
+    catalog.clear_memos()
+    indexed = catalog.scan(cache, [], index_path=index).entries
+    if indexed != entries or [e.config for e in indexed] != [e.config for e in entries]:
+        raise SystemExit("the scan with the index differs from the scan without: void")
     if {e.id: catalog.walk_exact(e).size_bytes for e in entries} != theirs:
         raise SystemExit("exact sizes differ from scan_cache_dir(): the benchmark is void")
 
@@ -155,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bench-catalog-") as tmp:
         cache = ensure_cache(args.dir or Path(tmp) / "hub", args.repos)
-        rows = measure(cache, args.runs)
+        rows = measure(cache, args.runs, Path(tmp) / "catalog-index-v1.pickle")
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"{args.repos} repos x 3 revisions x 20 files; median of {args.runs} warm runs")
     print(f"load average before: {load_before}, after: {load} ({os.cpu_count()} CPUs)")

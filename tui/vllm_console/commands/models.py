@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from vllm_console.config import Settings
 from vllm_console.core.catalog import scan
+from vllm_console.core.catalog_index import default_index_path
 from vllm_console.core.entry import ModelEntry
 
 COLUMNS = ("MODEL", "PARAMS", "DTYPE/QUANT", "CONTEXT", "SIZE", "SOURCE", "STATUS")
@@ -35,7 +37,8 @@ def render_table(entries: tuple[ModelEntry, ...]) -> str:
 
 
 def cmd_models(settings: Settings, *, as_json: bool) -> int:
-    result = scan(settings.hf_hub_cache, settings.model_dirs)
+    index = default_index_path(settings.home, os.environ)
+    result = scan(settings.hf_hub_cache, settings.model_dirs, index_path=index)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     entries = tuple(sorted(result.entries, key=lambda e: (e.id.lower(), str(e.source))))

@@ -11,23 +11,34 @@ links; `walk_exact` (the details pane, one model at a time) resolves every revis
 like `huggingface_hub.scan_cache_dir()` and sizes each revision.
 Nothing here raises for a broken model: problems are strings on the entry, and folders that
 cannot be read are warnings on the `ScanResult`. Missing folders are skipped silently.
+With `index_path`, `scan` and `iter_detailed` reuse what the last complete scan (of any
+process) saved there for entries whose files have not changed (see `catalog_index`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from vllm_console.core import folders, hfcache, weights
-from vllm_console.core.entry import Format, ModelEntry, Revision, Source, format_bytes
-from vllm_console.core.gguf import GgufInfo, merge_shards, quant_from_name, read_gguf, shard_stem
-from vllm_console.core.gguf import split_quant as split_gguf_quant
-from vllm_console.core.metadata import ConfigInfo, config_info, load_json, quantization_from_name
-from vllm_console.core.weights import ParamsResult, params_from_safetensors
+from vllm_console.core.catalog_index import CatalogIndex, file_stamps, folder_stamps, read_refs
+from vllm_console.core.describe import (
+    Described,
+    decode,
+    describe_dir,
+    describe_gguf,
+    encode,
+    shard_problems,
+)
+from vllm_console.core.entry import ModelEntry, Revision, Source, format_bytes
+from vllm_console.core.weights import INDEX_NAME
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "ScanResult",
@@ -68,33 +79,54 @@ def list_models(hf_cache: Path, model_dirs: Sequence[Path]) -> ScanResult:
     return ScanResult(tuple(entries), tuple(warnings), tuple(looked_in))
 
 
-def scan(hf_cache: Path, model_dirs: Sequence[Path], workers: int = 1) -> ScanResult:
+def scan(
+    hf_cache: Path, model_dirs: Sequence[Path], workers: int = 1, *, index_path: Path | None = None
+) -> ScanResult:
     """`list_models` plus `detail` of every entry, in the same order (see `iter_detailed`)."""
     listed = list_models(hf_cache, model_dirs)
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            detailed = tuple(pool.map(detail, listed.entries))
-    else:
-        detailed = tuple(detail(entry) for entry in listed.entries)
-    return dataclasses.replace(listed, entries=detailed)
+    detailed = list(listed.entries)
+    for i, entry in _detailed(listed.entries, workers, index_path):
+        detailed[i] = entry
+    return dataclasses.replace(listed, entries=tuple(detailed))
 
 
-def iter_detailed(entries: Iterable[ModelEntry], workers: int = 1) -> Iterator[ModelEntry]:
+def iter_detailed(
+    entries: Iterable[ModelEntry], workers: int = 1, *, index_path: Path | None = None
+) -> Iterator[ModelEntry]:
     """Detailed entries in the order they finish (for filling a list in live).
 
     One worker by default: on 2 cores, 2 or 4 threads were no faster (the time goes to Python
     code between short system calls, which holds the GIL) and would starve the UI thread.
+    With `index_path` the entries the index knows come first, most of them without reading
+    any file; the index is saved once every entry has been yielded (not if the caller stops
+    early).
     """
-    entries = list(entries)
+    for _, entry in _detailed(list(entries), workers, index_path):
+        yield entry
+
+
+def _detailed(
+    entries: Sequence[ModelEntry], workers: int, index_path: Path | None
+) -> Iterator[tuple[int, ModelEntry]]:
+    index = CatalogIndex.load(index_path) if index_path is not None else None
+    todo = list(enumerate(entries))
+    if index is not None and len(index):
+        todo.sort(key=lambda item: not index.knows(item[1]))  # stable: known ones first
+
+    def one(item: tuple[int, ModelEntry]) -> tuple[int, ModelEntry]:
+        return item[0], _detail(item[1], index)
+
     if workers <= 1:
-        yield from map(detail, entries)
-        return
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        for future in as_completed([pool.submit(detail, e) for e in entries]):
-            yield future.result()
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        yield from map(one, todo)
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
+            for future in as_completed([pool.submit(one, item) for item in todo]):
+                yield future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+    if index is not None and (problem := index.save()) is not None:
+        _log.info("%s", problem)  # the index only saves time; the scan itself is complete
 
 
 def detail(entry: ModelEntry) -> ModelEntry:
@@ -103,12 +135,16 @@ def detail(entry: ModelEntry) -> ModelEntry:
     A cache repo's size is the sum of its blobs; only its chosen revision is sized (see
     `walk_exact` for every revision).
     """
+    return _detail(entry, None)
+
+
+def _detail(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:
     try:
         if entry.source is Source.HF_CACHE:
-            return _detail_cache(entry, exact=False)
+            return _scan_cache(entry, index)
         if entry.path.name.lower().endswith(".gguf"):
-            return _detail_gguf_file(entry)
-        return _detail_folder(entry)
+            return _detail_gguf_file(entry, index)
+        return _detail_folder(entry, index)
     except Exception as exc:  # a bug or a surprise on disk must not stop the scan
         return _failed(entry, exc)
 
@@ -126,7 +162,8 @@ def walk_exact(entry: ModelEntry) -> ModelEntry:
     if entry.source is not Source.HF_CACHE:
         return entry if entry.detailed else detail(entry)
     try:
-        return _detail_cache(entry, exact=True)
+        walk = hfcache.walk_repo(entry)
+        return _cache_entry(entry, walk, _describe_repo(entry, walk.files), exact=True)
     except Exception as exc:  # as in detail()
         return _failed(entry, exc)
 
@@ -142,27 +179,9 @@ def _failed(entry: ModelEntry, exc: Exception) -> ModelEntry:
     return dataclasses.replace(entry, detailed=True, problems=(*entry.problems, problem))
 
 
-@dataclass(frozen=True)
-class _Described:
-    """What a model's own files say: config.json, weight headers. Merged into the entry."""
-
-    format: Format = Format.UNKNOWN
-    architecture: str | None = None
-    model_type: str | None = None
-    params: int | None = None
-    dtype: str | None = None
-    quantization: str | None = None
-    context_length: int | None = None
-    num_layers: int | None = None
-    num_kv_heads: int | None = None
-    head_dim: int | None = None
-    config: dict[str, object] = dataclasses.field(default_factory=dict)
-    problems: tuple[str, ...] = ()
-
-
 def _finish(
     entry: ModelEntry,
-    d: _Described,
+    d: Described,
     size: int | None,
     files: Sequence[str],
     problems: list[str],
@@ -199,13 +218,32 @@ def _finish(
     )
 
 
-def _detail_cache(entry: ModelEntry, exact: bool) -> ModelEntry:
-    walk = hfcache.walk_repo(entry) if exact else hfcache.scan_repo(entry)
+def _scan_cache(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:
+    """The complete scan of a cache repo, from the index if its folders have not changed."""
+    hit = index.cached_repo(entry) if index is not None else None
+    if hit is not None and (described := decode(hit[1])) is not None:
+        return _cache_entry(entry, hfcache.with_refs(entry, hit[0], hit[2]), described)
+    seen: hfcache.Seen = []
+    chosen = hfcache.scan_chosen(entry, seen)  # stamps first, then every file read
+    refs, layout = read_refs(hfcache.repo_dir(entry) + "/refs", hfcache.main_of(entry))
+    walk = hfcache.with_refs(entry, chosen, refs)
+    described = _describe_repo(entry, walk.files)
+    if index is not None and (stamps := folder_stamps(seen)) is not None:
+        index.remember_repo(entry, stamps, layout, chosen, encode(described))
+    return _cache_entry(entry, walk, described)
+
+
+def _describe_repo(entry: ModelEntry, files: Sequence[str]) -> Described:
+    return describe_dir(entry, str(entry.path), files) if entry.revisions else Described()
+
+
+def _cache_entry(
+    entry: ModelEntry, walk: hfcache.RepoWalk, described: Described, exact: bool = False
+) -> ModelEntry:
     problems: list[str] = []
     if walk.incomplete:
         problems.append(f"incomplete download ({walk.incomplete} .incomplete blobs)")
     problems += walk.problems
-    described = _describe(entry, str(entry.path), walk.files) if entry.revisions else _Described()
     unreferenced = walk.unreferenced_bytes
     notes = (
         (f"{format_bytes(unreferenced)} in blobs that no revision uses",) if unreferenced else ()
@@ -223,7 +261,40 @@ def _detail_cache(entry: ModelEntry, exact: bool) -> ModelEntry:
     )
 
 
-def _detail_folder(entry: ModelEntry) -> ModelEntry:
+def _remembered(
+    entry: ModelEntry,
+    index: CatalogIndex | None,
+    folder: str,
+    inputs: Sequence[str] | None,
+    compute: Callable[[], Described],
+    listing: Sequence[str],
+) -> Described:
+    """`compute()`, or what the index stored for the entry if the files it reads (`inputs`,
+    in `folder`; None: do not index) have not changed, nor the model's files (`listing`).
+    Stamps are taken before reading."""
+    stamps = None
+    if index is not None and inputs is not None:
+        stamps = file_stamps(folder, inputs, listing)
+    if index is None or stamps is None:
+        return compute()
+    cached = index.cached_files(entry, stamps)
+    described = decode(cached) if cached is not None else None
+    if described is None:
+        described = compute()
+        index.remember_files(entry, stamps, encode(described))
+    return described
+
+
+def _folder_inputs(files: Sequence[str]) -> list[str] | None:
+    """The files `_describe` may read, or None if the walk stopped short of some of them."""
+    if len(files) >= folders.MAX_FILES:
+        return None
+    read = ("config.json", INDEX_NAME)
+    top = [f for f in files if "/" not in f and (f in read or f.endswith(".safetensors"))]
+    return top + [f for f in files if f.endswith((".gguf", ".GGUF"))]
+
+
+def _detail_folder(entry: ModelEntry, index: CatalogIndex | None = None) -> ModelEntry:
     top = str(entry.path)
     try:
         os.listdir(top)
@@ -235,119 +306,23 @@ def _detail_folder(entry: ModelEntry) -> ModelEntry:
     if walk.incomplete:
         problems.append(f"incomplete download ({walk.incomplete} .incomplete files)")
     problems += walk.problems
-    described = _describe(entry, top, walk.files)
+    inputs = _folder_inputs(walk.files)
+    files = walk.files
+    described = _remembered(
+        entry, index, top, inputs, lambda: describe_dir(entry, top, files), files
+    )
     return _finish(entry, described, walk.size_bytes, walk.files, problems)
 
 
-def _detail_gguf_file(entry: ModelEntry) -> ModelEntry:
+def _detail_gguf_file(entry: ModelEntry, index: CatalogIndex | None = None) -> ModelEntry:
     paths = folders.gguf_group(entry.path)
-    problems = _shard_problems(paths)
+    problems = shard_problems(paths)
     size = 0
     for path in paths:
         try:
             size += os.stat(path).st_size
         except OSError:
             problems.append(f"broken link: {os.path.basename(path)}")
-    described = _describe_gguf(entry.id, paths)
+    described = _remembered(entry, index, "", paths, lambda: describe_gguf(entry.id, paths), paths)
     names = [os.path.basename(p) for p in paths]
     return _finish(entry, described, size, names, problems)
-
-
-def _shard_problems(paths: list[str]) -> list[str]:
-    parts = [shard_stem(os.path.basename(p)) for p in paths]
-    totals = {p[2] for p in parts if p is not None}
-    if not totals:
-        return []
-    have = {p[1] for p in parts if p is not None}
-    missing = sorted(set(range(1, max(totals) + 1)) - have)
-    if missing:
-        return [f"missing GGUF shards: {', '.join(map(str, missing))} of {max(totals)}"]
-    return []
-
-
-def _describe(entry: ModelEntry, folder: str, files: Sequence[str]) -> _Described:
-    """What a model directory's config.json and weights say."""
-    top = [f for f in files if "/" not in f]
-    ggufs = sorted(f for f in files if f.endswith((".gguf", ".GGUF")))
-    fmt = _format_of(top, ggufs)
-    if fmt is Format.GGUF:
-        return _describe_gguf(entry.id, _first_group(folder, ggufs))
-    problems: list[str] = []
-    config: dict[str, object] = {}
-    info = ConfigInfo()
-    if "config.json" not in top:
-        problems.append("no config.json")
-    else:
-        loaded, why = load_json(os.path.join(folder, "config.json"))
-        if loaded is None:
-            problems.append(f"unreadable config.json: {why}")
-        else:
-            config, info = loaded, config_info(loaded)
-    if fmt is Format.UNKNOWN:
-        problems.append("no weights")
-    params = ParamsResult(None, None)
-    if fmt is Format.SAFETENSORS:
-        params = params_from_safetensors(folder, top)
-        problems += params.problems
-    return _Described(
-        format=fmt,
-        architecture=info.architecture,
-        model_type=info.model_type,
-        params=params.params,
-        dtype=info.dtype or params.dtype,
-        quantization=info.quantization or quantization_from_name(entry.id),
-        context_length=info.context_length,
-        num_layers=info.num_layers,
-        num_kv_heads=info.num_kv_heads,
-        head_dim=info.head_dim,
-        config=config,
-        problems=tuple(problems),
-    )
-
-
-def _format_of(top: Sequence[str], ggufs: Sequence[str]) -> Format:
-    if any(f.endswith(".safetensors") for f in top):
-        return Format.SAFETENSORS
-    if any(folders.is_bin_weight(f) for f in top):
-        return Format.BIN
-    if ggufs:
-        return Format.GGUF
-    return Format.UNKNOWN
-
-
-def _first_group(folder: str, ggufs: Sequence[str]) -> list[str]:
-    return folders.gguf_group(Path(folder) / ggufs[0])
-
-
-def _describe_gguf(entry_id: str, paths: Sequence[str]) -> _Described:
-    infos: list[GgufInfo] = []
-    problems: list[str] = []
-    for path in paths:
-        info, why = read_gguf(path)
-        if info is None:
-            problems.append(f"bad GGUF header: {os.path.basename(path)}: {why}")
-        else:
-            infos.append(info)
-    quant = quant_from_name(os.path.basename(paths[0])) if paths else None
-    if not infos:
-        dtype, quantization = split_gguf_quant(quant)
-        return _Described(
-            Format.GGUF, dtype=dtype, quantization=quantization, problems=tuple(problems)
-        )
-    info = merge_shards(infos)
-    dtype, quantization = split_gguf_quant(quant or info.file_type)
-    return _Described(
-        format=Format.GGUF,
-        architecture=info.architecture,
-        model_type=info.architecture,
-        params=info.params or None,
-        dtype=dtype,
-        quantization=quantization or quantization_from_name(entry_id),
-        context_length=info.arch_int("context_length"),
-        num_layers=info.arch_int("block_count"),
-        num_kv_heads=info.arch_int("attention.head_count_kv")
-        or info.arch_int("attention.head_count"),
-        head_dim=info.head_dim,
-        config=dict(info.metadata),
-        problems=tuple(problems),
-    )

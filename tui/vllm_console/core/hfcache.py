@@ -16,7 +16,8 @@ Three depths, from cheapest:
 
 Hot loops use plain strings and `os.scandir`, not `Path`: with 60,000 snapshot files the
 per-file Python overhead is what the time goes to. A repo whose folders have not changed since
-its last `walk_repo` is not walked again.
+its last `walk_repo` is not walked again. `scan_chosen` and the `seen` arguments report each
+folder's stat taken before it is read, for `catalog_index`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ class RepoWalk:
     unreferenced_bytes: int | None = None
 
 
+@dataclass(frozen=True)
+class ChosenScan:
+    """What `scan_repo` reads apart from the refs: the blobs and the chosen snapshot."""
+
+    size_bytes: int
+    files: tuple[str, ...]
+    incomplete: int
+    broken: tuple[str, ...]
+    chosen_size: int | None = None
+    chosen_files: int | None = None
+
+
+# (folder, its stat before it was read); None: cannot be vouched for (unreadable, links out)
+Seen = list[tuple[str, os.stat_result | None]]
+
 # repo folder -> ((chosen path, folder stamps), its walk without refs)
 _MEMO: dict[str, tuple[tuple[Path, tuple[tuple[int, int] | None, ...]], RepoWalk]] = {}
 
@@ -81,7 +97,7 @@ def list_cache(hf_cache: Path) -> tuple[list[ModelEntry], list[str]]:
     return [_list_repo(hf_cache, name, path) for name, path in repos], []
 
 
-def _read_small(path: str) -> str | None:
+def read_small(path: str) -> str | None:
     """A ref file's text, with one open and one read (refs are 40 bytes)."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -96,7 +112,7 @@ def _read_small(path: str) -> str | None:
 
 
 def _list_repo(hf_cache: Path, name: str, path: str) -> ModelEntry:
-    main = _read_small(path + "/refs/main")
+    main = read_small(path + "/refs/main")
     snapshots = _snapshot_names(path + "/snapshots")
     chosen = _choose_snapshot(path + "/snapshots", snapshots, main)
     base = Path(path + "/snapshots")
@@ -107,15 +123,20 @@ def _list_repo(hf_cache: Path, name: str, path: str) -> ModelEntry:
     return ModelEntry(repo_id, entry_path, Source.HF_CACHE, hf_cache, revisions)
 
 
-def read_refs(refs_dir: str, main: str | None = None) -> dict[str, str]:
+def read_refs(
+    refs_dir: str, main: str | None = None, seen: Seen | None = None, names: list[str] | None = None
+) -> dict[str, str]:
     """ref name (as scan_cache_dir names it: `main`, `refs/pr/1`) -> commit hash.
 
     `main`: the commit `refs/main` named when the repo was listed; that file is not read again.
+    `seen` gets each folder's stat (before it is listed), `names` every ref file's name.
     """
     found: dict[str, str] = {}
     stack = [(refs_dir, "")]
     while stack:
         folder, prefix = stack.pop()
+        if seen is not None:
+            seen.append((prefix, _stat(folder)))
         try:
             with os.scandir(folder) as it:
                 items = [(e.name, e.path, e.is_dir()) for e in it]
@@ -125,7 +146,9 @@ def read_refs(refs_dir: str, main: str | None = None) -> dict[str, str]:
             if is_dir:
                 stack.append((path, f"{prefix}{name}/"))
             elif name not in IGNORED_NAMES:
-                commit = main if main and not prefix and name == "main" else _read_small(path)
+                if names is not None:
+                    names.append(prefix + name)
+                commit = main if main and not prefix and name == "main" else read_small(path)
                 if commit is not None:
                     found[prefix + name] = commit
     return found
@@ -157,6 +180,13 @@ def _choose_snapshot(snapshots_dir: str, snapshots: list[str], main: str | None)
     return max(snapshots, key=mtime)
 
 
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
 def _stamp(path: str) -> tuple[int, int] | None:
     """(inode, mtime_ns) of a folder, or None if it changed too recently to be trusted.
 
@@ -172,13 +202,16 @@ def _stamp(path: str) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def _read_snapshot(snapshot: str, blobs_dir: str) -> tuple[list[str], list[str], bool]:
+def _read_snapshot(
+    snapshot: str, blobs_dir: str, seen: Seen | None = None
+) -> tuple[list[str], list[str], bool]:
     """(relative file names, blob keys, has subfolders) of one snapshot; no blob is touched.
 
     A key is a blob's name when the file is a link into `blobs_dir` (the usual
     `../../blobs/HASH` is recognised by its prefix; anything else is joined and normalised like
     scan_cache_dir's `os.path.abspath`), else the path of what it is (it holds a "/").
     Links are read relative to an open folder, which spares the kernel the long path.
+    `seen` gets each folder's stat, taken before it is listed.
     """
     names: list[str] = []
     keys: list[str] = []
@@ -189,8 +222,12 @@ def _read_snapshot(snapshot: str, blobs_dir: str) -> tuple[list[str], list[str],
         try:
             fd = os.open(folder, _DIR_FLAGS)
         except OSError:
+            if seen is not None:
+                seen.append((rel, None))
             continue
         try:
+            if seen is not None:
+                seen.append((rel, os.fstat(fd)))
             with os.scandir(fd) as it:
                 items = [(e.name, e.is_symlink(), e.is_dir(follow_symlinks=False)) for e in it]
             for name, is_link, is_dir in items:
@@ -221,27 +258,37 @@ def _link_key(folder: str, target: str, blobs_dir: str) -> str:
     return name if head == os.path.normpath(blobs_dir) else path
 
 
-def _scan_blobs(blobs_dir: str) -> tuple[dict[str, int], int]:
+def _scan_blobs(blobs_dir: str, seen: Seen | None = None) -> tuple[dict[str, int], int]:
     """(blob name -> size of every complete blob, number of `.incomplete` blobs).
 
     One scandir and one lstat per blob (a stat for a blob that is itself a link), relative to
-    the open folder.
+    the open folder. `seen` gets the folder's stat before it is listed, None if a blob is a
+    link (what it points to may change) or the folder could not be read.
     """
+    st: os.stat_result | None = None
     try:
         fd = os.open(blobs_dir, _DIR_FLAGS)
     except OSError:
+        if seen is not None:
+            seen.append(("blobs", None))
         return {}, 0
     try:
+        st = os.fstat(fd) if seen is not None else None
         with os.scandir(fd) as it:
             found = [e for e in it if e.is_file()]
+        if seen is not None and any(e.is_symlink() for e in found):
+            st = None
         try:
             sizes = {e.name: e.stat().st_size for e in found}
         except OSError:  # one went away meanwhile
             sizes = {e.name: s for e in found if (s := _entry_size(e)) >= 0}
     except OSError:
+        st = None
         return {}, 0
     finally:
         os.close(fd)
+        if seen is not None:
+            seen.append(("blobs", st))
     incomplete = [name for name in sizes if name.endswith(".incomplete")]
     for name in (*incomplete, *IGNORED_NAMES.intersection(sizes)):
         del sizes[name]
@@ -286,32 +333,54 @@ def scan_repo(entry: ModelEntry) -> RepoWalk:
     has its links read, so only its revision gets a size and a file count. Broken links are
     those of the chosen snapshot. See `walk_repo` for every revision.
     """
+    refs = read_refs(repo_dir(entry) + "/refs", main_of(entry))
+    return with_refs(entry, scan_chosen(entry), refs)
+
+
+def main_of(entry: ModelEntry) -> str | None:
+    """The commit `refs/main` named when the entry was listed (None: not there or elsewhere)."""
+    first = entry.revisions[0] if entry.revisions else None
+    return first.commit if first and "main" in first.refs else None
+
+
+def scan_chosen(entry: ModelEntry, seen: Seen | None = None) -> ChosenScan:
+    """`scan_repo` without the refs. `seen` gets (folder relative to the repo, its stat before
+    it was read) for `blobs` and each folder of the chosen snapshot; ("", None) if a file of
+    that snapshot is not a link into `blobs/` (it may change in place)."""
     repo = repo_dir(entry)
     blobs_dir = repo + "/blobs"
-    first = entry.revisions[0] if entry.revisions else None
-    refs = read_refs(repo + "/refs", first.commit if first and "main" in first.refs else None)
-    blobs, incomplete = _scan_blobs(blobs_dir)
+    blobs, incomplete = _scan_blobs(blobs_dir, seen)
     size = sum(blobs.values())
+    first = entry.revisions[0] if entry.revisions else None
+    if first is None or first.path != entry.path:
+        return ChosenScan(size, (), incomplete, ())
+    snap: Seen | None = None if seen is None else []
+    names, keys, _ = _read_snapshot(str(first.path), blobs_dir, snap)
+    odd = _stat_targets(keys, blobs, blobs_dir)
+    if odd:
+        size += sum(s for s in odd.values() if s > 0)
+        blobs = {**blobs, **odd}
+    sized, kept, lost = _sized(first, (), names, keys, blobs, True)
+    if seen is not None and snap is not None:
+        head = f"snapshots/{first.commit}/"
+        seen += [(head + rel, st) for rel, st in snap]
+        if str(first.path) != repo + "/" + head[:-1] or any("/" in k for k in odd):
+            seen.append(("", None))
+    broken = tuple(_cap_links(lost))
+    files = tuple(sorted(kept))
+    return ChosenScan(size, files, incomplete, broken, sized.size_bytes, sized.nb_files)
+
+
+def with_refs(entry: ModelEntry, chosen: ChosenScan, refs: dict[str, str]) -> RepoWalk:
+    """The repo's `RepoWalk` from its `scan_chosen` and its refs (`read_refs`)."""
     by_commit = _refs_by_commit(refs)
-    revisions: list[Revision] = []
-    files: tuple[str, ...] = ()
-    broken: list[str] = []
-    for rev in entry.revisions:
-        refs_of = by_commit.get(rev.commit, ())
-        if rev is not first or rev.path != entry.path:
-            revisions.append(Revision(rev.commit, rev.path, refs_of))
-            continue
-        names, keys, _ = _read_snapshot(str(rev.path), blobs_dir)
-        odd = _stat_targets(keys, blobs, blobs_dir)
-        if odd:
-            size += sum(s for s in odd.values() if s > 0)
-            blobs = {**blobs, **odd}
-        sized, kept, lost = _sized(rev, refs_of, names, keys, blobs, True)
-        revisions.append(sized)
-        files = tuple(sorted(kept))
-        broken = lost
-    problems = (*_ref_problems(entry, refs), *_cap_links(broken))
-    return RepoWalk(tuple(revisions), size, files, incomplete, problems)
+    revisions = [Revision(r.commit, r.path, by_commit.get(r.commit, ())) for r in entry.revisions]
+    if revisions and chosen.chosen_files is not None:
+        first = revisions[0]
+        sized = (chosen.chosen_size, chosen.chosen_files)
+        revisions[0] = Revision(first.commit, first.path, first.refs, *sized)
+    problems = (*_ref_problems(entry, refs), *chosen.broken)
+    return RepoWalk(tuple(revisions), chosen.size_bytes, chosen.files, chosen.incomplete, problems)
 
 
 def walk_repo(entry: ModelEntry) -> RepoWalk:
