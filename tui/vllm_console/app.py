@@ -1,9 +1,9 @@
 """The App: bindings, the command palette and navigation between widgets and screens.
 
-It owns no data of its own: the model browser scans, the details pane renders, dialogs
-download. The App passes their messages on (a highlighted model goes to the details pane)
-and decides which screen is shown. Heavy modules are imported by workers after the first
-frame, never here.
+It owns no data of its own: the model browser scans, the details pane renders, the server
+pane runs vLLM, dialogs launch and download. The App passes their messages on (a highlighted
+model goes to the details pane, a launch request to the server pane) and decides which
+screen is shown. Heavy modules are imported by workers after the first frame, never here.
 """
 
 from __future__ import annotations
@@ -11,42 +11,59 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
-from textual.app import App, ComposeResult
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal
-from textual.widgets import Footer, Header
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from vllm_console.config import Settings
 from vllm_console.core.entry import ModelEntry
-from vllm_console.messages import JumpToModel, ModelDownloaded
+from vllm_console.messages import JumpToModel, LaunchRequest, ModelDownloaded
 from vllm_console.widgets.catalog_port import Catalog
 from vllm_console.widgets.model_browser import ModelBrowser
 from vllm_console.widgets.model_details import ModelDetails
+from vllm_console.widgets.palette import ModelCommands
+from vllm_console.widgets.server_pane import ServerPane
+from vllm_console.widgets.server_status import ServerState, header_text
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from vllm_console.core.runs import RunInfo
     from vllm_console.screens.download import Hub
     from vllm_console.screens.help import KeyHelp
+    from vllm_console.screens.quit import QuitChoice
 
 # Set to a file path, the console writes time.time() there after its first frame and exits:
 # bench/bench_first_frame.py measures startup with it. Read in run_app, not at import.
 FIRST_FRAME_ENV = "VLLM_CONSOLE_EXIT_AFTER_FIRST_FRAME"
 
 KEY_DETAILS = {
+    "browser.launch": "the launch dialog for the selected model: fields, command, environment",
     "filter": "type to narrow the table; enter or ↓ returns to it, escape clears",
     "rescan": "look for models again (the hub cache and the model folders)",
     "download": "download a model from the hub or HF_ENDPOINT's mirror",
+    "stop": "stop the server: SIGTERM, a grace period, then SIGKILL of its process group",
+    "log": "the server tab: phase, diagnosis and the live log",
+    "fix": "after a failure with a known fix: the launch dialog with that field changed",
+    "history": "past runs and their logs",
     "help": "this screen",
-    "quit": "leave the console",
+    "quit": "leave the console (asks first while a server runs)",
     "browser.sort": "sort by the next column: name, params, dtype, context, size, …",
     "browser.reverse": "reverse the sort order",
+    "server.follow": "in the log: pause or follow new lines",
+    "server.problems": "in the log: warnings and errors only, or all lines",
+    "server.search": "in the log: show only lines containing a text",
+    "server.save": "in the log: save it to a file",
     "palette": "command palette: type a model's name to jump to it",
 }
+MAIN_ONLY = ("filter", "rescan", "download", "help", "stop", "show_log", "relaunch_fix", "history")
 
 
 def catalog_summary(entries: Iterable[ModelEntry], scanning: bool) -> str:
@@ -61,52 +78,22 @@ def catalog_summary(entries: Iterable[ModelEntry], scanning: bool) -> str:
     return " · ".join(parts)
 
 
-class ModelCommands(Provider):
-    """Command palette entries that jump to a model in the browser."""
-
-    def _entries(self) -> tuple[ModelEntry, ...]:
-        app = self.app
-        return app.catalog_entries if isinstance(app, VllmConsoleApp) else ()
-
-    def _jump(self, entry: ModelEntry) -> None:
-        self.app.post_message(JumpToModel(entry.key))
-
-    @staticmethod
-    def _help(entry: ModelEntry) -> str:
-        return f"{entry.source} · {entry.path}"
-
-    async def discover(self) -> Hits:
-        for entry in self._entries():
-            yield DiscoveryHit(
-                f"Model: {entry.id}", partial(self._jump, entry), help=self._help(entry)
-            )
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for entry in self._entries():
-            text = f"Model: {entry.id}"
-            score = matcher.match(text)
-            if score > 0:
-                yield Hit(
-                    score,
-                    matcher.highlight(text),
-                    partial(self._jump, entry),
-                    help=self._help(entry),
-                )
-
-
 class VllmConsoleApp(App[None]):
-    """The console: the model browser and its details, with dialogs over them."""
+    """The console: the model browser, its details and the server, with dialogs over them."""
 
     CSS_PATH = "app.tcss"
     TITLE = "vLLM console"
     COMMANDS = App.COMMANDS | {ModelCommands}
-    # Below this width the browser and the details pane stack instead of squeezing.
+    # Below this width the browser and the side tabs stack instead of squeezing.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("r", "rescan", "Rescan", id="rescan"),
         Binding("d", "download", "Download", id="download"),
+        Binding("s", "stop", "Stop", id="stop"),
+        Binding("l", "show_log", "Log", id="log"),
+        Binding("f", "relaunch_fix", "Fix", id="fix"),
+        Binding("h", "history", "Runs", id="history"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -118,36 +105,69 @@ class VllmConsoleApp(App[None]):
         catalog: Catalog | None = None,
         hub: Hub | None = None,
         first_frame_file: Path | None = None,
+        check_leftovers: bool = False,
     ) -> None:
         super().__init__()
         self.settings = settings
         self._catalog = catalog
         self._hub = hub
         self._first_frame_file = first_frame_file
+        self._check_leftovers = check_leftovers
         self.catalog_entries: tuple[ModelEntry, ...] = ()
+        self._catalog_text = ""
+        self.server_state = ServerState()  # the server pane's, as its last message said
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▲")
-        # No models until the first listing arrives: the details pane starts hidden.
+        # No models until the first listing arrives: the side tabs start hidden.
         with Horizontal(id="main", classes="-no-models"):
             yield ModelBrowser(self.settings, catalog=self._catalog, id="browser")
-            yield ModelDetails(id="details")
+            with TabbedContent(id="side", initial="tab-details"):
+                with TabPane("Details", id="tab-details"):
+                    yield ModelDetails(id="details")
+                with TabPane("Server", id="tab-server"):
+                    yield ServerPane(self.settings, id="server")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = catalog_summary((), scanning=True)
+        self._catalog_text = catalog_summary((), scanning=True)
+        self._refresh_sub_title()
         self.query_one("#model-table").focus()
+        self.set_interval(1.0, self._refresh_sub_title, name="header-clock")
         if self._first_frame_file is not None:
             self.call_after_refresh(self._first_frame_reached)
+        elif self._check_leftovers:
+            self.call_after_refresh(self._find_leftovers)
 
     def _first_frame_reached(self) -> None:
         assert self._first_frame_file is not None
         self._first_frame_file.write_text(f"{time.time()}\n", encoding="utf-8")
         self.exit()
 
+    def format_title(self, title: str, sub_title: str) -> Content:
+        # One separator, owned by the title: no styled run starts with a space.
+        if not sub_title:
+            return Content(title)
+        return Content.assemble(f"{title} ", (f"│ {sub_title}", "dim"))
+
+    def _refresh_sub_title(self) -> None:
+        server = header_text(self.server_state)
+        self.sub_title = " · ".join(part for part in (self._catalog_text, server) if part)
+
     @property
     def browser(self) -> ModelBrowser:
         return self.query_one("#browser", ModelBrowser)
+
+    @property
+    def server(self) -> ServerPane:
+        return self.query_one("#server", ServerPane)
+
+    def palette_entries(self) -> tuple[ModelEntry, ...]:
+        return self.catalog_entries
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterator[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Run history", "Past runs and their logs", self.action_history)
 
     # -- messages from widgets and screens ------------------------------------------------
 
@@ -158,9 +178,29 @@ class VllmConsoleApp(App[None]):
     @on(ModelBrowser.CatalogChanged)
     def _catalog_changed(self, message: ModelBrowser.CatalogChanged) -> None:
         self.catalog_entries = message.entries
-        self.sub_title = catalog_summary(message.entries, message.scanning)
-        # With nothing to describe, the empty state gets the whole width.
-        self.query_one("#main").set_class(not message.entries, "-no-models")
+        self._catalog_text = catalog_summary(message.entries, message.scanning)
+        self._refresh_sub_title()
+        self._update_side()
+
+    def _update_side(self) -> None:
+        # With nothing to describe and no server, the empty state gets the whole width.
+        empty = not self.catalog_entries and self.server_state.phase is None
+        self.query_one("#main").set_class(empty, "-no-models")
+
+    @on(ModelBrowser.Chosen)
+    def _model_chosen(self, message: ModelBrowser.Chosen) -> None:
+        self._open_launch(message.entry)
+
+    @on(ServerPane.StateChanged)
+    def _server_changed(self, message: ServerPane.StateChanged) -> None:
+        self.server_state = message.state
+        self._refresh_sub_title()
+        self._update_side()
+        self.refresh_bindings()
+
+    @on(TabbedContent.TabActivated, "#side")
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self.query_one("#main").set_class(event.pane.id == "tab-server", "-server-tab")
 
     @on(JumpToModel)
     def _jump_to_model(self, message: JumpToModel) -> None:
@@ -171,7 +211,100 @@ class VllmConsoleApp(App[None]):
     def _model_downloaded(self, message: ModelDownloaded) -> None:
         self.browser.rescan(select_path=message.path, select_id=message.repo_id)
 
-    # -- actions ----------------------------------------------------------------------------
+    # -- launching ------------------------------------------------------------------------
+
+    def _open_launch(self, entry: ModelEntry) -> None:
+        if self.server_state.running:
+            self.notify("A server is running: stop it (s) before launching another.")
+            return
+        self._launch_dialog(entry.key, entry.id, str(entry.path))
+
+    @work(exclusive=True, group="launch-dialog", exit_on_error=False)
+    async def _launch_dialog(
+        self, key: str, model_id: str, path: str, fix: tuple[str, object] | None = None
+    ) -> None:
+        import asyncio
+
+        from vllm_console.core.launch import load_saved_specs
+        from vllm_console.screens.launch import LaunchScreen
+        from vllm_console.screens.launch_form import apply_fix, initial_spec
+
+        saved = await asyncio.to_thread(load_saved_specs, self.settings.specs_file)
+        spec = initial_spec(self.settings, path, model_id, saved.get(key))
+        if fix is not None:
+            spec = apply_fix(spec, *fix)
+        screen = LaunchScreen(
+            self.settings,
+            model_key=key,
+            model_id=model_id,
+            spec=spec,
+            changed=fix[0] if fix else None,
+        )
+        request = await self.push_screen_wait(screen)
+        if request is not None:
+            self._launch(request)
+
+    def _launch(self, request: LaunchRequest) -> None:
+        self.server.launch(request)
+        self.query_one("#side", TabbedContent).active = "tab-server"
+
+    def action_relaunch_fix(self) -> None:
+        state = self.server_state
+        finding, request = state.fix, state.request
+        if finding is None or finding.fix is None or request is None:
+            return
+        fix = (finding.fix.field, finding.fix.value)
+        self._launch_dialog(request.model_key, request.model_id, request.model_path, fix)
+
+    # -- stop, quit and what earlier runs left -------------------------------------------
+
+    def action_stop(self) -> None:
+        self.server.stop()
+
+    def action_show_log(self) -> None:
+        self.query_one("#side", TabbedContent).active = "tab-server"
+        self.server.log_view.focus()
+
+    async def action_quit(self) -> None:
+        self._quit_flow()
+
+    @work(exclusive=True, group="quit", exit_on_error=False)
+    async def _quit_flow(self) -> None:
+        state = self.server_state
+        if not state.running or state.attached_run is not None:
+            self.exit()
+            return
+        from vllm_console.screens.quit import QuitScreen
+
+        choice: QuitChoice | None = await self.push_screen_wait(QuitScreen(state.label))
+        if choice == "leave" and self.server.detach():
+            self.exit()
+        elif choice == "stop":
+            self.notify("Stopping the server…")
+            self.server.stop()
+            await self.server.wait_idle()
+            self.exit()
+
+    @work(thread=True, exclusive=True, group="leftovers", exit_on_error=False)
+    def _find_leftovers(self) -> None:
+        from vllm_console.screens.leftovers import find_leftovers
+
+        found = find_leftovers(self.settings)
+        if found:
+            self.call_from_thread(self._show_leftovers, found)
+
+    def _show_leftovers(self, found: list[object]) -> None:
+        from vllm_console.screens.leftovers import Leftover, LeftoversScreen
+
+        items = [item for item in found if isinstance(item, Leftover)]
+        self.push_screen(LeftoversScreen(self.settings, items), self._attach_to_run)
+
+    def _attach_to_run(self, run: RunInfo | None) -> None:
+        if run is not None:
+            self.server.attach(run)
+            self.query_one("#side", TabbedContent).active = "tab-server"
+
+    # -- other actions --------------------------------------------------------------------
 
     def action_filter(self) -> None:
         self.browser.focus_filter()
@@ -184,23 +317,33 @@ class VllmConsoleApp(App[None]):
 
         self.push_screen(DownloadScreen(self.settings, hub=self._hub))
 
+    def action_history(self) -> None:
+        from vllm_console.screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen(self.settings))
+
     def action_help(self) -> None:
         from vllm_console.screens.help import HelpScreen  # dialogs load on first use
 
         self.push_screen(HelpScreen(self.key_help()))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # The browser's keys mean nothing over a dialog.
-        over_dialog = len(self.screen_stack) > 1
-        return not (over_dialog and action in ("filter", "rescan", "download", "help"))
+        # The main screen's keys mean nothing over a dialog.
+        if len(self.screen_stack) > 1 and action in MAIN_ONLY:
+            return False
+        if action == "stop":
+            return True if self.server_state.running else None
+        if action == "relaunch_fix":
+            return self.server_state.fix is not None
+        return True
 
     def key_help(self) -> list[KeyHelp]:
         """One line per binding of the main screen, in footer order, plus the palette."""
         from vllm_console.screens.help import KeyHelp
 
-        bindings: list[Binding] = [
-            b for b in (*self.BINDINGS, *ModelBrowser.BINDINGS) if isinstance(b, Binding)
-        ]
+        owners = (*self.BINDINGS, *ModelBrowser.BINDINGS, *ServerPane.BINDINGS)
+        bindings = [b for b in owners if isinstance(b, Binding)]
+        bindings.insert(0, Binding("enter", "launch", "Launch", id="browser.launch"))
         rows = [
             KeyHelp(self.get_key_display(b), b.description, KEY_DETAILS.get(b.id or "", ""))
             for b in bindings
@@ -212,6 +355,8 @@ class VllmConsoleApp(App[None]):
 def run_app(settings: Settings) -> int:
     """Run the console until the user quits; the exit status for the CLI."""
     marker = os.environ.get(FIRST_FRAME_ENV)
-    app = VllmConsoleApp(settings, first_frame_file=Path(marker) if marker else None)
+    app = VllmConsoleApp(
+        settings, first_frame_file=Path(marker) if marker else None, check_leftovers=True
+    )
     app.run()
     return app.return_code or 0

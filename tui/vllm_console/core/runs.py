@@ -127,6 +127,11 @@ class RunRecorder:
         )
         self._log.close()
 
+    def leave_running(self, *, reason: str, phases: Sequence[tuple[str, float]] = ()) -> None:
+        """The console quits and the server stays: recorded so a later console can attach."""
+        self.update(status=LEFT_RUNNING, reason=reason, phases=[list(p) for p in phases])
+        self._log.close()
+
 
 class RunArchive:
     def __init__(self, root: Path) -> None:

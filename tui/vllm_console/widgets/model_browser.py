@@ -36,6 +36,14 @@ from vllm_console.widgets.model_rows import COLUMN_KEYS, COLUMNS, CellStyles
 # Detailed entries are applied to the table at most this often (seconds).
 BATCH_INTERVAL = 0.08
 MIN_NAME_WIDTH = 20
+# Enough for ids such as meta-llama/Llama-3.1-8B-Instruct; below it optional columns go.
+WANTED_NAME_WIDTH = 32
+
+
+class ModelTable(DataTable[object]):
+    """The model table; enter on a row is "launch this model", and the footer says so."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Launch", id="browser.launch")]
 
 
 class ModelBrowser(Vertical):
@@ -50,7 +58,12 @@ class ModelBrowser(Vertical):
             tooltip="Sort by the next column (or click a column header)",
         ),
         Binding(
-            "O", "reverse_sort", "Reverse", id="browser.reverse", tooltip="Reverse the sort order"
+            "O",
+            "reverse_sort",
+            "Reverse",
+            id="browser.reverse",
+            tooltip="Reverse the sort order",
+            show=False,
         ),
     ]
 
@@ -58,6 +71,13 @@ class ModelBrowser(Vertical):
         """The model under the cursor changed (or its details arrived); None: no rows."""
 
         def __init__(self, entry: ModelEntry | None) -> None:
+            super().__init__()
+            self.entry = entry
+
+    class Chosen(Message):
+        """Enter (or a click) on a row: the user wants to launch this model."""
+
+        def __init__(self, entry: ModelEntry) -> None:
             super().__init__()
             self.entry = entry
 
@@ -113,12 +133,11 @@ class ModelBrowser(Vertical):
         self._result: ScanLike | None = None
         self._pending_select: tuple[Path | None, str | None] | None = None
         self._styles: CellStyles | None = None
+        self._columns: tuple[model_rows.Column, ...] = COLUMNS
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Filter models (/)", id="model-filter")
-        table: DataTable[object] = DataTable(
-            id="model-table", cursor_type="row", zebra_stripes=True
-        )
+        table = ModelTable(id="model-table", cursor_type="row", zebra_stripes=True)
         table.tooltip = "Click a column header to sort by it"
         yield table
         yield Static("Looking for models…", id="model-empty", markup=False)
@@ -130,23 +149,34 @@ class ModelBrowser(Vertical):
 
     def _add_columns(self) -> None:
         table = self.table
-        for column in COLUMNS:
-            width = self._name_width if column.key == "name" else column.width
+        self._columns = self._fitting_columns()
+        name_width = self._name_width
+        for column in self._columns:
+            width = name_width if column.key == "name" else column.width
             label = model_rows.header_label(column, self.sort_column, self.sort_reverse)
             table.add_column(label, key=column.key, width=width)
+
+    def _name_width_with(self, columns: tuple[model_rows.Column, ...]) -> int:
+        others = sum(column.width or 0 for column in columns if column.key != "name")
+        padding = 2 * len(columns) + 2  # cell padding, and the vertical scrollbar
+        return self.content_region.width - others - padding
+
+    def _fitting_columns(self) -> tuple[model_rows.Column, ...]:
+        """All columns if the names still fit; else without the optional ones (Source)."""
+        if self._name_width_with(COLUMNS) >= WANTED_NAME_WIDTH:
+            return COLUMNS
+        return tuple(column for column in COLUMNS if not column.optional)
 
     @property
     def _name_width(self) -> int:
         """The name column takes the width the other columns leave (they are fixed)."""
-        others = sum(column.width or 0 for column in COLUMNS if column.key != "name")
-        padding = 2 * len(COLUMNS) + 2  # cell padding, and the vertical scrollbar
-        return max(MIN_NAME_WIDTH, self.content_region.width - others - padding)
+        return max(MIN_NAME_WIDTH, self._name_width_with(self._fitting_columns()))
 
     def on_resize(self) -> None:
         name = self.table.columns.get(ColumnKey("name"))
         if name is None:
             self._add_columns()
-        elif name.width != self._name_width:
+        elif name.width != self._name_width or self._columns != self._fitting_columns():
             self._rebuild_columns()
 
     def _rebuild_columns(self) -> None:
@@ -301,14 +331,13 @@ class ModelBrowser(Vertical):
         current = self._current_key()
         if keys == self._visible and len(table.rows) == len(keys):
             for entry in ordered:
-                for column_key, cell in zip(
-                    COLUMN_KEYS, model_rows.row_cells(entry, styles), strict=True
-                ):
+                for column_key, cell in model_rows.row_cells(entry, styles, self._columns):
                     table.update_cell(entry.key, column_key, cell)
         else:
             table.clear()
             for entry in ordered:
-                table.add_row(*model_rows.row_cells(entry, styles), key=entry.key)
+                cells = model_rows.row_cells(entry, styles, self._columns)
+                table.add_row(*(cell for _, cell in cells), key=entry.key)
             self._visible = keys
             if current in keys:
                 table.move_cursor(row=keys.index(current), animate=False)
@@ -370,6 +399,13 @@ class ModelBrowser(Vertical):
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
         self._post_highlight()
+
+    @on(DataTable.RowSelected, "#model-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        entry = self._entries.get(str(event.row_key.value))
+        if entry is not None:
+            self.post_message(self.Chosen(entry))
 
     @on(DataTable.HeaderSelected, "#model-table")
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:

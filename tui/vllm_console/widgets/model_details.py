@@ -69,7 +69,9 @@ def revisions_text(entry: ModelEntry) -> Content:
     for revision in entry.revisions:
         refs = ", ".join(revision.refs) or "(no ref)"
         size = f"  {format_bytes(revision.size_bytes)}" if revision.size_bytes is not None else ""
-        lines.append(Content.assemble((revision.commit[:12], "bold"), f"  {refs}{size}"))
+        # The gap belongs to the bold run: a run that starts with spaces loses them in
+        # some SVG renderers (the screenshots), gluing the commit to its ref.
+        lines.append(Content.assemble((f"{revision.commit[:12]}  ", "bold"), f"{refs}{size}"))
     return Content("\n").join(lines)
 
 

@@ -25,6 +25,7 @@ class Column:
     # None means "unknown": such rows sort last in both directions.
     sort_key: Callable[[ModelEntry], Any]
     justify: JustifyMethod = "left"
+    optional: bool = False  # left out when the table is too narrow for the names
 
 
 def _status_rank(entry: ModelEntry) -> tuple[int, str]:
@@ -52,7 +53,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("dtype", "Dtype", 7, lambda e: dtype_text(e).lower()),
     Column("context", "Ctx", 5, lambda e: e.context_length, "right"),
     Column("size", "Size", 9, lambda e: e.size_bytes, "right"),
-    Column("source", "Source", 6, source_text),
+    Column("source", "Source", 6, source_text, optional=True),
     Column("status", "Status", 10, _status_rank),
 )
 COLUMN_KEYS: tuple[str, ...] = tuple(column.key for column in COLUMNS)
@@ -125,8 +126,10 @@ def status_cell(entry: ModelEntry, styles: CellStyles) -> Text:
     return Text("ok", style=styles.ok)
 
 
-def row_cells(entry: ModelEntry, styles: CellStyles) -> tuple[Text, ...]:
-    """The cells of one row, in `COLUMNS` order. Text, never str: ids may contain '['."""
+def row_cells(
+    entry: ModelEntry, styles: CellStyles, columns: tuple[Column, ...] = COLUMNS
+) -> tuple[tuple[str, Text], ...]:
+    """(column key, cell) for one row, in `columns` order. Text, never str: ids may hold '['."""
     pending = styles.muted if not entry.detailed else Style()
     values = {
         "name": Text(entry.id, no_wrap=True, overflow="ellipsis"),
@@ -138,10 +141,10 @@ def row_cells(entry: ModelEntry, styles: CellStyles) -> tuple[Text, ...]:
         "status": status_cell(entry, styles),
     }
     cells = []
-    for column in COLUMNS:
+    for column in columns:
         text = values[column.key]
         text.justify = column.justify
-        cells.append(text)
+        cells.append((column.key, text))
     return tuple(cells)
 
 

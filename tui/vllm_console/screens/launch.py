@@ -1,0 +1,231 @@
+"""The launch dialog: the spec's fields, and the exact command and environment, live.
+
+Nothing starts before the user presses Launch. The preview is what the launch will run
+(secrets redacted); it can be copied to the clipboard or saved as a runnable script. Bad
+fields are marked and named, and Launch stays disabled until they are fixed. vLLM is looked
+for in a thread (that probes an interpreter), and the port is checked before dismissing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
+
+from vllm_console.config import Settings
+from vllm_console.core.launch import LaunchSpec, save_spec, serve_args
+from vllm_console.core.procs import port_holders, port_is_free
+from vllm_console.core.vllm_install import VllmCommand, find_vllm
+from vllm_console.messages import LaunchRequest
+from vllm_console.screens import launch_form as form
+
+
+class LaunchScreen(ModalScreen[LaunchRequest | None]):
+    """Fields on the left of each row, the command preview below; dismisses with a request."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="launch.cancel"),
+        Binding("ctrl+l", "launch", "Launch", id="launch.go"),
+        Binding("ctrl+y", "copy", "Copy command", id="launch.copy"),
+        Binding("ctrl+s", "save_script", "Save script", id="launch.save"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model_key: str,
+        model_id: str,
+        spec: LaunchSpec,
+        changed: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._model_key, self._model_id = model_key, model_id
+        self._base = spec
+        self._changed = changed
+        self._vllm: VllmCommand | None = None
+        self.spec: LaunchSpec | None = spec
+        self.errors: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        values = form.form_values(self._base)
+        with Vertical(id="launch-dialog"):
+            yield Static(Content.assemble(("Launch ", "bold"), self._model_id), id="launch-title")
+            yield Static(
+                Content(f"{self._base.model}  (local: HF_HUB_OFFLINE=1)"), id="launch-model"
+            )
+            if self._changed:
+                label = form.LABELS.get(self._changed, self._changed)
+                yield Static(f"Changed as the diagnosis suggests: {label}", id="launch-changed")
+            with VerticalScroll(id="launch-body"):
+                with Grid(id="launch-fields"):
+                    for field in form.TEXT_FIELDS:
+                        yield Label(field.label, classes="launch-label")
+                        yield Input(
+                            str(values[field.name]),
+                            placeholder=field.placeholder,
+                            id=f"field-{field.name}",
+                            classes="-changed" if field.name == self._changed else "",
+                        )
+                with Horizontal(id="launch-switches"):
+                    for field in form.SWITCHES:
+                        yield Checkbox(
+                            field.label, bool(values[field.name]), id=f"field-{field.name}"
+                        )
+                if self._settings.api_key:
+                    yield Static("API key: *** (from VLLM_API_KEY)", classes="launch-note")
+                yield Static("", id="launch-errors")
+                yield Static("Looking for vLLM…", id="launch-preview")
+                with Horizontal(id="launch-script-row"):
+                    yield Label("Script", classes="launch-label")
+                    yield Input(str(self._script_path()), id="launch-script-path")
+            with Horizontal(id="launch-buttons"):
+                yield Button("Copy command", id="launch-copy")
+                yield Button("Save script", id="launch-save")
+                yield Button("Cancel", id="launch-cancel")
+                yield Button("Launch", id="launch-go", variant="primary", disabled=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(f"#field-{self._changed or 'served_model_name'}").focus()
+        self._find_vllm()
+
+    def _script_path(self) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self._model_id.rsplit("/", 1)[-1])[:40]
+        return self._settings.runs_dir.parent / "scripts" / f"serve-{slug}.sh"
+
+    @work(thread=True, exclusive=True, group="find-vllm", exit_on_error=False)
+    def _find_vllm(self) -> None:
+        found = find_vllm(self._settings.vllm_command)
+        self.app.call_from_thread(self._vllm_found, found)
+
+    def _vllm_found(self, vllm: VllmCommand) -> None:
+        self._vllm = vllm
+        self._refresh()
+
+    # -- the form -------------------------------------------------------------------------
+
+    def _values(self) -> dict[str, str | bool]:
+        values: dict[str, str | bool] = {}
+        for field in form.TEXT_FIELDS:
+            values[field.name] = self.query_one(f"#field-{field.name}", Input).value
+        for field in form.SWITCHES:
+            values[field.name] = self.query_one(f"#field-{field.name}", Checkbox).value
+        return values
+
+    def _refresh(self) -> None:
+        self.spec, self.errors = form.read_form(self._base, self._values())
+        for field in form.TEXT_FIELDS:
+            widget = self.query_one(f"#field-{field.name}", Input)
+            widget.set_class(field.name in self.errors, "-invalid")
+        self._show_errors()
+        preview = self.query_one("#launch-preview", Static)
+        problem = form.vllm_problem(self._vllm) if self._vllm else None
+        if self._vllm is None:
+            preview.update("Looking for vLLM…")
+        elif problem:
+            preview.update(Content.assemble(("vLLM cannot be run: ", "bold $text-error"), problem))
+        elif self.spec is not None:
+            shown = form.preview(self._vllm, self.spec, self._settings)
+            preview.update(Content(shown.script.split("\n", 2)[2]))
+        preview.set_class(bool(problem), "-problem")
+        ok = self.spec is not None and self._vllm is not None and problem is None
+        self.query_one("#launch-go", Button).disabled = not ok
+        for name in ("#launch-copy", "#launch-save"):
+            self.query_one(name, Button).disabled = not ok
+
+    def _show_errors(self) -> None:
+        lines = [f"{form.LABELS[name]}: {message}" for name, message in self.errors.items()]
+        errors = self.query_one("#launch-errors", Static)
+        errors.update(Content("\n".join(lines)))
+        errors.display = bool(lines)
+
+    @on(Input.Changed)
+    def _field_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "launch-script-path":
+            self._refresh()
+
+    @on(Checkbox.Changed)
+    def _switch_changed(self, event: Checkbox.Changed) -> None:
+        if event.checkbox.id == "field-safe_mode" and event.value:
+            self._apply_safe_mode()
+        self._refresh()
+
+    def _apply_safe_mode(self) -> None:
+        """Show what safe mode changes: the fields take its values, visibly."""
+        safe = replace(self._base, safe_mode=True).with_safe_mode()
+        values = form.form_values(safe)
+        for name in ("gpu_memory_utilization", "max_model_len"):
+            self.query_one(f"#field-{name}", Input).value = str(values[name])
+        self.query_one("#field-enforce_eager", Checkbox).value = True
+
+    # -- actions --------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#launch-go")
+    def action_launch(self) -> None:
+        if not self.query_one("#launch-go", Button).disabled:
+            self._check_and_launch()
+
+    @work(exclusive=True, group="launch-check", exit_on_error=False)
+    async def _check_and_launch(self) -> None:
+        spec, vllm = self.spec, self._vllm
+        if spec is None or vllm is None:
+            return
+        if not await asyncio.to_thread(port_is_free, spec.host, spec.port):
+            holders = await asyncio.to_thread(port_holders, spec.port)
+            who = ", ".join(p.describe() for p in holders) or "another process"
+            self.errors = {"port": f"port {spec.port} is taken by {who}"}
+            self.query_one("#field-port", Input).add_class("-invalid")
+            self._show_errors()
+            return
+        argv = tuple(vllm.argv(serve_args(spec)))
+        try:
+            await asyncio.to_thread(save_spec, self._settings.specs_file, self._model_key, spec)
+        except OSError as exc:
+            self.notify(f"Could not save the launch settings: {exc}", severity="warning")
+        self.dismiss(LaunchRequest(self._model_key, self._model_id, spec.model, spec, argv))
+
+    def _script(self) -> str | None:
+        if self.spec is None or self._vllm is None or not self._vllm.found:
+            return None
+        return form.preview(self._vllm, self.spec, self._settings).script
+
+    @on(Button.Pressed, "#launch-copy")
+    def action_copy(self) -> None:
+        script = self._script()
+        if script is not None:
+            self.app.copy_to_clipboard(script)
+            self.notify("Command and environment copied (API key redacted).")
+
+    @on(Button.Pressed, "#launch-save")
+    def action_save_script(self) -> None:
+        script = self._script()
+        if script is not None:
+            path = Path(self.query_one("#launch-script-path", Input).value).expanduser()
+            self._write_script(path, script)
+
+    @work(thread=True, exclusive=True, group="save-script", exit_on_error=False)
+    def _write_script(self, path: Path, script: str) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(script, encoding="utf-8")
+            os.chmod(path, 0o700)
+        except OSError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"Script saved to {path}")
+
+    @on(Button.Pressed, "#launch-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

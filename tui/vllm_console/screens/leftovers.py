@@ -1,0 +1,151 @@
+"""Servers left from earlier runs, found at start-up: stop them, or attach to one left running.
+
+Three sources, each process group listed once: runs recorded as running whose processes
+live, processes vLLM renamed (`VLLM::…`), and whatever listens on the configured port.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Static
+
+from vllm_console.config import Settings
+from vllm_console.core.procs import port_holders, vllm_processes
+from vllm_console.core.runs import LEFT_RUNNING, RunArchive, RunInfo
+from vllm_console.widgets.attached import age, stop_any
+
+
+@dataclass(frozen=True)
+class Leftover:
+    pgid: int
+    what: str
+    run: RunInfo | None = None
+
+    @property
+    def attachable(self) -> bool:
+        return self.run is not None and self.run.status == LEFT_RUNNING
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def find_leftovers(settings: Settings) -> list[Leftover]:
+    """Everything a launch might collide with; never the console's own process group."""
+    own = {os.getpgrp(), os.getsid(0)}
+    found: list[Leftover] = []
+    seen: set[int] = set(own)
+    for run in RunArchive(settings.runs_dir).leftovers():
+        if run.pid is None or run.pid in seen:
+            continue
+        seen.add(run.pid)
+        port = f" · port {run.port}" if run.port else ""
+        what = f"{run.model} · {run.status} · {age(run)} old{port} · run {run.id}"
+        found.append(Leftover(run.pid, what, run))
+    for proc in vllm_processes():
+        group = _group(proc.pid)
+        if group is not None and group not in seen:
+            seen.add(group)
+            found.append(Leftover(group, f"{proc.describe()} · vLLM, not started by us"))
+    for proc in port_holders(settings.port):
+        group = _group(proc.pid)
+        if group is not None and group not in seen:
+            seen.add(group)
+            found.append(Leftover(group, f"{proc.describe()} · listens on port {settings.port}"))
+    return found
+
+
+class LeftoversScreen(ModalScreen[RunInfo | None]):
+    """Lists leftovers; dismisses with the run to attach to, or None."""
+
+    BINDINGS = [
+        Binding("s", "stop", "Stop it", id="leftovers.stop"),
+        Binding("a", "attach", "Attach", id="leftovers.attach"),
+        Binding("escape", "close", "Close", id="leftovers.close"),
+    ]
+
+    def __init__(self, settings: Settings, leftovers: list[Leftover]) -> None:
+        super().__init__()
+        self._settings = settings
+        self._items = {str(item.pgid): item for item in leftovers}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="leftovers-dialog"):
+            yield Static("Servers left from earlier runs", id="leftovers-title")
+            yield Static(
+                "They hold memory (and maybe the port). Stop them (SIGTERM, then SIGKILL "
+                "of the process group), or attach to one that was left running.",
+                id="leftovers-note",
+            )
+            yield DataTable(id="leftovers-table", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for label, key in (("Group", "group"), ("State", "state"), ("What", "what")):
+            table.add_column(label, key=key)
+        for key, item in self._items.items():
+            table.add_row(str(item.pgid), "running", item.what, key=key)
+        table.focus()
+
+    def _selected(self) -> Leftover | None:
+        table = self.query_one(DataTable)
+        if not self._items or table.cursor_row < 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self._items.get(str(key))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "attach":
+            item = self._selected() if self.is_mounted else None
+            return True if item is not None and item.attachable else None
+        if action == "stop":
+            return True if self._items else None
+        return True
+
+    @on(DataTable.RowHighlighted)
+    def _moved(self) -> None:
+        self.refresh_bindings()
+
+    def action_stop(self) -> None:
+        item = self._selected()
+        if item is not None:
+            self.query_one(DataTable).update_cell(str(item.pgid), "state", "stopping…")
+            self._stop(item)
+
+    @work(group="leftover-stop", exit_on_error=False)
+    async def _stop(self, item: Leftover) -> None:
+        report = await stop_any(item.pgid, self._settings.stop_timeout)
+        table = self.query_one(DataTable)
+        if report.clean:
+            if item.run is not None:
+                from vllm_console.widgets.attached import stop as stop_run
+
+                await stop_run(self._settings, item.run.id)  # records it as stopped
+            table.remove_row(str(item.pgid))
+            del self._items[str(item.pgid)]
+            self.notify(f"Stopped process group {item.pgid} in {report.seconds:.1f} s.")
+            if not self._items:
+                self.dismiss(None)
+        else:
+            table.update_cell(str(item.pgid), "state", "still alive")
+            self.notify(f"Could not stop group {item.pgid}.", severity="error")
+        self.refresh_bindings()
+
+    def action_attach(self) -> None:
+        item = self._selected()
+        if item is not None and item.attachable:
+            self.dismiss(item.run)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,64 @@
+"""Asked on quit while a server runs: stop it, leave it running, or stay."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+QuitChoice = Literal["stop", "leave"]
+
+LEAVE_NOTE = (
+    "Leaving it running keeps the model loaded after the console exits. The run is "
+    "recorded, its log keeps being written, and the next console offers to attach to it "
+    "or stop it."
+)
+
+
+class QuitScreen(ModalScreen[QuitChoice | None]):
+    """Three choices; escape cancels."""
+
+    BINDINGS = [
+        Binding("s", "choose('stop')", "Stop and quit", id="quit.stop"),
+        Binding("l", "choose('leave')", "Leave running", id="quit.leave"),
+        Binding("escape", "cancel", "Cancel", id="quit.cancel"),
+    ]
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self._label = label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="quit-dialog"):
+            yield Static(
+                Content.assemble("A server is running: ", (self._label, "bold")),
+                id="quit-title",
+            )
+            yield Static(LEAVE_NOTE, id="quit-note")
+            with Horizontal(id="quit-buttons"):
+                yield Button("Stop it and quit (s)", id="quit-stop", variant="error")
+                yield Button("Leave it running (l)", id="quit-leave", variant="primary")
+                yield Button("Cancel (esc)", id="quit-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#quit-stop", Button).focus()
+
+    def action_choose(self, choice: QuitChoice) -> None:
+        self.dismiss(choice)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        choices: dict[str | None, QuitChoice | None] = {
+            "quit-stop": "stop",
+            "quit-leave": "leave",
+        }
+        self.dismiss(choices.get(event.button.id))
