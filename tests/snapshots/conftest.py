@@ -17,3 +17,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if session.config.getoption("--snapshot-update", default=False) and SNAPSHOT.is_file():
         ASSET.parent.mkdir(exist_ok=True)
         shutil.copyfile(SNAPSHOT, ASSET)
+
+
+@pytest.fixture(autouse=True)
+def _no_driver_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU strip shows a machine without a driver, whatever this machine has."""
+    from tests.widgets.gpu_helpers import no_driver_sampler
+
+    monkeypatch.setattr("vllm_console.app.default_sampler_factory", lambda: no_driver_sampler)

@@ -22,7 +22,7 @@ async def test_opens_on_the_browser_with_a_summary(settings: Settings, demo_cata
     app = VllmConsoleApp(settings, catalog=demo_catalog)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        assert app.sub_title == "8 models · 2 with problems"
+        assert app.sub_title == "8 models · 2 with problems · no GPU"
         assert app.focused is app.query_one(DataTable)
         assert app.screen.has_class("-wide")
 

@@ -23,9 +23,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from vllm_console.config import Settings
+from vllm_console.core.diagnose import Phase
 from vllm_console.core.entry import ModelEntry
 from vllm_console.messages import JumpToModel, LaunchRequest, ModelDownloaded
 from vllm_console.widgets.catalog_port import Catalog
+from vllm_console.widgets.chat_pane import ChatPane
+from vllm_console.widgets.chat_state import EndpointConfig
+from vllm_console.widgets.gpu_gauges import GpuGauges, SamplerFactory, memory_summary
+from vllm_console.widgets.metrics_panel import MetricsPanel
 from vllm_console.widgets.model_browser import ModelBrowser
 from vllm_console.widgets.model_details import ModelDetails
 from vllm_console.widgets.palette import ModelCommands
@@ -51,6 +56,8 @@ KEY_DETAILS = {
     "download": "download a model from the hub or HF_ENDPOINT's mirror",
     "stop": "stop the server: SIGTERM, a grace period, then SIGKILL of its process group",
     "log": "the server tab: phase, diagnosis and the live log",
+    "chat": "the chat tab: talk to the server (pointed at a launched one once it is ready)",
+    "metrics": "the metrics tab: the server's /metrics, read while the tab is shown",
     "fix": "after a failure with a known fix: the launch dialog with that field changed",
     "history": "past runs and their logs",
     "help": "this screen",
@@ -63,7 +70,27 @@ KEY_DETAILS = {
     "server.save": "in the log: save it to a file",
     "palette": "command palette: type a model's name to jump to it",
 }
-MAIN_ONLY = ("filter", "rescan", "download", "help", "stop", "show_log", "relaunch_fix", "history")
+MAIN_ONLY = (
+    "filter",
+    "rescan",
+    "download",
+    "help",
+    "stop",
+    "show_log",
+    "show_chat",
+    "show_metrics",
+    "relaunch_fix",
+    "history",
+)
+WIDE_TABS = ("tab-server", "tab-chat", "tab-metrics")  # tabs that widen the side
+PIDS_INTERVAL = 2.0  # seconds between reads of the server's process tree (for the GPU strip)
+
+
+def default_sampler_factory() -> SamplerFactory:
+    """The real NVML sampler (it loads NVML in its own thread, after the first frame)."""
+    from vllm_console.core.gpu import Sampler
+
+    return Sampler
 
 
 def catalog_summary(entries: Iterable[ModelEntry], scanning: bool) -> str:
@@ -92,6 +119,8 @@ class VllmConsoleApp(App[None]):
         Binding("d", "download", "Download", id="download"),
         Binding("s", "stop", "Stop", id="stop"),
         Binding("l", "show_log", "Log", id="log"),
+        Binding("c", "show_chat", "Chat", id="chat"),
+        Binding("m", "show_metrics", "Metrics", id="metrics"),
         Binding("f", "relaunch_fix", "Fix", id="fix"),
         Binding("h", "history", "Runs", id="history"),
         Binding("question_mark", "help", "Help", id="help"),
@@ -106,7 +135,9 @@ class VllmConsoleApp(App[None]):
         hub: Hub | None = None,
         first_frame_file: Path | None = None,
         check_leftovers: bool = False,
+        sampler_factory: SamplerFactory | None = None,
     ) -> None:
+        """`sampler_factory` makes the GPU strip's sampler; None: the real NVML one."""
         super().__init__()
         self.settings = settings
         self._catalog = catalog
@@ -116,6 +147,8 @@ class VllmConsoleApp(App[None]):
         self.catalog_entries: tuple[ModelEntry, ...] = ()
         self._catalog_text = ""
         self.server_state = ServerState()  # the server pane's, as its last message said
+        self._sampler_factory = sampler_factory or default_sampler_factory()
+        self._gpu_text = ""
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▲")
@@ -127,6 +160,13 @@ class VllmConsoleApp(App[None]):
                     yield ModelDetails(id="details")
                 with TabPane("Server", id="tab-server"):
                     yield ServerPane(self.settings, id="server")
+                with TabPane("Chat", id="tab-chat"):
+                    yield ChatPane(
+                        EndpointConfig.from_settings(self.settings), export_dir=self.settings.cwd
+                    )
+                with TabPane("Metrics", id="tab-metrics"):
+                    yield MetricsPanel(self.settings.base_url, self.settings.api_key)
+        yield GpuGauges(self._sampler_factory, id="gpus")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -134,6 +174,7 @@ class VllmConsoleApp(App[None]):
         self._refresh_sub_title()
         self.query_one("#model-table").focus()
         self.set_interval(1.0, self._refresh_sub_title, name="header-clock")
+        self.set_interval(PIDS_INTERVAL, self._refresh_server_pids, name="server-pids")
         if self._first_frame_file is not None:
             self.call_after_refresh(self._first_frame_reached)
         elif self._check_leftovers:
@@ -152,7 +193,8 @@ class VllmConsoleApp(App[None]):
 
     def _refresh_sub_title(self) -> None:
         server = header_text(self.server_state)
-        self.sub_title = " · ".join(part for part in (self._catalog_text, server) if part)
+        parts = (self._catalog_text, server, self._gpu_text)
+        self.sub_title = " · ".join(part for part in parts if part)
 
     @property
     def browser(self) -> ModelBrowser:
@@ -161,6 +203,18 @@ class VllmConsoleApp(App[None]):
     @property
     def server(self) -> ServerPane:
         return self.query_one("#server", ServerPane)
+
+    @property
+    def chat(self) -> ChatPane:
+        return self.query_one(ChatPane)
+
+    @property
+    def metrics(self) -> MetricsPanel:
+        return self.query_one(MetricsPanel)
+
+    @property
+    def gauges(self) -> GpuGauges:
+        return self.query_one("#gpus", GpuGauges)
 
     def palette_entries(self) -> tuple[ModelEntry, ...]:
         return self.catalog_entries
@@ -173,7 +227,9 @@ class VllmConsoleApp(App[None]):
 
     @on(ModelBrowser.Highlighted)
     def _show_details(self, message: ModelBrowser.Highlighted) -> None:
-        self.query_one("#details", ModelDetails).entry = message.entry
+        # query, not query_one: a late highlight may arrive while the app closes
+        for details in self.query("#details").results(ModelDetails):
+            details.entry = message.entry
 
     @on(ModelBrowser.CatalogChanged)
     def _catalog_changed(self, message: ModelBrowser.CatalogChanged) -> None:
@@ -183,8 +239,13 @@ class VllmConsoleApp(App[None]):
         self._update_side()
 
     def _update_side(self) -> None:
-        # With nothing to describe and no server, the empty state gets the whole width.
-        empty = not self.catalog_entries and self.server_state.phase is None
+        # With nothing to describe, no server and no chat, the empty state gets the width.
+        tab = self.query_one("#side", TabbedContent).active
+        empty = (
+            not self.catalog_entries
+            and self.server_state.phase is None
+            and tab not in ("tab-chat", "tab-metrics")
+        )
         self.query_one("#main").set_class(empty, "-no-models")
 
     @on(ModelBrowser.Chosen)
@@ -193,14 +254,56 @@ class VllmConsoleApp(App[None]):
 
     @on(ServerPane.StateChanged)
     def _server_changed(self, message: ServerPane.StateChanged) -> None:
-        self.server_state = message.state
+        before, self.server_state = self.server_state, message.state
+        state = message.state
+        if state.phase is Phase.READY and before.phase is not Phase.READY and state.url:
+            self._point_at_server(state)
+        if not state.running:  # stopped, failed or detached: nothing of ours on the GPUs
+            for gauges in self.query("#gpus").results(GpuGauges):
+                gauges.server_pids = frozenset()
+                gauges.baseline = None
         self._refresh_sub_title()
         self._update_side()
         self.refresh_bindings()
 
+    def _point_at_server(self, state: ServerState) -> None:
+        """On Ready the chat and the metrics follow the server (and stay after it stops)."""
+        assert state.url is not None
+        request = state.request
+        model: str | None
+        if request is not None:
+            model = request.spec.served_model_name or request.spec.model
+            api_key = request.spec.api_key or self.settings.api_key
+        else:  # attached to an earlier run
+            model, api_key = state.label or None, self.settings.api_key
+        self.chat.point_at(state.url, api_key, model, source="local server")
+        self.metrics.point_at(state.url, api_key)
+
+    @on(GpuGauges.Updated)
+    def _gpus_updated(self, message: GpuGauges.Updated) -> None:
+        self._gpu_text = memory_summary(message.snapshot)
+        self._refresh_sub_title()
+
+    def _refresh_server_pids(self) -> None:
+        pid = self.server.pid if self.server_state.running else None
+        if pid is not None:
+            self._read_server_pids(pid)
+
+    @work(thread=True, exclusive=True, group="server-pids", exit_on_error=False)
+    def _read_server_pids(self, pid: int) -> None:
+        from vllm_console.core.procs import session_pids
+
+        pids = frozenset(session_pids(pid)) | {pid}
+        self.call_from_thread(self._set_server_pids, pid, pids)
+
+    def _set_server_pids(self, pid: int, pids: frozenset[int]) -> None:
+        if self.server_state.running and self.server.pid == pid:
+            self.gauges.server_pids = pids
+
     @on(TabbedContent.TabActivated, "#side")
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
-        self.query_one("#main").set_class(event.pane.id == "tab-server", "-server-tab")
+        self.query_one("#main").set_class(event.pane.id in WIDE_TABS, "-wide-tab")
+        self._update_side()
 
     @on(JumpToModel)
     def _jump_to_model(self, message: JumpToModel) -> None:
@@ -245,6 +348,9 @@ class VllmConsoleApp(App[None]):
             self._launch(request)
 
     def _launch(self, request: LaunchRequest) -> None:
+        gauges = self.gauges
+        gauges.server_pids = frozenset()
+        gauges.baseline = gauges.snapshot  # before our server takes any memory
         self.server.launch(request)
         self.query_one("#side", TabbedContent).active = "tab-server"
 
@@ -264,6 +370,15 @@ class VllmConsoleApp(App[None]):
     def action_show_log(self) -> None:
         self.query_one("#side", TabbedContent).active = "tab-server"
         self.server.log_view.focus()
+
+    def action_show_chat(self) -> None:
+        self.query_one("#side", TabbedContent).active = "tab-chat"
+        self._update_side()
+        self.chat.focus_prompt()
+
+    def action_show_metrics(self) -> None:
+        self.query_one("#side", TabbedContent).active = "tab-metrics"
+        self._update_side()
 
     async def action_quit(self) -> None:
         self._quit_flow()

@@ -38,12 +38,15 @@ def default_catalog() -> Catalog:
     return cast(Catalog, importlib.import_module("vllm_console.core.catalog"))
 
 
-def iter_detailed(catalog: Catalog, entries: Sequence[ModelEntry]) -> Iterator[ModelEntry]:
-    """Detailed entries in the order they are ready, in parallel where the catalog can."""
+def iter_detailed(
+    catalog: Catalog, entries: Sequence[ModelEntry], index_path: Path | None = None
+) -> Iterator[ModelEntry]:
+    """Detailed entries in the order they are ready, from the catalog's own `iter_detailed`
+    where it has one (which reuses the index at `index_path`), else one `detail` at a time."""
     parallel = getattr(catalog, "iter_detailed", None)
     if parallel is None:
         return map(catalog.detail, entries)
-    return cast(Iterator[ModelEntry], parallel(entries))
+    return cast(Iterator[ModelEntry], parallel(entries, index_path=index_path))
 
 
 def empty_state_text(looked_in: Sequence[Path], hf_cache: Path, scanning: bool) -> Content:

@@ -7,6 +7,7 @@ second at most however many models there are, and the UI never waits for the dis
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -234,7 +235,10 @@ class ModelBrowser(Vertical):
         self.post_message(self.Listed(generation, result))
         batch: list[ModelEntry] = []
         last_post = time.monotonic()
-        detailed = iter_detailed(catalog, result.entries)
+        from vllm_console.core.catalog_index import default_index_path
+
+        index_path = default_index_path(self._settings.home, os.environ)
+        detailed = iter_detailed(catalog, result.entries, index_path)
         try:
             for entry in detailed:
                 if worker.is_cancelled:

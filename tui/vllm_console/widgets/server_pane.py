@@ -98,6 +98,12 @@ class ServerPane(Vertical):
 
     # -- public, called by the App --------------------------------------------------------
 
+    @property
+    def pid(self) -> int | None:
+        """The launched server's PID (its session id too); None when none of ours runs."""
+        server = self._server
+        return server.pid if server is not None else None
+
     def launch(self, request: LaunchRequest) -> None:
         now = time.monotonic()
         url = health_url(request.spec.host, request.spec.port).removesuffix("/health") + "/v1"
