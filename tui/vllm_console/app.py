@@ -8,6 +8,7 @@ screen is shown. Heavy modules are imported by workers after the first frame, ne
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterable
@@ -27,14 +28,9 @@ from vllm_console.core.diagnose import Phase
 from vllm_console.core.entry import ModelEntry
 from vllm_console.messages import JumpToModel, LaunchRequest, ModelDownloaded
 from vllm_console.widgets.catalog_port import Catalog
-from vllm_console.widgets.chat_pane import ChatPane
-from vllm_console.widgets.chat_state import EndpointConfig
-from vllm_console.widgets.gpu_gauges import GpuGauges, SamplerFactory, memory_summary
-from vllm_console.widgets.metrics_panel import MetricsPanel
 from vllm_console.widgets.model_browser import ModelBrowser
 from vllm_console.widgets.model_details import ModelDetails
 from vllm_console.widgets.palette import ModelCommands
-from vllm_console.widgets.server_pane import ServerPane
 from vllm_console.widgets.server_status import ServerState, header_text
 
 if TYPE_CHECKING:
@@ -44,6 +40,10 @@ if TYPE_CHECKING:
     from vllm_console.screens.download import Hub
     from vllm_console.screens.help import KeyHelp
     from vllm_console.screens.quit import QuitChoice
+    from vllm_console.widgets.chat_pane import ChatPane
+    from vllm_console.widgets.gpu_gauges import GpuGauges, SamplerFactory
+    from vllm_console.widgets.metrics_panel import MetricsPanel
+    from vllm_console.widgets.server_pane import ServerPane
 
 # Set to a file path, the console writes time.time() there after its first frame and exits:
 # bench/bench_first_frame.py measures startup with it. Read in run_app, not at import.
@@ -149,25 +149,39 @@ class VllmConsoleApp(App[None]):
         self.server_state = ServerState()  # the server pane's, as its last message said
         self._sampler_factory = sampler_factory or default_sampler_factory()
         self._gpu_text = ""
+        self.panes_ready = asyncio.Event()  # set once the tabs after the first frame are in
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▲")
         # No models until the first listing arrives: the side tabs start hidden.
         with Horizontal(id="main", classes="-no-models"):
             yield ModelBrowser(self.settings, catalog=self._catalog, id="browser")
-            with TabbedContent(id="side", initial="tab-details"):
-                with TabPane("Details", id="tab-details"):
-                    yield ModelDetails(id="details")
-                with TabPane("Server", id="tab-server"):
-                    yield ServerPane(self.settings, id="server")
-                with TabPane("Chat", id="tab-chat"):
-                    yield ChatPane(
-                        EndpointConfig.from_settings(self.settings), export_dir=self.settings.cwd
-                    )
-                with TabPane("Metrics", id="tab-metrics"):
-                    yield MetricsPanel(self.settings.base_url, self.settings.api_key)
-        yield GpuGauges(self._sampler_factory, id="gpus")
+            with (
+                TabbedContent(id="side", initial="tab-details"),
+                TabPane("Details", id="tab-details"),
+            ):
+                yield ModelDetails(id="details")
+        # The server, chat and metrics tabs and the GPU strip join right after the first
+        # frame (_mount_rest): their imports and layout would double the time to it.
         yield Footer()
+
+    async def _mount_rest(self) -> None:
+        from vllm_console.widgets.chat_pane import ChatPane
+        from vllm_console.widgets.chat_state import EndpointConfig
+        from vllm_console.widgets.gpu_gauges import GpuGauges
+        from vllm_console.widgets.metrics_panel import MetricsPanel
+        from vllm_console.widgets.server_pane import ServerPane
+
+        side = self.query_one("#side", TabbedContent)
+        chat = ChatPane(EndpointConfig.from_settings(self.settings), export_dir=self.settings.cwd)
+        await side.add_pane(
+            TabPane("Server", ServerPane(self.settings, id="server"), id="tab-server")
+        )
+        await side.add_pane(TabPane("Chat", chat, id="tab-chat"))
+        metrics = MetricsPanel(self.settings.base_url, self.settings.api_key)
+        await side.add_pane(TabPane("Metrics", metrics, id="tab-metrics"))
+        await self.mount(GpuGauges(self._sampler_factory, id="gpus"), before=self.query_one(Footer))
+        self.panes_ready.set()
 
     def on_mount(self) -> None:
         self._catalog_text = catalog_summary((), scanning=True)
@@ -177,7 +191,8 @@ class VllmConsoleApp(App[None]):
         self.set_interval(PIDS_INTERVAL, self._refresh_server_pids, name="server-pids")
         if self._first_frame_file is not None:
             self.call_after_refresh(self._first_frame_reached)
-        elif self._check_leftovers:
+        self.call_after_refresh(self._mount_rest)
+        if self._check_leftovers and self._first_frame_file is None:
             self.call_after_refresh(self._find_leftovers)
 
     def _first_frame_reached(self) -> None:
@@ -202,18 +217,26 @@ class VllmConsoleApp(App[None]):
 
     @property
     def server(self) -> ServerPane:
+        from vllm_console.widgets.server_pane import ServerPane
+
         return self.query_one("#server", ServerPane)
 
     @property
     def chat(self) -> ChatPane:
+        from vllm_console.widgets.chat_pane import ChatPane
+
         return self.query_one(ChatPane)
 
     @property
     def metrics(self) -> MetricsPanel:
+        from vllm_console.widgets.metrics_panel import MetricsPanel
+
         return self.query_one(MetricsPanel)
 
     @property
     def gauges(self) -> GpuGauges:
+        from vllm_console.widgets.gpu_gauges import GpuGauges
+
         return self.query_one("#gpus", GpuGauges)
 
     def palette_entries(self) -> tuple[ModelEntry, ...]:
@@ -252,13 +275,14 @@ class VllmConsoleApp(App[None]):
     def _model_chosen(self, message: ModelBrowser.Chosen) -> None:
         self._open_launch(message.entry)
 
-    @on(ServerPane.StateChanged)
-    def _server_changed(self, message: ServerPane.StateChanged) -> None:
+    def on_server_pane_state_changed(self, message: ServerPane.StateChanged) -> None:
         before, self.server_state = self.server_state, message.state
         state = message.state
         if state.phase is Phase.READY and before.phase is not Phase.READY and state.url:
             self._point_at_server(state)
         if not state.running:  # stopped, failed or detached: nothing of ours on the GPUs
+            from vllm_console.widgets.gpu_gauges import GpuGauges
+
             for gauges in self.query("#gpus").results(GpuGauges):
                 gauges.server_pids = frozenset()
                 gauges.baseline = None
@@ -279,8 +303,9 @@ class VllmConsoleApp(App[None]):
         self.chat.point_at(state.url, api_key, model, source="local server")
         self.metrics.point_at(state.url, api_key)
 
-    @on(GpuGauges.Updated)
-    def _gpus_updated(self, message: GpuGauges.Updated) -> None:
+    def on_gpu_gauges_updated(self, message: GpuGauges.Updated) -> None:
+        from vllm_console.widgets.gpu_gauges import memory_summary
+
         self._gpu_text = memory_summary(message.snapshot)
         self._refresh_sub_title()
 
@@ -455,6 +480,7 @@ class VllmConsoleApp(App[None]):
     def key_help(self) -> list[KeyHelp]:
         """One line per binding of the main screen, in footer order, plus the palette."""
         from vllm_console.screens.help import KeyHelp
+        from vllm_console.widgets.server_pane import ServerPane
 
         owners = (*self.BINDINGS, *ModelBrowser.BINDINGS, *ServerPane.BINDINGS)
         bindings = [b for b in owners if isinstance(b, Binding)]
