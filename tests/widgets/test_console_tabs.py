@@ -95,3 +95,25 @@ async def test_chat_follows_the_server_on_ready(
         assert app.server_state.phase is not Phase.READY
         assert not gauges.server_pids
         assert chat.config.source == "local server"  # still where it was
+
+
+async def test_escape_leaves_the_chat_prompt_for_the_model_table(
+    settings: Settings, demo_catalog: Any
+) -> None:
+    """Typing in the chat takes every key; escape must give the console's keys back."""
+    app = VllmConsoleApp(settings, catalog=demo_catalog)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await app.panes_ready.wait()
+        await pilot.press("c")
+        await pilot.pause()
+        assert app.focused is app.query_one("#chat-input", Input)
+        await pilot.press("q")  # typed into the prompt, not quitting
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.focused is app.query_one("#model-table")
+        await pilot.press("m")
+        await pilot.pause()
+        assert active(app) == "tab-metrics"

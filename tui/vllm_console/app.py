@@ -21,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import Screen
+from textual.widget import MountError
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from vllm_console.config import Settings
@@ -69,8 +70,10 @@ KEY_DETAILS = {
     "server.search": "in the log: show only lines containing a text",
     "server.save": "in the log: save it to a file",
     "palette": "command palette: type a model's name to jump to it",
+    "models": "back to the model table from the chat prompt or any pane",
 }
 MAIN_ONLY = (
+    "focus_models",
     "filter",
     "rescan",
     "download",
@@ -82,6 +85,7 @@ MAIN_ONLY = (
     "relaunch_fix",
     "history",
 )
+NEEDS_PANES = ("stop", "show_log", "show_chat", "show_metrics", "relaunch_fix")
 WIDE_TABS = ("tab-server", "tab-chat", "tab-metrics")  # tabs that widen the side
 PIDS_INTERVAL = 2.0  # seconds between reads of the server's process tree (for the GPU strip)
 
@@ -125,6 +129,8 @@ class VllmConsoleApp(App[None]):
         Binding("h", "history", "Runs", id="history"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
+        # Out of the chat's prompt (or any pane) back to the model table: keys work again.
+        Binding("escape", "focus_models", "Models", show=False, id="models"),
     ]
 
     def __init__(
@@ -166,6 +172,15 @@ class VllmConsoleApp(App[None]):
         yield Footer()
 
     async def _mount_rest(self) -> None:
+        if self._first_frame_file is not None:  # the startup benchmark exits at this frame
+            return
+        try:
+            await self._mount_tabs_and_strip()
+        except MountError:  # quit before the first frame finished: nothing left to mount into
+            return
+        self.panes_ready.set()
+
+    async def _mount_tabs_and_strip(self) -> None:
         from vllm_console.widgets.chat_pane import ChatPane
         from vllm_console.widgets.chat_state import EndpointConfig
         from vllm_console.widgets.gpu_gauges import GpuGauges
@@ -181,7 +196,6 @@ class VllmConsoleApp(App[None]):
         metrics = MetricsPanel(self.settings.base_url, self.settings.api_key)
         await side.add_pane(TabPane("Metrics", metrics, id="tab-metrics"))
         await self.mount(GpuGauges(self._sampler_factory, id="gpus"), before=self.query_one(Footer))
-        self.panes_ready.set()
 
     def on_mount(self) -> None:
         self._catalog_text = catalog_summary((), scanning=True)
@@ -273,7 +287,8 @@ class VllmConsoleApp(App[None]):
 
     @on(ModelBrowser.Chosen)
     def _model_chosen(self, message: ModelBrowser.Chosen) -> None:
-        self._open_launch(message.entry)
+        if self.panes_ready.is_set():  # the server pane joins just after the first frame
+            self._open_launch(message.entry)
 
     def on_server_pane_state_changed(self, message: ServerPane.StateChanged) -> None:
         before, self.server_state = self.server_state, message.state
@@ -396,6 +411,9 @@ class VllmConsoleApp(App[None]):
         self.query_one("#side", TabbedContent).active = "tab-server"
         self.server.log_view.focus()
 
+    def action_focus_models(self) -> None:
+        self.query_one("#model-table").focus()
+
     def action_show_chat(self) -> None:
         self.query_one("#side", TabbedContent).active = "tab-chat"
         self._update_side()
@@ -471,6 +489,8 @@ class VllmConsoleApp(App[None]):
         # The main screen's keys mean nothing over a dialog.
         if len(self.screen_stack) > 1 and action in MAIN_ONLY:
             return False
+        if action in NEEDS_PANES and not self.panes_ready.is_set():
+            return False  # the first fraction of a second, before the tabs are mounted
         if action == "stop":
             return True if self.server_state.running else None
         if action == "relaunch_fix":
