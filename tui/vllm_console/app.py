@@ -155,6 +155,7 @@ class VllmConsoleApp(App[None]):
         self.server_state = ServerState()  # the server pane's, as its last message said
         self._sampler_factory = sampler_factory or default_sampler_factory()
         self._gpu_text = ""
+        self._highlighted: ModelEntry | None = None  # for the details pane, once mounted
         self.panes_ready = asyncio.Event()  # set once the tabs after the first frame are in
 
     def compose(self) -> ComposeResult:
@@ -162,13 +163,8 @@ class VllmConsoleApp(App[None]):
         # No models until the first listing arrives: the side tabs start hidden.
         with Horizontal(id="main", classes="-no-models"):
             yield ModelBrowser(self.settings, catalog=self._catalog, id="browser")
-            with (
-                TabbedContent(id="side", initial="tab-details"),
-                TabPane("Details", id="tab-details"),
-            ):
-                yield ModelDetails(id="details")
-        # The server, chat and metrics tabs and the GPU strip join right after the first
-        # frame (_mount_rest): their imports and layout would double the time to it.
+        # The side tabs (details, server, chat, metrics) and the GPU strip join right after
+        # the first frame (_mount_rest): their imports and layout would double the time to it.
         yield Footer()
 
     async def _mount_rest(self) -> None:
@@ -179,6 +175,7 @@ class VllmConsoleApp(App[None]):
         except MountError:  # quit before the first frame finished: nothing left to mount into
             return
         self.panes_ready.set()
+        self._update_side()
 
     async def _mount_tabs_and_strip(self) -> None:
         from vllm_console.widgets.chat_pane import ChatPane
@@ -187,7 +184,10 @@ class VllmConsoleApp(App[None]):
         from vllm_console.widgets.metrics_panel import MetricsPanel
         from vllm_console.widgets.server_pane import ServerPane
 
-        side = self.query_one("#side", TabbedContent)
+        side = TabbedContent(id="side")
+        await self.query_one("#main").mount(side)
+        await side.add_pane(TabPane("Details", ModelDetails(id="details"), id="tab-details"))
+        self.query_one("#details", ModelDetails).entry = self._highlighted
         chat = ChatPane(EndpointConfig.from_settings(self.settings), export_dir=self.settings.cwd)
         await side.add_pane(
             TabPane("Server", ServerPane(self.settings, id="server"), id="tab-server")
@@ -265,6 +265,7 @@ class VllmConsoleApp(App[None]):
     @on(ModelBrowser.Highlighted)
     def _show_details(self, message: ModelBrowser.Highlighted) -> None:
         # query, not query_one: a late highlight may arrive while the app closes
+        self._highlighted = message.entry
         for details in self.query("#details").results(ModelDetails):
             details.entry = message.entry
 
@@ -277,7 +278,8 @@ class VllmConsoleApp(App[None]):
 
     def _update_side(self) -> None:
         # With nothing to describe, no server and no chat, the empty state gets the width.
-        tab = self.query_one("#side", TabbedContent).active
+        sides = self.query("#side").results(TabbedContent)
+        tab = next((side.active for side in sides), "tab-details")
         empty = (
             not self.catalog_entries
             and self.server_state.phase is None
