@@ -12,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.net import free_port
+
 FAKE = Path(__file__).resolve().parent / "fakes" / "fake_vllm.py"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.fakes.net import free_port
 
 from vllm_console.core.diagnose import Phase
 from vllm_console.core.launch import LaunchSpec, serve_args
@@ -27,12 +27,6 @@ from vllm_console.core.supervisor import (
 )
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_vllm.py"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_server(scenario: str, port: int, delay: float = 0.3, **spec: object) -> ServerProcess:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,11 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import TINY_ID
+from tests.fakes.net import free_port
 from vllm_console.core.procs import port_holders, port_is_free, session_pids
 
 pytestmark = pytest.mark.e2e
 READY_LIMIT = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_serve(env: dict[str, str], port: int, cwd: Path) -> subprocess.Popen[str]:

@@ -18,13 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes.net import free_port
+
 FAKE = Path(__file__).with_name("fake_vllm.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(check: Callable[[], object], timeout: float, step: float = 0.02) -> bool:

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.fakes.net import free_port
 from vllm_console.config import Settings
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_vllm.py"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fake_settings(tmp_path: Path, **changes: Any) -> Settings:

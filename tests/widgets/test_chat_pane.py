@@ -8,7 +8,6 @@ status line that says what happened; escape stops an answer and the server sees 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Footer, Input, Select, Static
 
 from tests.fakes.fake_openai import FakeOpenAI, word
+from tests.fakes.net import free_port
 from vllm_console.widgets.chat_endpoint import EndpointBar
 from vllm_console.widgets.chat_messages import MessageView, PromptInput
 from vllm_console.widgets.chat_pane import ChatPane, ChatParams, EndpointConfig
@@ -369,12 +369,6 @@ async def test_reasoning_is_shown_apart_from_the_answer(fake: FakeOpenAI) -> Non
         assert answers(pane) == [answer(12)]
         thoughts = pane.query(".message-reasoning").last()
         assert thoughts.source == "think0 think1 "  # type: ignore[attr-defined]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_unreachable_is_calm_and_retry_finds_the_server() -> None:

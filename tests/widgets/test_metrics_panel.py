@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,13 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.net import free_port
 from vllm_console.core.endpoint import make_client, stream_chat
 from vllm_console.core.metrics import MetricsSnapshot
 from vllm_console.widgets.metrics_panel import MetricsPanel, head_line, metrics_table
 
 FAKE_VLLM = Path(__file__).resolve().parents[1] / "fakes" / "fake_vllm.py"
 INTERVAL = 0.2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

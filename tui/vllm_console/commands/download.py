@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TextIO
 
 from vllm_console.config import Settings
+from vllm_console.core.entry import format_bytes
 from vllm_console.core.hub import (
     DownloadError,
     DownloadProgress,
     default_output_dir,
     download_model,
-    format_bytes,
     repo_id_problem,
 )
 

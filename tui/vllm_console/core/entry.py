@@ -140,12 +140,12 @@ def format_params(n: int | None) -> str:
     return str(n)
 
 
-def format_bytes(n: int | None) -> str:
+def format_bytes(n: float | None) -> str:
     if n is None:
         return "…"
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
+        if abs(size) < 1024 or unit == "TiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")

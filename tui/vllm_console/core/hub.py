@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vllm_console.core.entry import format_bytes
+
 if TYPE_CHECKING:
     from vllm_console.core.hub_fetch import _Remote
 
@@ -71,14 +73,6 @@ class DownloadCancelled(DownloadError):
 
     def __init__(self) -> None:
         super().__init__("download cancelled; run it again to resume")
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def repo_id_problem(repo_id: str) -> str | None:

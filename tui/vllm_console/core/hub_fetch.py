@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from vllm_console.core.entry import format_bytes
 from vllm_console.core.hub import (
     DownloadCancelled,
     DownloadError,
     DownloadProgress,
     ProgressCallback,
     _Context,
-    format_bytes,
 )
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
