@@ -28,6 +28,8 @@ from vllm_console.core.gpu import (
 )
 from vllm_console.core.gpu_owners import (
     Attribution,
+    Release,
+    ReleaseWatch,
     await_memory_released,
     holders,
     is_vllm,
@@ -363,6 +365,19 @@ def test_release_through_a_sampler_and_without_a_gpu() -> None:
     assert [h.pid for h in left] == [100] and nv.initialised == 0
     none = FakeNvml(init_error=fake_nvml.NVML_ERROR_LIBRARY_NOT_FOUND)
     assert await_memory_released(sampler(none), {100}) == []
+
+
+def test_release_watch_is_fed_snapshots() -> None:
+    watch = ReleaseWatch(frozenset({100}), None, started=50.0, timeout=10.0)
+    held = snapshot(dev(0, 16, proc(100, 14)))
+    waiting = watch.check(held, 55.0)
+    assert waiting.state is Release.WAITING and [h.pid for h in waiting.holders] == [100]
+    late = watch.check(held, 60.0)
+    assert late.state is Release.HELD and late.after == pytest.approx(10.0)
+    done = watch.check(snapshot(dev(0, 2)), 57.5)
+    assert done.state is Release.RELEASED and done.holders == () and done.after == 7.5
+    blind = GpuSnapshot(0.0, GpuState.NO_DRIVER, "NVML Shared Library Not Found")
+    assert watch.check(blind, 51.0).state is Release.NO_GPU
 
 
 def test_leftover_vllm_processes_are_pointed_out() -> None:

@@ -16,7 +16,9 @@ FAKE_VLLM_DELAY (default 1.0): seconds until ready. FAKE_VLLM_SCENARIO (default 
   ignores SIGTERM/SIGINT); hub (retries an unreachable hub every 2*DELAY s, forever);
   port (Errno 98; a port really taken gives the same in any scenario); oom; no_kv; inductor;
   max_model_len (only while the max model len > 11568, so `--max-model-len 11568` fixes it);
-  free_memory (only while --gpu-memory-utilization > 0.13): these print vLLM's error, exit 1.
+  free_memory (only while --gpu-memory-utilization > 0.13): these print vLLM's error, exit 1;
+  stray_worker (the Worker forks a `VLLM::Worker_TP1` that leaves the session when its parent
+  dies and ignores SIGTERM: what a stop cannot reach, for the GPU memory check).
 """
 
 from __future__ import annotations
@@ -258,10 +260,28 @@ def run_worker(cfg: argparse.Namespace, up: int) -> int:
         time.sleep(0.35 * DELAY)
         say(SHARDS + "\n", True, p=100, n=1)
         say(WORKER_LOADED, took=time.monotonic() - t0)
+        if SCENARIO == "stray_worker":
+            fork_role(run_stray)
         send(up, "loaded")
         idle()
     except Shutdown:
         say("INFO multiproc_executor.py:843 Parent process exited, terminating worker queues")
+    return 0
+
+
+def run_stray() -> int:
+    """A second worker that outlives the stop: when its parent dies it leaves the session."""
+    become("Worker", "VLLM::Worker_TP1")
+    null = os.open(os.devnull, os.O_RDWR)  # no pipe or socket of the server stays open in it
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, 1 << 16)
+    signal.signal(signal.SIGUSR1, lambda *_: os.setsid())
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGUSR1)
+    idle()
     return 0
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from vllm_console.core.runs import RunInfo
+    from vllm_console.gpu_guard import GpuGuard
     from vllm_console.screens.download import Hub
     from vllm_console.screens.help import KeyHelp
     from vllm_console.screens.quit import QuitChoice
@@ -157,6 +158,7 @@ class VllmConsoleApp(App[None]):
         self._gpu_text = ""
         self._highlighted: ModelEntry | None = None  # for the details pane, once mounted
         self.panes_ready = asyncio.Event()  # set once the tabs after the first frame are in
+        self.gpu_guard: GpuGuard | None = None  # with the GPU strip, after the first frame
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▲")
@@ -178,6 +180,7 @@ class VllmConsoleApp(App[None]):
         self._update_side()
 
     async def _mount_tabs_and_strip(self) -> None:
+        from vllm_console.gpu_guard import GpuGuard
         from vllm_console.widgets.chat_pane import ChatPane
         from vllm_console.widgets.chat_state import EndpointConfig
         from vllm_console.widgets.gpu_gauges import GpuGauges
@@ -195,6 +198,7 @@ class VllmConsoleApp(App[None]):
         await side.add_pane(TabPane("Chat", chat, id="tab-chat"))
         metrics = MetricsPanel(self.settings.base_url, self.settings.api_key)
         await side.add_pane(TabPane("Metrics", metrics, id="tab-metrics"))
+        self.gpu_guard = GpuGuard(self)
         await self.mount(GpuGauges(self._sampler_factory, id="gpus"), before=self.query_one(Footer))
 
     def on_mount(self) -> None:
@@ -301,6 +305,9 @@ class VllmConsoleApp(App[None]):
             from vllm_console.widgets.gpu_gauges import GpuGauges
 
             for gauges in self.query("#gpus").results(GpuGauges):
+                ended = before.running and state.phase in (Phase.STOPPED, Phase.FAILED)
+                if ended and self.gpu_guard is not None:  # does the memory come back?
+                    self.gpu_guard.server_ended(gauges.baseline)
                 gauges.server_pids = frozenset()
                 gauges.baseline = None
         self._refresh_sub_title()
@@ -325,6 +332,9 @@ class VllmConsoleApp(App[None]):
 
         self._gpu_text = memory_summary(message.snapshot)
         self._refresh_sub_title()
+        if self.gpu_guard is not None:
+            self.gpu_guard.seen(message.ours)
+            self.gpu_guard.snapshot(message.snapshot)
 
     def _refresh_server_pids(self) -> None:
         pid = self.server.pid if self.server_state.running else None
@@ -341,6 +351,8 @@ class VllmConsoleApp(App[None]):
     def _set_server_pids(self, pid: int, pids: frozenset[int]) -> None:
         if self.server_state.running and self.server.pid == pid:
             self.gauges.server_pids = pids
+            if self.gpu_guard is not None:
+                self.gpu_guard.add_pids(pids)
 
     @on(TabbedContent.TabActivated, "#side")
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
@@ -378,12 +390,16 @@ class VllmConsoleApp(App[None]):
         spec = initial_spec(self.settings, path, model_id, saved.get(key))
         if fix is not None:
             spec = apply_fix(spec, *fix)
+        guard = self.gpu_guard
         screen = LaunchScreen(
             self.settings,
             model_key=key,
             model_id=model_id,
             spec=spec,
             changed=fix[0] if fix else None,
+            entry=next((e for e in self.browser.entries if e.key == key), None),
+            gpus=lambda: self.gauges.snapshot,
+            kill=guard.kill if guard is not None else None,
         )
         request = await self.push_screen_wait(screen)
         if request is not None:
@@ -393,6 +409,8 @@ class VllmConsoleApp(App[None]):
         gauges = self.gauges
         gauges.server_pids = frozenset()
         gauges.baseline = gauges.snapshot  # before our server takes any memory
+        if self.gpu_guard is not None:
+            self.gpu_guard.launched()
         self.server.launch(request)
         self.query_one("#side", TabbedContent).active = "tab-server"
 
@@ -443,6 +461,12 @@ class VllmConsoleApp(App[None]):
             self.notify("Stopping the server…")
             self.server.stop()
             await self.server.wait_idle()
+            for _ in range(40):  # the pane's last state message starts the memory check
+                if not self.server_state.running:
+                    break
+                await asyncio.sleep(0.05)
+            if self.gpu_guard is not None:  # held memory is shown (and can be killed) first
+                await self.gpu_guard.idle.wait()
             self.exit()
 
     @work(thread=True, exclusive=True, group="leftovers", exit_on_error=False)

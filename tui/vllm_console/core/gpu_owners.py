@@ -164,13 +164,56 @@ def _poll(
     sleep: Callable[[float], None],
     clock: Callable[[], float],
 ) -> list[Holder]:
-    deadline = clock() + timeout
+    watch = ReleaseWatch(frozenset(pids), baseline, clock(), timeout)
     while True:
-        snap = read()
-        left = holders(snap, pids, baseline) if snap.available else []
-        if not left or clock() >= deadline:
-            return left
-        sleep(min(poll, max(0.0, deadline - clock())))
+        outcome = watch.check(read(), clock())
+        if outcome.state is not Release.WAITING:
+            return list(outcome.holders)
+        sleep(min(poll, max(0.0, watch.deadline - clock())))
+
+
+class Release(StrEnum):
+    RELEASED = "released"  # nothing of ours is on a GPU any more
+    WAITING = "waiting"  # something still is, and the time allowed is not over
+    HELD = "held"  # something still is after the time allowed
+    NO_GPU = "no GPU"  # no GPU readings: nothing can be held (or known)
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    state: Release
+    holders: tuple[Holder, ...] = ()
+    after: float = 0.0  # seconds since the watch began
+
+
+@dataclass(frozen=True)
+class ReleaseWatch:
+    """Does our memory come back after a stop? Fed one snapshot at a time (never blocks).
+
+    `pids` are every PID the server had while it ran (after a stop its session may be empty
+    while a defunct worker still holds memory); `baseline` only where our share was found by
+    the change since launch. The console feeds it the GPU strip's snapshots; `_poll` above
+    feeds it from NVML directly.
+    """
+
+    pids: frozenset[int]
+    baseline: GpuSnapshot | None
+    started: float
+    timeout: float = RELEASE_TIMEOUT
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.timeout
+
+    def check(self, snapshot: GpuSnapshot, now: float) -> ReleaseOutcome:
+        after = max(0.0, now - self.started)
+        if not snapshot.available:
+            return ReleaseOutcome(Release.NO_GPU, (), after)
+        left = tuple(holders(snapshot, self.pids, self.baseline))
+        if not left:
+            return ReleaseOutcome(Release.RELEASED, (), after)
+        state = Release.HELD if now >= self.deadline else Release.WAITING
+        return ReleaseOutcome(state, left, after)
 
 
 def is_vllm(proc: GpuProcess) -> bool:

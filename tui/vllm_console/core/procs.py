@@ -7,6 +7,7 @@ name here rather than by "python" or "vllm serve" in their command lines.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,3 +124,18 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def kill_pids(pids: list[int]) -> list[str]:
+    """SIGKILL each PID; one line per PID saying what happened (gone already, not allowed)."""
+    said = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            said.append(f"pid {pid} had already exited")
+        except PermissionError:
+            said.append(f"pid {pid}: not allowed (another user's process: sudo kill -9 {pid})")
+        else:
+            said.append(f"pid {pid} killed")
+    return said

@@ -4,6 +4,8 @@ Nothing starts before the user presses Launch. The preview is what the launch wi
 (secrets redacted); it can be copied to the clipboard or saved as a runnable script. Bad
 fields are marked and named, and Launch stays disabled until they are fixed. vLLM is looked
 for in a thread (that probes an interpreter), and the port is checked before dismissing.
+Under the fields, whether the spec fits the GPUs it would see, updated as fields change and
+as the GPU strip samples, and any leftover vLLM process holding GPU memory (ctrl+g kills it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,21 +26,26 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
 from vllm_console.config import Settings
+from vllm_console.core.entry import ModelEntry
+from vllm_console.core.gpu import GpuSnapshot
 from vllm_console.core.launch import LaunchSpec, save_spec, serve_args
 from vllm_console.core.procs import port_holders, port_is_free
 from vllm_console.core.vllm_install import VllmCommand, find_vllm
 from vllm_console.messages import LaunchRequest
 from vllm_console.screens import launch_form as form
+from vllm_console.screens.launch_gpu import GpuFitView
 
 
 class LaunchScreen(ModalScreen[LaunchRequest | None]):
     """Fields on the left of each row, the command preview below; dismisses with a request."""
+
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="launch.cancel"),
         Binding("ctrl+l", "launch", "Launch", id="launch.go"),
         Binding("ctrl+y", "copy", "Copy command", id="launch.copy"),
         Binding("ctrl+s", "save_script", "Save script", id="launch.save"),
+        Binding("ctrl+g", "kill_leftovers", "Kill leftovers", id="launch.kill"),
     ]
 
     def __init__(
@@ -48,8 +56,15 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         model_id: str,
         spec: LaunchSpec,
         changed: str | None = None,
+        entry: ModelEntry | None = None,
+        gpus: Callable[[], GpuSnapshot | None] | None = None,
+        kill: Callable[[list[int]], None] | None = None,
     ) -> None:
+        """`entry` and `gpus` (the latest GPU snapshot) give the fit; `kill` kills leftovers."""
         super().__init__()
+        self._entry = entry
+        self._gpus = gpus
+        self._kill = kill
         self._settings = settings
         self._model_key, self._model_id = model_key, model_id
         self._base = spec
@@ -86,6 +101,7 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
                 if self._settings.api_key:
                     yield Static("API key: *** (from VLLM_API_KEY)", classes="launch-note")
                 yield Static("", id="launch-errors")
+                yield GpuFitView(id="launch-gpu")
                 yield Static("Looking for vLLM…", id="launch-preview")
                 with Horizontal(id="launch-script-row"):
                     yield Label("Script", classes="launch-label")
@@ -100,6 +116,8 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
     def on_mount(self) -> None:
         self.query_one(f"#field-{self._changed or 'served_model_name'}").focus()
         self._find_vllm()
+        self._show_gpu()
+        self.set_interval(1.0, self._show_gpu, name="launch-gpu")
 
     def _script_path(self) -> Path:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self._model_id.rsplit("/", 1)[-1])[:40]
@@ -130,6 +148,7 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
             widget = self.query_one(f"#field-{field.name}", Input)
             widget.set_class(field.name in self.errors, "-invalid")
         self._show_errors()
+        self._show_gpu()
         preview = self.query_one("#launch-preview", Static)
         problem = form.vllm_problem(self._vllm) if self._vllm else None
         if self._vllm is None:
@@ -144,6 +163,34 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
         self.query_one("#launch-go", Button).disabled = not ok
         for name in ("#launch-copy", "#launch-save"):
             self.query_one(name, Button).disabled = not ok
+
+    def _show_gpu(self) -> None:
+        snapshot = self._gpus() if self._gpus is not None else None
+        view = self.query_one("#launch-gpu", GpuFitView)
+        had = bool(view.leftovers)
+        view.show(self._entry, self.spec, snapshot, os.environ)
+        view.display = self._gpus is not None
+        if bool(view.leftovers) != had:
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "kill_leftovers":
+            views = list(self.query("#launch-gpu").results(GpuFitView))
+            leftovers = views[0].leftovers if views else []
+            return self._kill is not None and any(h.pid is not None for h in leftovers)
+        return True
+
+    @work(exclusive=True, group="kill-leftovers", exit_on_error=False)
+    async def action_kill_leftovers(self) -> None:
+        from vllm_console.screens.gpu_holders import GpuHoldersScreen
+
+        leftovers = self.query_one("#launch-gpu", GpuFitView).leftovers
+        if self._kill is None or not leftovers:
+            return
+        title = "vLLM processes from earlier runs hold GPU memory"
+        screen = GpuHoldersScreen(title, leftovers, "Not started by this console's server.")
+        if await self.app.push_screen_wait(screen):
+            self._kill(screen.pids)
 
     def _show_errors(self) -> None:
         lines = [f"{form.LABELS[name]}: {message}" for name, message in self.errors.items()]

@@ -1,0 +1,209 @@
+"""After a stop the console checks that the GPU memory came back, and offers to kill what holds it.
+
+The stand-in vLLM runs for real; the stand-in NVML plays the GPU: every process it is told
+about holds 2 GiB on GPU 0 for as long as it is alive, as NVML shows a process's memory until
+it exits. The `stray_worker` scenario leaves a worker the stop cannot reach.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.fake_nvml import FakeDevice, FakeNvml, FakeProc
+from tests.widgets.console_helpers import fake_settings, wait_until
+from tests.widgets.test_server_flow import preview
+from vllm_console.app import VllmConsoleApp
+from vllm_console.core.diagnose import Phase
+from vllm_console.core.gpu import Sampler
+from vllm_console.core.gpu_owners import Release
+from vllm_console.core.procs import proc_info, session_pids
+from vllm_console.screens.gpu_holders import GpuHoldersScreen
+from vllm_console.screens.launch import LaunchScreen
+
+GiB = 1 << 30
+EACH = 2 * GiB
+
+
+class LiveNvml(FakeNvml):
+    """GPU 0 lists each watched process while it lives, 2 GiB each, on top of 1 GiB."""
+
+    def __init__(self) -> None:
+        super().__init__([FakeDevice()])
+        self.watched: set[int] = set()
+
+    def _alive(self) -> list[int]:
+        return sorted(pid for pid in self.watched if proc_info(pid) is not None)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[FakeProc]:
+        alive = self._alive()
+        self.devices[0].used = 1 * GiB + EACH * len(alive)
+        return [FakeProc(pid, EACH) for pid in alive]
+
+
+def live_factory(nv: LiveNvml) -> Callable[..., Sampler]:
+    def make(interval: float) -> Sampler:
+        return Sampler(nv, interval=0.25, process_interval=0.25)
+
+    return make
+
+
+def make_app(tmp_path: Path, fake_catalog: Any, make_folder_entry: Any, nv: LiveNvml) -> Any:
+    settings = fake_settings(tmp_path)
+    catalog = fake_catalog([make_folder_entry("org/tiny-model")])
+    return VllmConsoleApp(settings, catalog=catalog, sampler_factory=live_factory(nv))
+
+
+async def open_dialog(app: VllmConsoleApp, pilot: Any) -> LaunchScreen:
+    """Enter on the model (the GPU strip's sampler never finishes: no wait for all workers)."""
+    await wait_until(pilot, lambda: app.panes_ready.is_set() and app.browser.entries, 10, "model")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen), 10, "the dialog")
+    screen = app.screen
+    assert isinstance(screen, LaunchScreen)
+    await wait_until(pilot, lambda: "exec " in preview(screen), 10, "the preview")
+    return screen
+
+
+async def launch_on_the_gpu(app: VllmConsoleApp, pilot: Any, nv: LiveNvml) -> int:
+    """Launch, wait for ready, and put every process of the server on GPU 0."""
+    await open_dialog(app, pilot)
+    await pilot.press("ctrl+l")
+    await wait_until(pilot, lambda: app.server_state.phase is Phase.READY, 20, "ready")
+    pid = app.server.pid
+    assert pid is not None
+    await wait_until(pilot, lambda: len(session_pids(pid)) >= 3, 5, "engine and worker")
+    nv.watched.update(session_pids(pid))
+    # the console reads its server's PIDs and sees them on the GPU
+    await wait_until(
+        pilot,
+        lambda: sum(o.used or 0 for o in app.gauges.ours()) >= EACH * len(nv.watched),
+        10,
+        "our memory on the GPU",
+    )
+    return pid
+
+
+def messages(app: VllmConsoleApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_memory_released_after_a_stop_is_said(
+    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any
+) -> None:
+    nv = LiveNvml()
+    app = make_app(tmp_path, fake_catalog, make_folder_entry, nv)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await launch_on_the_gpu(app, pilot, nv)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 10, "stopped")
+        guard = app.gpu_guard
+        assert guard is not None
+        await wait_until(pilot, lambda: guard.outcome is Release.RELEASED, 5, "released")
+        assert any("GPU memory released" in m for m in messages(app))
+        assert not isinstance(app.screen, GpuHoldersScreen)
+
+
+@pytest.fixture
+def stray_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_VLLM_SCENARIO", "stray_worker")
+
+
+def stray_pid(nv: LiveNvml) -> int | None:
+    strays = [p for p in nv.watched if (i := proc_info(p)) and i.name.endswith("_TP")]
+    return strays[0] if strays else None
+
+
+@pytest.mark.usefixtures("stray_scenario")
+async def test_memory_still_held_names_the_pid_and_kill_frees_it(
+    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any
+) -> None:
+    nv = LiveNvml()
+    app = make_app(tmp_path, fake_catalog, make_folder_entry, nv)
+    stray = None
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, app.panes_ready.is_set, 10, "the panes")
+            assert app.gpu_guard is not None
+            app.gpu_guard.timeout = 1.5
+            await launch_on_the_gpu(app, pilot, nv)
+            stray = stray_pid(nv)
+            assert stray is not None
+            await pilot.press("s")
+            await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 10, "stop")
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, GpuHoldersScreen), 10, "the dialog"
+            )
+            screen = app.screen
+            assert isinstance(screen, GpuHoldersScreen)
+            assert [h.pid for h in screen.holders] == [stray] and screen.pids == [stray]
+            text = str(screen.query_one("#holders-list").render())
+            assert f"(pid {stray}) holds 2.0 GiB on GPU 0" in text
+            assert app.gpu_guard.outcome is Release.HELD
+            await pilot.press("k")
+            await wait_until(pilot, lambda: proc_info(stray) is None, 5, "the stray killed")
+            await wait_until(
+                pilot, lambda: app.gpu_guard.outcome is Release.RELEASED, 5, "released"
+            )
+            assert any(f"pid {stray} killed" in m for m in messages(app))
+    finally:
+        if stray is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stray, signal.SIGKILL)
+
+
+@pytest.mark.usefixtures("stray_scenario")
+async def test_leftover_vllm_memory_is_pointed_out_before_a_launch(
+    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any
+) -> None:
+    nv = LiveNvml()
+    app = make_app(tmp_path, fake_catalog, make_folder_entry, nv)
+    stray = None
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, app.panes_ready.is_set, 10, "the panes")
+            assert app.gpu_guard is not None
+            app.gpu_guard.timeout = 1.0
+            await launch_on_the_gpu(app, pilot, nv)
+            stray = stray_pid(nv)
+            assert stray is not None
+            await pilot.press("s")
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, GpuHoldersScreen), 10, "the dialog"
+            )
+            await pilot.press("escape")  # leave it
+            await pilot.pause()
+            screen = await open_dialog(app, pilot)
+            assert isinstance(screen, LaunchScreen)
+            await wait_until(
+                pilot,
+                lambda: f"pid {stray}" in str(screen.query_one("#launch-gpu").render()),
+                5,
+                "the leftover in the launch dialog",
+            )
+            text = str(screen.query_one("#launch-gpu").render())
+            assert "leftover vLLM" in text and "2.0 GiB on GPU 0" in text
+            assert text.startswith("Fit: ")  # the estimate is there too
+            await pilot.press("ctrl+g")
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, GpuHoldersScreen), 5, "kill dialog"
+            )
+            await pilot.press("k")
+            await wait_until(pilot, lambda: proc_info(stray) is None, 5, "the stray killed")
+            assert isinstance(app.screen, LaunchScreen)  # back in the dialog
+            await wait_until(
+                pilot,
+                lambda: "leftover" not in str(screen.query_one("#launch-gpu").render()),
+                5,
+                "the warning gone",
+            )
+    finally:
+        if stray is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stray, signal.SIGKILL)

@@ -1,0 +1,111 @@
+"""The launch dialog's GPU lines: will this spec fit the chosen GPUs, and what is in the way.
+
+`fit_lines` is pure: the catalog entry, the spec the fields describe, the GPU strip's latest
+snapshot and CUDA_VISIBLE_DEVICES give the verdict with its reason, the estimate, the largest
+max model length that fits and the utilization needed, plus a warning for each leftover vLLM
+process holding GPU memory (which the free memory, and so the verdict, already counts).
+`GpuFitView` shows them and follows field changes and new snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from textual.content import Content
+from textual.widgets import Static
+
+from vllm_console.core.entry import ModelEntry
+from vllm_console.core.fit import Fit, Verdict, visible_gpus, will_it_fit
+from vllm_console.core.gpu import GpuSnapshot
+from vllm_console.core.gpu_owners import Holder, leftover_holders
+from vllm_console.core.launch import LaunchSpec
+
+VERDICT_STYLE = {
+    Verdict.FITS: "bold $text-success",
+    Verdict.TIGHT: "bold $text-warning",
+    Verdict.WONT_FIT: "bold $text-error",
+}
+
+
+def cuda_visible(spec: LaunchSpec, environ: Mapping[str, str]) -> str | None:
+    """The CUDA_VISIBLE_DEVICES the launch will run with: the spec's own, else inherited."""
+    return spec.extra_env.get("CUDA_VISIBLE_DEVICES", environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+def fit_for(
+    entry: ModelEntry | None,
+    spec: LaunchSpec | None,
+    snapshot: GpuSnapshot | None,
+    environ: Mapping[str, str],
+) -> Fit | None:
+    """The verdict for the GPUs the launch would see; None until there is something to judge."""
+    if entry is None or spec is None or snapshot is None:
+        return None
+    devices = snapshot.devices if snapshot.available else ()
+    return will_it_fit(entry, spec, visible_gpus(devices, cuda_visible(spec, environ)))
+
+
+def fit_lines(fit: Fit | None, leftovers: list[Holder], snapshot: GpuSnapshot | None) -> Content:
+    if snapshot is None:
+        return Content("GPUs: looking…")
+    parts: list[Content] = []
+    if fit is not None:
+        style = VERDICT_STYLE.get(fit.verdict, "bold $text-muted")
+        head, *rest = fit.lines()
+        verdict, _, reason = head.partition(": ")
+        reason = reason.removeprefix(f"{verdict}: ")  # "no GPU: no GPU: ..." reads once
+        parts.append(Content.assemble(("Fit: ", "bold"), (verdict, style), f" — {reason}"))
+        parts.extend(Content(line) for line in rest)
+    elif not snapshot.available:
+        parts.append(Content(f"No GPU — {snapshot.reason}"))
+    for holder in leftovers:
+        parts.append(
+            Content.assemble(
+                ("⚠ leftover vLLM: ", "bold $text-warning"),
+                holder.describe(),
+                " — ctrl+g kills it" if holder.pid is not None else "",
+            )
+        )
+    return Content("\n").join(parts)
+
+
+class GpuFitView(Static):
+    """The fit and the leftovers, under the fields; re-rendered only when they change."""
+
+    DEFAULT_CSS = """
+    GpuFitView {
+        height: auto;
+        margin: 1 0 0 0;
+        padding: 0 1;
+        border-left: outer $primary 60%;
+    }
+    GpuFitView.-wont-fit {
+        border-left: outer $error;
+    }
+    GpuFitView.-leftovers {
+        border-left: outer $warning;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("GPUs: looking…", id=id)
+        self.fit: Fit | None = None
+        self.leftovers: list[Holder] = []
+        self._shown: tuple[object, ...] | None = None
+
+    def show(
+        self,
+        entry: ModelEntry | None,
+        spec: LaunchSpec | None,
+        snapshot: GpuSnapshot | None,
+        environ: Mapping[str, str],
+    ) -> None:
+        key = (id(entry), spec, snapshot.time if snapshot else None)
+        if key == self._shown:
+            return
+        self._shown = key
+        self.fit = fit_for(entry, spec, snapshot, environ)
+        self.leftovers = leftover_holders(snapshot) if snapshot and snapshot.available else []
+        self.update(fit_lines(self.fit, self.leftovers, snapshot))
+        self.set_class(self.fit is not None and self.fit.verdict is Verdict.WONT_FIT, "-wont-fit")
+        self.set_class(bool(self.leftovers), "-leftovers")
