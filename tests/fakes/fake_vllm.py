@@ -19,6 +19,8 @@ FAKE_VLLM_DELAY (default 1.0): seconds until ready. FAKE_VLLM_SCENARIO (default 
   free_memory (only while --gpu-memory-utilization > 0.13): these print vLLM's error, exit 1;
   stray_worker (the Worker forks a `VLLM::Worker_TP1` that leaves the session when its parent
   dies and ignores SIGTERM: what a stop cannot reach, for the GPU memory check).
+FAKE_VLLM_CUDA_GIB: the Worker (and the stray) hold that many GiB of GPU memory with PyTorch,
+  for checks on a machine with a real GPU.
 """
 
 from __future__ import annotations
@@ -262,11 +264,28 @@ def run_worker(cfg: argparse.Namespace, up: int) -> int:
         say(WORKER_LOADED, took=time.monotonic() - t0)
         if SCENARIO == "stray_worker":
             fork_role(run_stray)
+        hold_gpu_memory()
         send(up, "loaded")
         idle()
     except Shutdown:
         say("INFO multiproc_executor.py:843 Parent process exited, terminating worker queues")
     return 0
+
+
+def hold_gpu_memory() -> object:
+    """With FAKE_VLLM_CUDA_GIB set (and PyTorch with a GPU), hold that much GPU memory."""
+    gib = float(os.environ.get("FAKE_VLLM_CUDA_GIB") or 0)
+    if gib <= 0:
+        return None
+    import torch  # only where a real GPU check asks for it
+
+    block = torch.ones(int(gib * (1 << 30)), dtype=torch.uint8, device="cuda")
+    torch.cuda.synchronize()
+    HELD.append(block)
+    return block
+
+
+HELD: list[object] = []
 
 
 def run_stray() -> int:
@@ -281,6 +300,7 @@ def run_stray() -> int:
         signal.signal(signum, signal.SIG_IGN)
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGUSR1)
+    hold_gpu_memory()
     idle()
     return 0
 

@@ -90,6 +90,11 @@ async def launch_on_the_gpu(app: VllmConsoleApp, pilot: Any, nv: LiveNvml) -> in
     return pid
 
 
+def holders_shown(app: VllmConsoleApp) -> bool:
+    """The dialog is up and composed (push_screen makes it current before it has children)."""
+    return isinstance(app.screen, GpuHoldersScreen) and bool(app.screen.query("#holders-leave"))
+
+
 def messages(app: VllmConsoleApp) -> list[str]:
     return [n.message for n in app._notifications]
 
@@ -137,9 +142,7 @@ async def test_memory_still_held_names_the_pid_and_kill_frees_it(
             assert stray is not None
             await pilot.press("s")
             await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 10, "stop")
-            await wait_until(
-                pilot, lambda: isinstance(app.screen, GpuHoldersScreen), 10, "the dialog"
-            )
+            await wait_until(pilot, lambda: holders_shown(app), 10, "the dialog")
             screen = app.screen
             assert isinstance(screen, GpuHoldersScreen)
             assert [h.pid for h in screen.holders] == [stray] and screen.pids == [stray]
@@ -174,9 +177,7 @@ async def test_leftover_vllm_memory_is_pointed_out_before_a_launch(
             stray = stray_pid(nv)
             assert stray is not None
             await pilot.press("s")
-            await wait_until(
-                pilot, lambda: isinstance(app.screen, GpuHoldersScreen), 10, "the dialog"
-            )
+            await wait_until(pilot, lambda: holders_shown(app), 10, "the dialog")
             await pilot.press("escape")  # leave it
             await pilot.pause()
             screen = await open_dialog(app, pilot)
@@ -191,9 +192,7 @@ async def test_leftover_vllm_memory_is_pointed_out_before_a_launch(
             assert "leftover vLLM" in text and "2.0 GiB on GPU 0" in text
             assert text.startswith("Fit: ")  # the estimate is there too
             await pilot.press("ctrl+g")
-            await wait_until(
-                pilot, lambda: isinstance(app.screen, GpuHoldersScreen), 5, "kill dialog"
-            )
+            await wait_until(pilot, lambda: holders_shown(app), 5, "kill dialog")
             await pilot.press("k")
             await wait_until(pilot, lambda: proc_info(stray) is None, 5, "the stray killed")
             assert isinstance(app.screen, LaunchScreen)  # back in the dialog
