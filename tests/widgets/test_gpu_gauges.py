@@ -152,10 +152,11 @@ async def test_memory_bar_class_by_threshold(used_gib: int, wanted: str) -> None
     app = GaugesHost(nv)
     async with app.run_test(size=(80, 10)) as pilot:
         await until(pilot, lambda: blocks(app) and blocks(app)[0].sample is not None)
-        block = blocks(app)[0]
-        assert block.has_class(wanted)
+        bar = blocks(app)[0].query_one(MemoryBar)
+        numbers = blocks(app)[0].query_one(".gpu-mem-text")
+        assert bar.has_class(wanted) and numbers.has_class(wanted)
         others = {"-mem-ok", "-mem-warn", "-mem-high", "-mem-na"} - {wanted}
-        assert not any(block.has_class(name) for name in others)
+        assert not any(bar.has_class(name) or numbers.has_class(name) for name in others)
 
 
 def test_memory_class_boundaries() -> None:
@@ -188,7 +189,7 @@ async def test_unsupported_fields_show_na() -> None:
         assert "N/A °C · N/A / N/A W" in text
         assert str(block.query_one(".gpu-util-text", Static).render()) == "N/A"
         assert "processes: N/A (not reported)" in text
-        assert block.has_class("-mem-na")
+        assert block.query_one(MemoryBar).has_class("-mem-na")
 
 
 async def test_our_processes_are_highlighted_and_summed() -> None:

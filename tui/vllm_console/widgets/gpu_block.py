@@ -1,9 +1,14 @@
 """One GPU's gauge block: memory bar, short history, temperature, power and processes.
 
 A block is given plain data (`GpuSample`, its history ring, our share) by `GpuGauges` and
-renders it; it samples nothing itself. The memory threshold is a class on the block
-(`-mem-ok`, `-mem-warn`, `-mem-high`, `-mem-na`) and our processes carry `-ours`, so colours
-live in CSS only.
+renders it; it samples nothing itself. The memory threshold is a class on the memory bar and
+its numbers (`-mem-ok`, `-mem-warn`, `-mem-high`, `-mem-na`) and our processes carry `-ours`,
+so colours live in CSS only.
+
+A tick must stay cheap with eight GPUs on screen (bench/bench_gpu_sampler.py): only what
+changed is touched, a class changes on the small widget it colours (a class on the block would
+restyle all of its children), and text is updated without a layout pass unless its width
+changed.
 """
 
 from __future__ import annotations
@@ -119,8 +124,9 @@ class MemoryBar(Widget):
         self.ours: int | None = None
 
     def set_memory(self, total: int | None, used: int | None, ours: int | None) -> None:
-        self.total, self.used, self.ours = total, used, ours
-        self.refresh()
+        if (total, used, ours) != (self.total, self.used, self.ours):
+            self.total, self.used, self.ours = total, used, ours
+            self.refresh()
 
     def cells(self, width: int) -> tuple[int, int, int]:
         """How many cells are ours, others' and free."""
@@ -159,8 +165,10 @@ class HistorySpark(Widget):
         self.high = 1.0
 
     def set_values(self, values: Sequence[float | None], high: float) -> None:
-        self.values, self.high = tuple(values), high
-        self.refresh()
+        values = tuple(values)
+        if (values, high) != (self.values, self.high):
+            self.values, self.high = values, high
+            self.refresh()
 
     def render(self) -> RenderResult:
         return Text(spark(self.values, self.high, self.size.width))
@@ -182,9 +190,10 @@ class ProcessRow(Widget):
         self.amount = ""
 
     def set_row(self, text: str, amount: str, *, ours: bool) -> None:
-        self.text, self.amount = text, amount
         self.set_class(ours, "-ours")
-        self.refresh()
+        if (text, amount) != (self.text, self.amount):
+            self.text, self.amount = text, amount
+            self.refresh()
 
     def render(self) -> RenderResult:
         width = self.size.width
@@ -235,16 +244,16 @@ class GpuBlock(Vertical):
     GpuBlock .gpu-spark.-util {
         color: $secondary-lighten-2;
     }
-    GpuBlock.-mem-ok MemoryBar, GpuBlock.-mem-ok .gpu-mem-text {
+    GpuBlock .-mem-ok {
         color: $success;
     }
-    GpuBlock.-mem-warn MemoryBar, GpuBlock.-mem-warn .gpu-mem-text {
+    GpuBlock .-mem-warn {
         color: $warning;
     }
-    GpuBlock.-mem-high MemoryBar, GpuBlock.-mem-high .gpu-mem-text {
+    GpuBlock .-mem-high {
         color: $error;
     }
-    GpuBlock.-mem-na MemoryBar, GpuBlock.-mem-na .gpu-mem-text {
+    GpuBlock .-mem-na {
         color: $text-muted;
     }
     GpuBlock .gpu-ours {
@@ -290,6 +299,19 @@ class GpuBlock(Vertical):
         self.index = index
         self.sample: GpuSample | None = None
         self.ours: OurMemory | None = None
+        self._texts: dict[str, str] = {}  # what each Static shows, by selector
+
+    def _text(self, selector: str, text: str, *, sized: bool = False) -> None:
+        """Update a Static only if its text changed; lay out again only if its width did.
+
+        `sized`: the Static's size is fixed by CSS, so its text never moves anything.
+        """
+        old = self._texts.get(selector)
+        if old == text:
+            return
+        self._texts[selector] = text
+        same = sized or (old is not None and len(old) == len(text))
+        self.query_one(selector, Static).update(Content(text), layout=not same)
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="gpu-row -memory"):
@@ -316,10 +338,15 @@ class GpuBlock(Vertical):
     ) -> None:
         """Render one sample; `ours` None means no server of ours to point out."""
         self.sample, self.ours = sample, ours
-        self.border_title = Content(block_title(sample))
-        self.border_subtitle = Content("" if sample.error else block_subtitle(sample))
+        title, subtitle = block_title(sample), "" if sample.error else block_subtitle(sample)
+        if self._texts.get("title") != title:
+            self._texts["title"] = title
+            self.border_title = Content(title)
+        if self._texts.get("subtitle") != subtitle:
+            self._texts["subtitle"] = subtitle
+            self.border_subtitle = Content(subtitle)
         self.set_class(sample.error is not None, "-lost")
-        self.query_one(".gpu-error", Static).update(Content(sample.error or ""))
+        self._text(".gpu-error", sample.error or "")
         self._show_memory(sample, ours)
         self._show_history(sample, history)
         self._show_ours(ours)
@@ -327,11 +354,12 @@ class GpuBlock(Vertical):
 
     def _show_memory(self, sample: GpuSample, ours: OurMemory | None) -> None:
         wanted = memory_class(sample.memory_fraction)
-        for name in MEM_CLASSES:
-            self.set_class(name == wanted, name)
+        bar = self.query_one(MemoryBar)
+        for widget in (bar, self.query_one(".gpu-mem-text", Static)):
+            widget.update_classes({name: name == wanted for name in MEM_CLASSES})
         share = ours.used if ours is not None else None
-        self.query_one(MemoryBar).set_memory(sample.memory_total, sample.memory_used, share)
-        self.query_one(".gpu-mem-text", Static).update(Content(memory_numbers(sample)))
+        bar.set_memory(sample.memory_total, sample.memory_used, share)
+        self._text(".gpu-mem-text", memory_numbers(sample))
 
     def _show_history(self, sample: GpuSample, history: Sequence[HistoryPoint]) -> None:
         memory = [None if p.memory_used is None else float(p.memory_used) for p in history]
@@ -341,13 +369,13 @@ class GpuBlock(Vertical):
         )
         self.query_one(".gpu-spark.-util", HistorySpark).set_values(util, 100.0)
         util_text = "N/A" if sample.util_gpu is None else f"{sample.util_gpu}%"
-        self.query_one(".gpu-util-text", Static).update(Content(util_text))
+        self._text(".gpu-util-text", util_text, sized=True)
 
     def _show_ours(self, ours: OurMemory | None) -> None:
         line = self.query_one(".gpu-ours", Static)
         self.set_class(ours is None, "-no-server")
         line.set_class(ours is None or not ours.used, "-none")
-        line.update(Content(ours_text(ours)))
+        self._text(".gpu-ours", ours_text(ours))
         self.set_class(bool(ours and ours.used), "-serving")
 
     def _show_processes(self, sample: GpuSample, pids: Collection[int]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from textual import work
 from textual.app import ComposeResult
@@ -144,6 +145,8 @@ class GpuGauges(Container):
         self._slot: GpuSnapshot | None = None
         self._wake_pending = False
         self._paint_pending = False
+        self._state_text = ""
+        self._generation = 0  # of paints: a newer one stops an older one's remaining blocks
 
     def compose(self) -> ComposeResult:
         yield Static(state_text(None), classes="gpu-state")
@@ -243,19 +246,40 @@ class GpuGauges(Container):
         shown = snap is not None and snap.state is GpuState.OK and bool(snap.devices)
         self.set_class(not shown, "-state")
         state = self.query_one(".gpu-state", Static)
-        state.update(Content(state_text(snap)))
+        text = state_text(snap)
+        if text != self._state_text:
+            self._state_text = text
+            state.update(Content(text))
         state.set_class(snap is not None and snap.state is GpuState.ERROR, "-error")
         blocks = self.query_one(".gpu-blocks", Container)
         if not shown or snap is None:
             return
         ours = {o.index: o for o in self.ours()}
         rings = dict(zip((d.index for d in snap.devices), snap.history, strict=False))
+        jobs = []
         for block in blocks.query_children(GpuBlock):
             sample = snap.device(block.index)
             if sample is not None:
                 ring = rings.get(block.index, ())
-                block.show(sample, ring, ours.get(block.index), self.server_pids)
+                jobs.append(
+                    partial(block.show, sample, ring, ours.get(block.index), self.server_pids)
+                )
+        self._generation += 1
+        self._show_blocks(self._generation, jobs)
         self._set_columns()
+
+    def _show_blocks(self, generation: int, jobs: list[Callable[[], None]]) -> None:
+        """One block per frame: each frame then renders one block's changes, not all of them.
+
+        Painting every block in one go cost the event loop ~6 ms per block on a slow machine
+        (bench/bench_gpu_sampler.py); one per refresh keeps each pause that short. A newer
+        paint supersedes the rest of an older one.
+        """
+        if generation != self._generation or not jobs:
+            return
+        jobs[0]()
+        if len(jobs) > 1:
+            self.call_after_refresh(self._show_blocks, generation, jobs[1:])
 
     def _set_columns(self) -> None:
         count = len(self.query_one(".gpu-blocks", Container).children)
