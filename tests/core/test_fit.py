@@ -279,3 +279,11 @@ def test_cuda_visible_devices_choose_the_gpus() -> None:
     assert visible_gpus(gpus, "") == [] and visible_gpus(gpus, "-1") == []
     fit = will_it_fit(entry_for("qwen2.5-7b-instruct"), SPEC, visible_gpus(gpus, "-1"))
     assert fit.verdict is Verdict.NO_GPU
+
+
+def test_no_room_for_the_kv_cache_is_said_without_a_negative_size() -> None:
+    spec = replace(SPEC, gpu_memory_utilization=0.5)
+    fit = will_it_fit(entry_for("qwen2.5-7b-instruct"), spec, [gpu(24, used_gib=2)])
+    assert fit.verdict is Verdict.WONT_FIT
+    assert fit.reason.startswith("at utilization 0.50 (12.0 GiB) weights 14.")
+    assert "leave no KV cache; utilization 0.7" in fit.reason and "-" not in fit.reason

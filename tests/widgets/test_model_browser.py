@@ -188,3 +188,75 @@ async def test_rescan_picks_up_a_new_folder(
         assert row_ids(app) == ["first-model", "second-model"]
         table = app.query_one(DataTable)
         assert all("ok" in str(table.get_row_at(i)[-1]) for i in range(2))
+
+
+# -- the fit column ------------------------------------------------------------------------
+
+
+def gpu_snapshot(*gib: float, used: float = 0.5) -> Any:
+    from tests.fakes.fake_nvml import FakeDevice, FakeNvml
+    from vllm_console.core.gpu import Sampler
+
+    devices = [FakeDevice(total=int(g * (1 << 30)), used=int(used * (1 << 30))) for g in gib]
+    return Sampler(FakeNvml(devices)).sample_once()
+
+
+def column(app: App[None], key: str) -> dict[str, str]:
+    """Model id -> the text of that column, for every row."""
+    table = app.query_one(DataTable)
+    return {
+        str(table.get_cell_at((i, 0))): str(
+            table.get_cell(table.coordinate_to_cell_key((i, 0))[0], key)
+        )
+        for i in range(table.row_count)
+    }
+
+
+async def test_fit_column_appears_with_gpus_and_follows_free_memory(
+    settings: Settings, demo_catalog: Any
+) -> None:
+    app = BrowserHost(settings, demo_catalog)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(app, pilot)
+        browser = app.query_one(ModelBrowser)
+        table = app.query_one(DataTable)
+        assert "fit" not in [str(k.value) for k in table.columns]  # no GPU known: no column
+        browser.set_gpus(gpu_snapshot(24))
+        await pilot.pause()
+        assert [str(k.value) for k in table.columns][-2:] == ["fit", "status"]
+        fits = column(app, "fit")
+        assert fits["Qwen/Qwen2.5-7B-Instruct"] == "fits"
+        assert fits["TinyLlama/TinyLlama-1.1B-Chat-v1.0"] == "fits"
+        assert fits["my-finetune"] == "?"  # nothing known to estimate from
+        assert fits["Qwen2.5-32B-Instruct-AWQ"] in ("tight", "won't fit")
+        # a process takes most of the GPU: the 7B no longer fits
+        browser.set_gpus(gpu_snapshot(24, used=16))
+        await pilot.pause()
+        assert column(app, "fit")["Qwen/Qwen2.5-7B-Instruct"] == "won't fit"
+        # sorting by fit puts what fits first and the unknown last
+        browser.sort_column = "fit"
+        await pilot.pause()
+        order = [column(app, "fit")[name] for name in row_ids(app)]
+        ranks = {"fits": 0, "tight": 1, "won't fit": 2, "?": 3, "…": 3}
+        assert [ranks[v] for v in order] == sorted(ranks[v] for v in order)
+        # the GPUs go away (the driver fails): the column goes, the sort falls back
+        browser.set_gpus(None)
+        await pilot.pause()
+        assert "fit" not in [str(k.value) for k in table.columns]
+        assert browser.sort_column is None
+
+
+async def test_fit_column_is_recomputed_only_when_free_memory_moves(
+    settings: Settings, demo_catalog: Any
+) -> None:
+    app = BrowserHost(settings, demo_catalog)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(app, pilot)
+        browser = app.query_one(ModelBrowser)
+        browser.set_gpus(gpu_snapshot(80))
+        await pilot.pause()
+        first = browser.fits
+        browser.set_gpus(gpu_snapshot(80, used=0.6))  # 100 MiB more: same verdicts
+        assert browser.fits is first
+        browser.set_gpus(gpu_snapshot(80, used=8))
+        assert browser.fits is not first

@@ -270,8 +270,10 @@ class VllmConsoleApp(App[None]):
     def _show_details(self, message: ModelBrowser.Highlighted) -> None:
         # query, not query_one: a late highlight may arrive while the app closes
         self._highlighted = message.entry
+        entry = message.entry
         for details in self.query("#details").results(ModelDetails):
-            details.entry = message.entry
+            details.entry = entry
+            details.fit = self.browser.fits.get(entry.key) if entry is not None else None
 
     @on(ModelBrowser.CatalogChanged)
     def _catalog_changed(self, message: ModelBrowser.CatalogChanged) -> None:
@@ -332,6 +334,7 @@ class VllmConsoleApp(App[None]):
 
         self._gpu_text = memory_summary(message.snapshot)
         self._refresh_sub_title()
+        self.browser.set_gpus(message.snapshot)
         if self.gpu_guard is not None:
             self.gpu_guard.seen(message.ours)
             self.gpu_guard.snapshot(message.snapshot)

@@ -382,6 +382,14 @@ def _verdict(est: Estimate, ids: tuple[int, ...], total: int, free: int, util: f
             why += f"; {need:.2f} would do"
         return _with(fit, Verdict.WONT_FIT, why)
     seqs = f"{length:,} tokens"
+    if room <= 0:
+        why = (
+            f"at utilization {util:.2f} ({_gib(total * util)}) weights "
+            f"{_gib(est.weights_per_gpu)} + margin {_gib(est.margin_per_gpu)} leave no KV cache"
+        )
+        if need <= _floor2(free / total):
+            why += f"; utilization {need:.2f} would do"
+        return _with(fit, Verdict.WONT_FIT, why)
     if room < kv * length:
         why = f"KV cache gets {_gib(room)}, one sequence of {seqs} needs {_gib(kv * length)}"
         if need <= _floor2(free / total):

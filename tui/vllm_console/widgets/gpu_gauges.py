@@ -256,7 +256,7 @@ class GpuGauges(Container):
             return
         ours = {o.index: o for o in self.ours()}
         rings = dict(zip((d.index for d in snap.devices), snap.history, strict=False))
-        jobs = []
+        jobs: list[Callable[[], None]] = []
         for block in blocks.query_children(GpuBlock):
             sample = snap.device(block.index)
             if sample is not None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -32,13 +34,19 @@ from vllm_console.widgets.catalog_port import (
     empty_state_text,
     iter_detailed,
 )
-from vllm_console.widgets.model_rows import COLUMN_KEYS, COLUMNS, CellStyles
+from vllm_console.widgets.model_rows import CellStyles
+
+if TYPE_CHECKING:
+    from vllm_console.core.fit import Fit
+    from vllm_console.core.gpu import GpuSnapshot
 
 # Detailed entries are applied to the table at most this often (seconds).
 BATCH_INTERVAL = 0.08
 MIN_NAME_WIDTH = 20
 # Enough for ids such as meta-llama/Llama-3.1-8B-Instruct; below it optional columns go.
 WANTED_NAME_WIDTH = 32
+# The fit column is worked out again when a GPU's free memory moves by this much.
+FIT_MEMORY_STEP = 256 << 20
 
 
 class ModelTable(DataTable[object]):
@@ -134,7 +142,11 @@ class ModelBrowser(Vertical):
         self._result: ScanLike | None = None
         self._pending_select: tuple[Path | None, str | None] | None = None
         self._styles: CellStyles | None = None
-        self._columns: tuple[model_rows.Column, ...] = COLUMNS
+        self._columns: tuple[model_rows.Column, ...] = model_rows.COLUMNS
+        self._gpus: GpuSnapshot | None = None  # the strip's latest, while it reports GPUs
+        self._gpus_key: tuple[object, ...] = ()
+        self._frees: list[int] = []  # each GPU's free memory when the fits were worked out
+        self.fits: dict[str, Fit] = {}  # by entry key, for the fit column
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Filter models (/)", id="model-filter")
@@ -162,11 +174,15 @@ class ModelBrowser(Vertical):
         padding = 2 * len(columns) + 2  # cell padding, and the vertical scrollbar
         return self.content_region.width - others - padding
 
+    def _all_columns(self) -> tuple[model_rows.Column, ...]:
+        return model_rows.columns_for(self._gpus is not None)
+
     def _fitting_columns(self) -> tuple[model_rows.Column, ...]:
         """All columns if the names still fit; else without the optional ones (Source)."""
-        if self._name_width_with(COLUMNS) >= WANTED_NAME_WIDTH:
-            return COLUMNS
-        return tuple(column for column in COLUMNS if not column.optional)
+        columns = self._all_columns()
+        if self._name_width_with(columns) >= WANTED_NAME_WIDTH:
+            return columns
+        return tuple(column for column in columns if not column.optional)
 
     @property
     def _name_width(self) -> int:
@@ -209,6 +225,51 @@ class ModelBrowser(Vertical):
         self.scanning = True
         self._post_catalog()
         self._scan(self._generation)
+
+    def set_gpus(self, snapshot: GpuSnapshot | None) -> None:
+        """The GPU strip's newest snapshot: the fit column follows the GPUs' free memory.
+
+        Fits are worked out again only when a GPU comes or goes or its free memory moves by
+        FIT_MEMORY_STEP or more since they were, not on every sample.
+        """
+        gpus = snapshot if snapshot is not None and snapshot.devices else None
+        devices = gpus.devices if gpus is not None else ()
+        key = tuple((d.index, d.memory_total) for d in devices)
+        frees = [d.memory_free or 0 for d in devices]
+        moved = any(abs(a - b) >= FIT_MEMORY_STEP for a, b in zip(frees, self._frees, strict=False))
+        if key == self._gpus_key and (gpus is None) == (self._gpus is None) and not moved:
+            self._gpus = gpus
+            return
+        self._frees = frees
+        had = self._gpus is not None
+        self._gpus, self._gpus_key = gpus, key
+        self.fits = {}
+        self._work_out_fits(self._entries.values())
+        if had != (gpus is not None):
+            if gpus is None and self.sort_column == "fit":
+                self.sort_column = None  # rebuilds the columns itself
+            self._rebuild_columns()
+        else:
+            self._refresh_rows()
+
+    def _work_out_fits(self, entries: Iterable[ModelEntry]) -> None:
+        """The fit of each entry as the settings would launch it on the visible GPUs."""
+        if self._gpus is None:
+            return
+        from vllm_console.core.fit import visible_gpus, will_it_fit
+        from vllm_console.core.launch import LaunchSpec
+
+        settings = self._settings
+        gpus = visible_gpus(self._gpus.devices, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        for entry in entries:
+            if not entry.detailed:
+                continue
+            spec = LaunchSpec(
+                str(entry.path),
+                gpu_memory_utilization=settings.gpu_memory_utilization,
+                max_model_len=settings.max_model_len,
+            )
+            self.fits[entry.key] = will_it_fit(entry, spec, gpus)
 
     def select(self, key: str) -> bool:
         """Put the cursor on the entry with this key, clearing a filter that hides it."""
@@ -282,6 +343,7 @@ class ModelBrowser(Vertical):
             return
         for entry in message.entries:
             self._entries[entry.key] = entry
+        self._work_out_fits(message.entries)
         self._refresh_rows()
         self._post_catalog()
 
@@ -329,18 +391,19 @@ class ModelBrowser(Vertical):
             self._add_columns()
         query = self.query_one("#model-filter", Input).value
         shown = [e for e in self._entries.values() if model_rows.matches(e, query)]
-        ordered = model_rows.sort_entries(shown, self.sort_column, self.sort_reverse)
+        ordered = model_rows.sort_entries(shown, self.sort_column, self.sort_reverse, self.fits)
         keys = [entry.key for entry in ordered]
         styles = self._cell_styles()
         current = self._current_key()
         if keys == self._visible and len(table.rows) == len(keys):
             for entry in ordered:
-                for column_key, cell in model_rows.row_cells(entry, styles, self._columns):
+                cells = model_rows.row_cells(entry, styles, self._columns, self.fits.get(entry.key))
+                for column_key, cell in cells:
                     table.update_cell(entry.key, column_key, cell)
         else:
             table.clear()
             for entry in ordered:
-                cells = model_rows.row_cells(entry, styles, self._columns)
+                cells = model_rows.row_cells(entry, styles, self._columns, self.fits.get(entry.key))
                 table.add_row(*(cell for _, cell in cells), key=entry.key)
             self._visible = keys
             if current in keys:
@@ -421,8 +484,9 @@ class ModelBrowser(Vertical):
             self.sort_column, self.sort_reverse = key, False
 
     def action_cycle_sort(self) -> None:
-        index = COLUMN_KEYS.index(self.sort_column) + 1 if self.sort_column else 0
-        self.sort_column = COLUMN_KEYS[index] if index < len(COLUMN_KEYS) else None
+        keys = [column.key for column in self._all_columns()]
+        index = keys.index(self.sort_column) + 1 if self.sort_column in keys else 0
+        self.sort_column = keys[index] if index < len(keys) else None
         self.sort_reverse = False
 
     def action_reverse_sort(self) -> None:

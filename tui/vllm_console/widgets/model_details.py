@@ -7,6 +7,7 @@ files itself. Colours come from app.tcss through the classes of its parts.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -15,6 +16,9 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from vllm_console.core.entry import ModelEntry, Source, format_bytes, format_tokens
+
+if TYPE_CHECKING:
+    from vllm_console.core.fit import Fit
 
 MAX_FILES_SHOWN = 12
 KEY_WIDTH = 13
@@ -91,6 +95,8 @@ class ModelDetails(VerticalScroll):
     """Path, how it was found, config highlights, revisions, files and problems."""
 
     entry: reactive[ModelEntry | None] = reactive(None, recompose=True)
+    fit: reactive[Fit | None] = reactive(None, recompose=True)
+    """Whether the entry fits the GPUs as the settings would launch it; None: no GPU known."""
 
     def compose(self) -> ComposeResult:
         entry = self.entry
@@ -105,6 +111,9 @@ class ModelDetails(VerticalScroll):
         if entry.problems:
             yield Static("Problems", classes="details-heading")
             yield Static(problems_text(entry), classes="details-block details-problems")
+        if self.fit is not None:
+            yield Static("Fit on the GPUs", classes="details-heading")
+            yield Static(Content("\n".join(self.fit.lines())), classes="details-block")
         config = config_text(entry)
         if config:
             yield Static("Config", classes="details-heading")

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import JustifyMethod
 from rich.style import Style
 from rich.text import Text
 
 from vllm_console.core.entry import ModelEntry, Source
+
+if TYPE_CHECKING:
+    from vllm_console.core.fit import Fit
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,19 @@ COLUMNS: tuple[Column, ...] = (
     Column("source", "Source", 6, source_text, optional=True),
     Column("status", "Status", 10, _status_rank),
 )
+# Shown only while the GPU strip reports GPUs: whether the model fits them as the settings
+# would launch it. Its order comes from the fits the browser holds, not from the entry.
+FIT_COLUMN = Column("fit", "Fit", 9, lambda e: None)
+FIT_RANK = {"fits": 0, "tight": 1, "won't fit": 2}
 COLUMN_KEYS: tuple[str, ...] = tuple(column.key for column in COLUMNS)
-COLUMNS_BY_KEY: Mapping[str, Column] = {column.key: column for column in COLUMNS}
+COLUMNS_BY_KEY: Mapping[str, Column] = {column.key: column for column in (*COLUMNS, FIT_COLUMN)}
+
+
+def columns_for(with_fit: bool) -> tuple[Column, ...]:
+    """The columns, with the fit column before the status when GPUs are known."""
+    if not with_fit:
+        return COLUMNS
+    return (*COLUMNS[:-1], FIT_COLUMN, COLUMNS[-1])
 
 
 def haystack(entry: ModelEntry) -> str:
@@ -81,13 +95,24 @@ def matches(entry: ModelEntry, query: str) -> bool:
 
 
 def sort_entries(
-    entries: Iterable[ModelEntry], column: str | None, reverse: bool
+    entries: Iterable[ModelEntry],
+    column: str | None,
+    reverse: bool,
+    fits: Mapping[str, Fit] | None = None,
 ) -> list[ModelEntry]:
     """Entries in display order; `column` None keeps the catalog's own order."""
     ordered = list(entries)
     if column is None:
         return ordered[::-1] if reverse else ordered
     key = COLUMNS_BY_KEY[column].sort_key
+    if column == "fit":
+        by_key = fits or {}
+
+        def fit_rank(e: ModelEntry) -> Any:
+            fit = by_key.get(e.key)
+            return FIT_RANK.get(str(fit.verdict)) if fit is not None else None
+
+        key = fit_rank
     known = [e for e in ordered if key(e) is not None]
     unknown = [e for e in ordered if key(e) is None]
     known.sort(key=key, reverse=reverse)
@@ -101,6 +126,7 @@ class CellStyles:
     ok: Style
     warning: Style
     muted: Style
+    error: Style
 
     @classmethod
     def from_variables(cls, variables: Mapping[str, str]) -> CellStyles:
@@ -114,6 +140,7 @@ class CellStyles:
             style("text-success", "green"),
             style("text-warning", "yellow"),
             style("foreground-muted", "grey50"),
+            style("text-error", "red"),
         )
 
 
@@ -126,8 +153,19 @@ def status_cell(entry: ModelEntry, styles: CellStyles) -> Text:
     return Text("ok", style=styles.ok)
 
 
+def fit_cell(fit: Fit | None, styles: CellStyles) -> Text:
+    if fit is None:
+        return Text("…", style=styles.muted)
+    verdict = str(fit.verdict)
+    style = {"fits": styles.ok, "tight": styles.warning, "won't fit": styles.error}
+    return Text("?" if verdict == "unknown" else verdict, style=style.get(verdict, styles.muted))
+
+
 def row_cells(
-    entry: ModelEntry, styles: CellStyles, columns: tuple[Column, ...] = COLUMNS
+    entry: ModelEntry,
+    styles: CellStyles,
+    columns: tuple[Column, ...] = COLUMNS,
+    fit: Fit | None = None,
 ) -> tuple[tuple[str, Text], ...]:
     """(column key, cell) for one row, in `columns` order. Text, never str: ids may hold '['."""
     pending = styles.muted if not entry.detailed else Style()
@@ -139,6 +177,7 @@ def row_cells(
         "size": Text(entry.size_text(), style=pending),
         "source": Text(source_text(entry)),
         "status": status_cell(entry, styles),
+        "fit": fit_cell(fit, styles),
     }
     cells = []
     for column in columns:
