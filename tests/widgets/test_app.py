@@ -14,7 +14,11 @@ from vllm_console.widgets.model_details import ModelDetails
 
 
 async def settle(app: VllmConsoleApp, pilot: Any) -> None:
-    await app.workers.wait_for_complete()
+    """Until the panes are in and the scan is over (it starts after the first frame)."""
+    await app.panes_ready.wait()
+    while app.browser.scanning:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
     await pilot.pause()
 
 

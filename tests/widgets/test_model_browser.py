@@ -34,8 +34,12 @@ def row_ids(app: App[None]) -> list[str]:
 
 
 async def settle(app: App[None], pilot: object) -> None:
-    await app.workers.wait_for_complete()
+    """Until the scan is over: it starts only after the first frame."""
+    browser = app.query_one(ModelBrowser)
     await pilot.pause()  # type: ignore[attr-defined]
+    while browser.scanning or not browser.table.columns:
+        await app.workers.wait_for_complete()
+        await pilot.pause()  # type: ignore[attr-defined]
 
 
 async def test_rows_appear_first_then_fill_in(settings: Settings, demo_catalog: Any) -> None:

@@ -39,7 +39,6 @@ from vllm_console.screens.launch_gpu import GpuFitView
 class LaunchScreen(ModalScreen[LaunchRequest | None]):
     """Fields on the left of each row, the command preview below; dismisses with a request."""
 
-
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="launch.cancel"),
         Binding("ctrl+l", "launch", "Launch", id="launch.go"),
