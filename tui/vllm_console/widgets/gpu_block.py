@@ -14,6 +14,7 @@ changed.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TypeVar
 
 from rich.text import Text
 from textual.app import ComposeResult, RenderResult
@@ -25,6 +26,7 @@ from textual.widgets import Label, Static
 from vllm_console.core.gpu import GiB, GpuProcess, GpuSample, HistoryPoint, gib_text
 from vllm_console.core.gpu_owners import Attribution, OurMemory
 
+W = TypeVar("W", bound=Widget)
 WARN_AT = 0.70
 HIGH_AT = 0.90
 MAX_PROCESS_ROWS = 3
@@ -300,6 +302,8 @@ class GpuBlock(Vertical):
         self.sample: GpuSample | None = None
         self.ours: OurMemory | None = None
         self._texts: dict[str, str] = {}  # what each Static shows, by selector
+        self._found: dict[str, Widget] = {}
+        self._rows: list[ProcessRow] = []
 
     def _text(self, selector: str, text: str, *, sized: bool = False) -> None:
         """Update a Static only if its text changed; lay out again only if its width did.
@@ -311,7 +315,15 @@ class GpuBlock(Vertical):
             return
         self._texts[selector] = text
         same = sized or (old is not None and len(old) == len(text))
-        self.query_one(selector, Static).update(Content(text), layout=not same)
+        self._find(selector, Static).update(Content(text), layout=not same)
+
+    def _find(self, selector: str, kind: type[W]) -> W:
+        """query_one, remembered: a tick looks up the same dozen widgets every time."""
+        found = self._found.get(selector)
+        if found is None:
+            found = self._found[selector] = self.query_one(selector, kind)
+        assert isinstance(found, kind)
+        return found
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="gpu-row -memory"):
@@ -354,8 +366,8 @@ class GpuBlock(Vertical):
 
     def _show_memory(self, sample: GpuSample, ours: OurMemory | None) -> None:
         wanted = memory_class(sample.memory_fraction)
-        bar = self.query_one(MemoryBar)
-        for widget in (bar, self.query_one(".gpu-mem-text", Static)):
+        bar = self._find("MemoryBar", MemoryBar)
+        for widget in (bar, self._find(".gpu-mem-text", Static)):
             widget.update_classes({name: name == wanted for name in MEM_CLASSES})
         share = ours.used if ours is not None else None
         bar.set_memory(sample.memory_total, sample.memory_used, share)
@@ -364,22 +376,23 @@ class GpuBlock(Vertical):
     def _show_history(self, sample: GpuSample, history: Sequence[HistoryPoint]) -> None:
         memory = [None if p.memory_used is None else float(p.memory_used) for p in history]
         util = [None if p.util_gpu is None else float(p.util_gpu) for p in history]
-        self.query_one(".gpu-spark.-mem", HistorySpark).set_values(
+        self._find(".gpu-spark.-mem", HistorySpark).set_values(
             memory, float(sample.memory_total or 0)
         )
-        self.query_one(".gpu-spark.-util", HistorySpark).set_values(util, 100.0)
+        self._find(".gpu-spark.-util", HistorySpark).set_values(util, 100.0)
         util_text = "N/A" if sample.util_gpu is None else f"{sample.util_gpu}%"
         self._text(".gpu-util-text", util_text, sized=True)
 
     def _show_ours(self, ours: OurMemory | None) -> None:
-        line = self.query_one(".gpu-ours", Static)
+        line = self._find(".gpu-ours", Static)
         self.set_class(ours is None, "-no-server")
         line.set_class(ours is None or not ours.used, "-none")
         self._text(".gpu-ours", ours_text(ours))
         self.set_class(bool(ours and ours.used), "-serving")
 
     def _show_processes(self, sample: GpuSample, pids: Collection[int]) -> None:
-        rows = list(self.query(ProcessRow))
+        rows = self._rows or list(self.query(ProcessRow))
+        self._rows = rows
         lines = process_lines(sample, pids, len(rows))
         for row, line in zip(rows, lines, strict=False):
             row.set_row(*line[:2], ours=line[2])
