@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.fake_nvml import FakeDevice, FakeNvml, FakeProc
 from tests.widgets.console_helpers import fake_settings, wait_until
-from tests.widgets.test_server_flow import preview
+from tests.widgets.test_server_flow import open_dialog
 from vllm_console.app import VllmConsoleApp
 from vllm_console.core.diagnose import Phase
 from vllm_console.core.gpu import Sampler
@@ -60,20 +60,9 @@ def make_app(tmp_path: Path, fake_catalog: Any, make_folder_entry: Any, nv: Live
     return VllmConsoleApp(settings, catalog=catalog, sampler_factory=live_factory(nv))
 
 
-async def open_dialog(app: VllmConsoleApp, pilot: Any) -> LaunchScreen:
-    """Enter on the model (the GPU strip's sampler never finishes: no wait for all workers)."""
-    await wait_until(pilot, lambda: app.panes_ready.is_set() and app.browser.entries, 10, "model")
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen), 10, "the dialog")
-    screen = app.screen
-    assert isinstance(screen, LaunchScreen)
-    await wait_until(pilot, lambda: "exec " in preview(screen), 10, "the preview")
-    return screen
-
-
 async def launch_on_the_gpu(app: VllmConsoleApp, pilot: Any, nv: LiveNvml) -> int:
     """Launch, wait for ready, and put every process of the server on GPU 0."""
-    await open_dialog(app, pilot)
+    await open_dialog(app, pilot, sampling=True)
     await pilot.press("ctrl+l")
     await wait_until(pilot, lambda: app.server_state.phase is Phase.READY, 20, "ready")
     pid = app.server.pid
@@ -116,93 +105,80 @@ async def test_memory_released_after_a_stop_is_said(
 
 
 @pytest.fixture
-def stray_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+def strays(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The stand-in leaves a worker the stop cannot reach; whatever is left is killed after."""
     monkeypatch.setenv("FAKE_VLLM_SCENARIO", "stray_worker")
+    left: list[int] = []
+    yield left
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
-def stray_pid(nv: LiveNvml) -> int | None:
-    strays = [p for p in nv.watched if (i := proc_info(p)) and i.name.endswith("_TP")]
-    return strays[0] if strays else None
+async def stop_leaving_a_stray(
+    app: VllmConsoleApp, pilot: Any, nv: LiveNvml, strays: list[int]
+) -> int:
+    """Launch, stop, and wait for the dialog that names the stray worker; its PID."""
+    await wait_until(pilot, app.panes_ready.is_set, 10, "the panes")
+    assert app.gpu_guard is not None
+    app.gpu_guard.timeout = 1.5
+    await launch_on_the_gpu(app, pilot, nv)
+    found = [p for p in nv.watched if (i := proc_info(p)) and i.name.endswith("_TP")]
+    assert len(found) == 1
+    strays.extend(found)
+    await pilot.press("s")
+    await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 10, "stop")
+    await wait_until(pilot, lambda: holders_shown(app), 10, "the dialog")
+    return found[0]
 
 
-@pytest.mark.usefixtures("stray_scenario")
 async def test_memory_still_held_names_the_pid_and_kill_frees_it(
-    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any
+    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any, strays: list[int]
 ) -> None:
     nv = LiveNvml()
     app = make_app(tmp_path, fake_catalog, make_folder_entry, nv)
-    stray = None
-    try:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, app.panes_ready.is_set, 10, "the panes")
-            assert app.gpu_guard is not None
-            app.gpu_guard.timeout = 1.5
-            await launch_on_the_gpu(app, pilot, nv)
-            stray = stray_pid(nv)
-            assert stray is not None
-            await pilot.press("s")
-            await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 10, "stop")
-            await wait_until(pilot, lambda: holders_shown(app), 10, "the dialog")
-            screen = app.screen
-            assert isinstance(screen, GpuHoldersScreen)
-            assert [h.pid for h in screen.holders] == [stray] and screen.pids == [stray]
-            text = str(screen.query_one("#holders-list").render())
-            assert f"(pid {stray}) holds 2.0 GiB on GPU 0" in text
-            assert app.gpu_guard.outcome is Release.HELD
-            await pilot.press("k")
-            await wait_until(pilot, lambda: proc_info(stray) is None, 5, "the stray killed")
-            await wait_until(
-                pilot, lambda: app.gpu_guard.outcome is Release.RELEASED, 5, "released"
-            )
-            assert any(f"pid {stray} killed" in m for m in messages(app))
-    finally:
-        if stray is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(stray, signal.SIGKILL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        stray = await stop_leaving_a_stray(app, pilot, nv, strays)
+        screen = app.screen
+        assert isinstance(screen, GpuHoldersScreen) and app.gpu_guard is not None
+        assert [h.pid for h in screen.holders] == [stray] and screen.pids == [stray]
+        text = str(screen.query_one("#holders-list").render())
+        assert f"(pid {stray}) holds 2.0 GiB on GPU 0" in text
+        assert app.gpu_guard.outcome is Release.HELD
+        await pilot.press("k")
+        await wait_until(pilot, lambda: proc_info(stray) is None, 5, "the stray killed")
+        await wait_until(pilot, lambda: app.gpu_guard.outcome is Release.RELEASED, 5, "released")
+        assert any(f"pid {stray} killed" in m for m in messages(app))
 
 
-@pytest.mark.usefixtures("stray_scenario")
 async def test_leftover_vllm_memory_is_pointed_out_before_a_launch(
-    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any
+    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any, strays: list[int]
 ) -> None:
     nv = LiveNvml()
     app = make_app(tmp_path, fake_catalog, make_folder_entry, nv)
-    stray = None
-    try:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, app.panes_ready.is_set, 10, "the panes")
-            assert app.gpu_guard is not None
-            app.gpu_guard.timeout = 1.0
-            await launch_on_the_gpu(app, pilot, nv)
-            stray = stray_pid(nv)
-            assert stray is not None
-            await pilot.press("s")
-            await wait_until(pilot, lambda: holders_shown(app), 10, "the dialog")
-            await pilot.press("escape")  # leave it
-            await pilot.pause()
-            screen = await open_dialog(app, pilot)
-            assert isinstance(screen, LaunchScreen)
-            await wait_until(
-                pilot,
-                lambda: f"pid {stray}" in str(screen.query_one("#launch-gpu").render()),
-                5,
-                "the leftover in the launch dialog",
-            )
-            text = str(screen.query_one("#launch-gpu").render())
-            assert "leftover vLLM" in text and "2.0 GiB on GPU 0" in text
-            assert text.startswith("Fit: ")  # the estimate is there too
-            await pilot.press("ctrl+g")
-            await wait_until(pilot, lambda: holders_shown(app), 5, "kill dialog")
-            await pilot.press("k")
-            await wait_until(pilot, lambda: proc_info(stray) is None, 5, "the stray killed")
-            assert isinstance(app.screen, LaunchScreen)  # back in the dialog
-            await wait_until(
-                pilot,
-                lambda: "leftover" not in str(screen.query_one("#launch-gpu").render()),
-                5,
-                "the warning gone",
-            )
-    finally:
-        if stray is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(stray, signal.SIGKILL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        stray = await stop_leaving_a_stray(app, pilot, nv, strays)
+        await pilot.press("escape")  # leave it
+        await pilot.pause()
+        screen = await open_dialog(app, pilot, sampling=True)
+        assert isinstance(screen, LaunchScreen)
+        await wait_until(
+            pilot,
+            lambda: f"pid {stray}" in str(screen.query_one("#launch-gpu").render()),
+            5,
+            "the leftover in the launch dialog",
+        )
+        text = str(screen.query_one("#launch-gpu").render())
+        assert "leftover vLLM" in text and "2.0 GiB on GPU 0" in text
+        assert text.startswith("Fit: ")  # the estimate is there too
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: holders_shown(app), 5, "kill dialog")
+        await pilot.press("k")
+        await wait_until(pilot, lambda: proc_info(stray) is None, 5, "the stray killed")
+        assert isinstance(app.screen, LaunchScreen)  # back in the dialog
+        await wait_until(
+            pilot,
+            lambda: "leftover" not in str(screen.query_one("#launch-gpu").render()),
+            5,
+            "the warning gone",
+        )

@@ -35,8 +35,12 @@ def make_app(tmp_path: Path, fake_catalog: Any, make_folder_entry: Any, **change
     return app
 
 
-async def open_dialog(app: VllmConsoleApp, pilot: Any) -> LaunchScreen:
-    await app.workers.wait_for_complete()
+async def open_dialog(app: VllmConsoleApp, pilot: Any, *, sampling: bool = False) -> LaunchScreen:
+    """Enter on the model. `sampling`: a live GPU sampler never finishes, wait for the rows."""
+    if sampling:
+        await wait_until(pilot, lambda: app.panes_ready.is_set() and app.browser.entries, 10)
+    else:
+        await app.workers.wait_for_complete()
     await pilot.pause()
     await pilot.press("enter")
     await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen), 10, "the dialog")
