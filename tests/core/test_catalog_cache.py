@@ -22,8 +22,8 @@ from tests.fakes.cachegen import (
     write_cache_repo,
 )
 
-from vllm_console.core import catalog, hfcache
-from vllm_console.core.entry import Format, ModelEntry, Source, format_bytes
+from vllm_console.core import catalog, hfcache, hfwalk
+from vllm_console.core.entry import Format, ModelEntry, Revision, Source, format_bytes
 
 
 def _files(tag: str, config: dict[str, object] | None = None) -> dict[str, bytes]:
@@ -205,6 +205,38 @@ def test_listing_is_names_only(tmp_path: Path) -> None:
     assert qwen.revisions[0].refs == ("main",)
 
 
+def test_listed_entries_and_revisions_are_what_their_init_makes(tmp_path: Path) -> None:
+    rev_args = (commit_hash("c"), tmp_path / "c", ("main",))
+    revision, made_revision = Revision.listed(*rev_args), Revision(*rev_args)
+    assert vars(revision) == vars(made_revision)  # every field, defaults included
+    args = ("org/x", tmp_path / "c", Source.HF_CACHE, tmp_path, (revision,))
+    entry, made = ModelEntry.listed(*args), ModelEntry(*args)
+    assert vars(entry) == vars(made)
+    assert (entry, hash(entry), repr(entry)) == (made, hash(made), repr(made))
+    assert entry.config == {} and entry.config is not ModelEntry.listed(*args).config
+
+
+@pytest.mark.parametrize("parent", [Path("."), Path("/"), Path("hub"), Path("/a/b")])
+def test_listing_paths_equal_joined_paths(parent: Path) -> None:
+    child, joined = hfcache._child(parent, "models--a--b"), parent / "models--a--b"
+    assert (child, str(child), child.parts, hash(child)) == (
+        joined,
+        str(joined),
+        joined.parts,
+        hash(joined),
+    )
+
+
+def test_listing_a_relative_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    commit = commit_hash("r")
+    write_cache_repo(tmp_path, "a/b", [FakeRevision(commit, _files("r"), ("main",))])
+    monkeypatch.chdir(tmp_path)
+    (entry,) = catalog.list_models(Path("."), []).entries
+    assert entry.path == Path("models--a--b/snapshots") / commit
+    assert str(entry.path) == f"models--a--b/snapshots/{commit}"
+    assert entry.revisions[0].path is entry.path and entry.root == Path(".")
+
+
 def test_no_main_ref_chooses_the_newest_snapshot(tmp_path: Path) -> None:
     files = _files("x")
     old, new = commit_hash("old"), commit_hash("new")
@@ -295,6 +327,6 @@ def test_walk_exact_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     def boom(entry: ModelEntry) -> None:
         raise RuntimeError("surprise")
 
-    monkeypatch.setattr(hfcache, "walk_repo", boom)
+    monkeypatch.setattr(hfwalk, "walk_repo", boom)
     failed = catalog.walk_exact(listed)
     assert failed.detailed and failed.problems == ("could not read: RuntimeError: surprise",)

@@ -26,7 +26,7 @@ from tests.fakes.cachegen import (
     write_model_dir,
 )
 
-from vllm_console.core import catalog, catalog_index, describe, hfcache, weights
+from vllm_console.core import catalog, catalog_index, describe, hfcache, hfwalk, weights
 from vllm_console.core.entry import ModelEntry
 
 Counts = dict[str, int]
@@ -96,8 +96,8 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Counts:
 
         monkeypatch.setattr(module, name, wrapper)
 
-    counting(hfcache, "_read_snapshot")
-    counting(hfcache, "_scan_blobs")
+    counting(hfwalk, "_read_snapshot")
+    counting(hfwalk, "_scan_blobs")
     counting(describe, "load_json")
     counting(describe, "read_gguf")
     counting(weights, "load_json")

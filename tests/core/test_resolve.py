@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from vllm_console.core import catalog
 from vllm_console.core.resolve import Rule, resolve
 
 
@@ -67,6 +68,45 @@ def test_cache_with_dangling_main(places: tuple[Path, Path, Path], tmp_path: Pat
     repo = make_cache_repo(cache, "Org/Model", ["a1"], "gone")
     r = resolve("Org/Model", hf_cache=cache, model_dirs=[], cwd=tmp_path)
     assert r.path == repo / "snapshots" / "a1"
+
+
+@pytest.mark.parametrize(
+    ("commits", "main", "chosen", "why"),
+    [
+        (["old", "new"], "old", "old", "refs/main -> old"),
+        (["old", "new"], None, "new", "no refs/main; newest snapshot new"),
+        (["old", "new"], "", "new", "no refs/main; newest snapshot new"),
+        (["old", "new"], "gone", "new", "refs/main names no snapshot here; newest snapshot new"),
+        (["a1"], "gone", "a1", "refs/main names no snapshot here; newest snapshot a1"),
+    ],
+)
+def test_resolve_and_the_catalog_choose_the_same_snapshot(
+    places: tuple[Path, Path, Path],
+    tmp_path: Path,
+    commits: list[str],
+    main: str | None,
+    chosen: str,
+    why: str,
+) -> None:
+    cache, _, _ = places
+    repo = make_cache_repo(cache, "Org/Model", commits, main)
+    r = resolve("Org/Model", hf_cache=cache, model_dirs=[], cwd=tmp_path)
+    (entry,) = catalog.list_models(cache, []).entries
+    assert r.path == entry.path == repo / "snapshots" / chosen
+    assert r.reason == f"found in the Hugging Face cache ({why})"
+    first = entry.revisions[0]
+    assert (first.commit, first.refs) == (chosen, ("main",) if main == chosen else ())
+
+
+def test_cache_repo_without_snapshots_is_passed_over(
+    places: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    cache, dir_a, _ = places
+    make_cache_repo(cache, "Org/Model", [], "abc")
+    (dir_a / "Org--Model").mkdir()
+    r = resolve("Org/Model", hf_cache=cache, model_dirs=[dir_a], cwd=tmp_path)
+    assert r.rule is Rule.MODEL_DIR and r.path == dir_a / "Org--Model"
+    assert (r.tried[1].rule, r.tried[1].outcome) == (Rule.HF_CACHE, "no snapshots")
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from vllm_console.core import folders, hfcache, weights
+from vllm_console.core import folders, hfcache, hfwalk, weights
 from vllm_console.core.catalog_index import CatalogIndex, file_stamps, folder_stamps, read_refs
 from vllm_console.core.describe import (
     Described,
@@ -162,7 +162,7 @@ def walk_exact(entry: ModelEntry) -> ModelEntry:
     if entry.source is not Source.HF_CACHE:
         return entry if entry.detailed else detail(entry)
     try:
-        walk = hfcache.walk_repo(entry)
+        walk = hfwalk.walk_repo(entry)
         return _cache_entry(entry, walk, _describe_repo(entry, walk.files), exact=True)
     except Exception as exc:  # as in detail()
         return _failed(entry, exc)
@@ -170,7 +170,7 @@ def walk_exact(entry: ModelEntry) -> ModelEntry:
 
 def clear_memos() -> None:
     """Forget what this process remembers between scans (repo walks, safetensors headers)."""
-    hfcache.clear_memo()
+    hfwalk.clear_memo()
     weights.clear_memo()
 
 
@@ -222,11 +222,11 @@ def _scan_cache(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:
     """The complete scan of a cache repo, from the index if its folders have not changed."""
     hit = index.cached_repo(entry) if index is not None else None
     if hit is not None and (described := decode(hit[1])) is not None:
-        return _cache_entry(entry, hfcache.with_refs(entry, hit[0], hit[2]), described)
+        return _cache_entry(entry, hfwalk.with_refs(entry, hit[0], hit[2]), described)
     seen: hfcache.Seen = []
-    chosen = hfcache.scan_chosen(entry, seen)  # stamps first, then every file read
+    chosen = hfwalk.scan_chosen(entry, seen)  # stamps first, then every file read
     refs, layout = read_refs(hfcache.repo_dir(entry) + "/refs", hfcache.main_of(entry))
-    walk = hfcache.with_refs(entry, chosen, refs)
+    walk = hfwalk.with_refs(entry, chosen, refs)
     described = _describe_repo(entry, walk.files)
     if index is not None and (stamps := folder_stamps(seen)) is not None:
         index.remember_repo(entry, stamps, layout, chosen, encode(described))
@@ -238,7 +238,7 @@ def _describe_repo(entry: ModelEntry, files: Sequence[str]) -> Described:
 
 
 def _cache_entry(
-    entry: ModelEntry, walk: hfcache.RepoWalk, described: Described, exact: bool = False
+    entry: ModelEntry, walk: hfwalk.RepoWalk, described: Described, exact: bool = False
 ) -> ModelEntry:
     problems: list[str] = []
     if walk.incomplete:

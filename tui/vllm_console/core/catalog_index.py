@@ -49,7 +49,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vllm_console.core import hfcache
+from vllm_console.core import hfcache, hfwalk
 from vllm_console.core.entry import ModelEntry
 from vllm_console.core.metadata import read_capped
 
@@ -208,7 +208,7 @@ class CatalogIndex:
 
     def cached_repo(
         self, entry: ModelEntry
-    ) -> tuple[hfcache.ChosenScan, Any, dict[str, str]] | None:
+    ) -> tuple[hfwalk.ChosenScan, Any, dict[str, str]] | None:
         """(its blobs and chosen snapshot, what `catalog` stored of its files, its refs) if
         the cache repo's folders have not changed; else None."""
         key = _key(entry)
@@ -226,7 +226,7 @@ class CatalogIndex:
                 refs, new_layout = read_refs(repo + "/refs", main)
                 self._dirty |= new_layout != layout
                 layout = new_layout
-            scan = hfcache.ChosenScan(*chosen)
+            scan = hfwalk.ChosenScan(*chosen)
         except (TypeError, ValueError):
             return None
         self._new[key] = ("repo", stamps, layout, chosen, described)
@@ -237,7 +237,7 @@ class CatalogIndex:
         entry: ModelEntry,
         stamps: FolderStamps,
         refs_layout: Record | None,
-        scan: hfcache.ChosenScan,
+        scan: hfwalk.ChosenScan,
         described: Record,
     ) -> None:
         chosen = (

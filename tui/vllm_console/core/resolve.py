@@ -8,12 +8,13 @@ Every place looked at is recorded, so the answer can say why it won and what it 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+
+from vllm_console.core import hfcache
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -82,23 +83,15 @@ def cache_repo_dir(hf_cache: Path, repo_id: str) -> Path:
 
 
 def cache_snapshot(repo_dir: Path) -> tuple[Path | None, str]:
-    """The snapshot `refs/main` names, else the newest one; with a word on which it was."""
-    snapshots = repo_dir / "snapshots"
-    try:
-        commit = (repo_dir / "refs" / "main").read_text(encoding="utf-8").strip()
-    except OSError:
-        commit = ""
-    if commit and (snapshots / commit).is_dir():
-        return snapshots / commit, f"refs/main -> {commit[:12]}"
-    try:
-        candidates = [entry for entry in os.scandir(snapshots) if entry.is_dir()]
-    except OSError:
-        return None, "no snapshots"
-    if not candidates:
-        return None, "no snapshots"
-    newest = max(candidates, key=lambda entry: entry.stat().st_mtime)
-    why = "refs/main names no snapshot here" if commit else "no refs/main"
-    return Path(newest.path), f"{why}; newest snapshot {newest.name[:12]}"
+    """The snapshot `refs/main` names, else the newest one; with a word on which it was.
+
+    The catalog lists a repo by the same rule (`hfcache.choose_snapshot`), so a name resolves
+    to the snapshot its entry shows.
+    """
+    choice = hfcache.choose_snapshot(str(repo_dir))
+    if choice.chosen is None:
+        return None, choice.why()
+    return repo_dir / "snapshots" / choice.chosen, choice.why()
 
 
 def folder_candidates(model_dir: Path, name: str) -> list[Path]:
