@@ -24,6 +24,7 @@ import tempfile
 import termios
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 TARGET_RATIO = 1.5
@@ -108,7 +109,7 @@ def make_models(root: Path, count: int) -> None:
         )
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=9, help="runs per app (default 9)")
     parser.add_argument("--models", type=int, default=20, help="model folders to list")
@@ -118,7 +119,7 @@ def main() -> int:
         help="do not compile vllm_console's bytecode first (an editable install under "
         "PYTHONDONTWRITEBYTECODE=1 then recompiles the package at every start)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.no_compile:
         # As a regular install does; textual's own bytecode is already there (site-packages).
         import vllm_console
@@ -126,6 +127,7 @@ def main() -> int:
         package = str(Path(vllm_console.__file__).parent)
         subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)
 
+    load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bench-first-frame-") as tmp:
         root = Path(tmp)
         home, models = root / "home", root / "models"
@@ -156,12 +158,13 @@ def main() -> int:
                 walls[name].append(wall)
                 cpus[name].append(cpu)
 
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"first frame in a {COLUMNS}x{LINES} pty, {args.runs} runs each (alternating), "
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f}, "
         f"vllm_console bytecode {'as found' if args.no_compile else 'compiled first'}"
     )
+    print(f"load average before: {load_before}, after: {load}")
     for name in apps:
         print(f"  {name:<20} wall " + " ".join(f"{v * 1000:4.0f}" for v in walls[name]) + " ms")
     print()

@@ -9,6 +9,7 @@ screen is shown. Heavy modules are imported by workers after the first frame, ne
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from collections.abc import Iterable
@@ -22,13 +23,14 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import Screen
 from textual.widget import MountError
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Header, TabbedContent, TabPane
 
 from vllm_console.config import Settings
 from vllm_console.core.diagnose import Phase
 from vllm_console.core.entry import ModelEntry
 from vllm_console.messages import JumpToModel, LaunchRequest, ModelDownloaded
 from vllm_console.widgets.catalog_port import Catalog
+from vllm_console.widgets.footer import Footer
 from vllm_console.widgets.model_browser import ModelBrowser
 from vllm_console.widgets.model_details import ModelDetails
 from vllm_console.widgets.palette import ModelCommands
@@ -154,7 +156,7 @@ class VllmConsoleApp(App[None]):
         self.catalog_entries: tuple[ModelEntry, ...] = ()
         self._catalog_text = ""
         self.server_state = ServerState()  # the server pane's, as its last message said
-        self._sampler_factory = sampler_factory or default_sampler_factory()
+        self._sampler_factory = sampler_factory  # None: the real one, once the strip mounts
         self._gpu_text = ""
         self._highlighted: ModelEntry | None = None  # for the details pane, once mounted
         self.panes_ready = asyncio.Event()  # set once the tabs after the first frame are in
@@ -199,7 +201,8 @@ class VllmConsoleApp(App[None]):
         metrics = MetricsPanel(self.settings.base_url, self.settings.api_key)
         await side.add_pane(TabPane("Metrics", metrics, id="tab-metrics"))
         self.gpu_guard = GpuGuard(self)
-        await self.mount(GpuGauges(self._sampler_factory, id="gpus"), before=self.query_one(Footer))
+        factory = self._sampler_factory or default_sampler_factory()
+        await self.mount(GpuGauges(factory, id="gpus"), before=self.query_one(Footer))
 
     def on_mount(self) -> None:
         self._catalog_text = catalog_summary((), scanning=True)
@@ -544,6 +547,11 @@ class VllmConsoleApp(App[None]):
 
 def run_app(settings: Settings) -> int:
     """Run the console until the user quits; the exit status for the CLI."""
+    # What is imported by now lives as long as the process: out of the collector's reach, or
+    # the first full collection (the first frame's allocations trigger one) walks all of it,
+    # ~50 ms on a 2-core box. The CLI turns collection off while importing: on again here.
+    gc.freeze()
+    gc.enable()
     marker = os.environ.get(FIRST_FRAME_ENV)
     app = VllmConsoleApp(
         settings, first_frame_file=Path(marker) if marker else None, check_leftovers=True

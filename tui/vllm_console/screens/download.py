@@ -56,6 +56,8 @@ class Request:
 class DownloadScreen(ModalScreen[None]):
     """Asks what to download and where, then downloads it with a cancellable progress bar."""
 
+    DEFAULT_CSS = Path(__file__).with_name("download.tcss").read_text(encoding="utf-8")
+
     BINDINGS = [
         Binding("escape", "cancel", "Cancel / close", id="download.cancel"),
         Binding("ctrl+d", "start", "Download", id="download.start"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,6 +31,8 @@ MOUSE = "Click a column header to sort by it (click again to reverse)."
 
 class HelpScreen(ModalScreen[None]):
     """A modal listing the keys; escape, ? or q closes it."""
+
+    DEFAULT_CSS = Path(__file__).with_name("help.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
         Binding("escape", "close", "Close", id="help.close"),

@@ -39,6 +39,8 @@ from vllm_console.screens.launch_gpu import GpuFitView
 class LaunchScreen(ModalScreen[LaunchRequest | None]):
     """Fields on the left of each row, the command preview below; dismisses with a request."""
 
+    DEFAULT_CSS = Path(__file__).with_name("launch.tcss").read_text(encoding="utf-8")
+
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="launch.cancel"),
         Binding("ctrl+l", "launch", "Launch", id="launch.go"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -67,6 +68,8 @@ def find_leftovers(settings: Settings) -> list[Leftover]:
 
 class LeftoversScreen(ModalScreen[RunInfo | None]):
     """Lists leftovers; dismisses with the run to attach to, or None."""
+
+    DEFAULT_CSS = Path(__file__).with_name("leftovers.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
         Binding("s", "stop", "Stop it", id="leftovers.stop"),

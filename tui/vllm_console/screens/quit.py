@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from textual import on
@@ -23,6 +24,8 @@ LEAVE_NOTE = (
 
 class QuitScreen(ModalScreen[QuitChoice | None]):
     """Three choices; escape cancels."""
+
+    DEFAULT_CSS = Path(__file__).with_name("quit.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
         Binding("s", "choose('stop')", "Stop and quit", id="quit.stop"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -25,6 +26,8 @@ def run_row(run: RunInfo) -> tuple[str, str, str, str]:
 
 class RunsScreen(Screen[None]):
     """Runs on the left, the highlighted run's log on the right."""
+
+    DEFAULT_CSS = Path(__file__).with_name("runs.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
         Binding("escape", "close", "Back", id="runs.close"),
