@@ -31,6 +31,7 @@ from vllm_console.core.gpu_owners import (
     Release,
     ReleaseWatch,
     await_memory_released,
+    check_released,
     holders,
     is_vllm,
     leftover_holders,
@@ -378,6 +379,15 @@ def test_release_watch_is_fed_snapshots() -> None:
     assert done.state is Release.RELEASED and done.holders == () and done.after == 7.5
     blind = GpuSnapshot(0.0, GpuState.NO_DRIVER, "NVML Shared Library Not Found")
     assert watch.check(blind, 51.0).state is Release.NO_GPU
+
+
+def test_check_released_after_a_headless_stop() -> None:
+    nv = two_gpus()
+    held = check_released({100}, sampler=sampler(nv), timeout=0.6)
+    assert held is not None and [h.pid for h in held] == [100] and nv.initialised == 0
+    assert check_released({4242}, sampler=sampler(nv), timeout=0.6) == []  # not on a GPU
+    none = FakeNvml(init_error=fake_nvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+    assert check_released({100}, sampler=sampler(none)) is None  # no GPU: nothing to check
 
 
 def test_leftover_vllm_processes_are_pointed_out() -> None:

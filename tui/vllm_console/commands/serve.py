@@ -2,7 +2,9 @@
 
 Resolves the name as the console does, prints how, streams vLLM's log, prints one line
 `READY http://HOST:PORT/v1 SERVED_NAME` when the server answers, stops cleanly on Ctrl-C,
-and exits non-zero with the diagnosis when vLLM fails.
+and exits non-zero with the diagnosis when vLLM fails. After the server is gone, where there
+is a GPU, it checks that none of the server's processes still holds GPU memory (10 s at
+most) and otherwise names them and exits non-zero.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TextIO
 
 from vllm_console.config import Settings
 from vllm_console.core.diagnose import Finding, Phase
+from vllm_console.core.gpu_owners import Holder, check_released
 from vllm_console.core.launch import (
     LaunchSpec,
     SpecError,
@@ -24,7 +27,7 @@ from vllm_console.core.launch import (
     redact_env,
     serve_args,
 )
-from vllm_console.core.procs import port_holders, port_is_free
+from vllm_console.core.procs import port_holders, port_is_free, session_pids
 from vllm_console.core.resolve import Rule, resolve
 from vllm_console.core.runs import RunArchive, RunRecorder
 from vllm_console.core.server import ServerProcess, StopReport, health_url
@@ -129,7 +132,8 @@ async def _serve(
     stop_requested = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_requested.set)
-    stopper = asyncio.create_task(_stop_when(stop_requested, server, supervisor, settings))
+    seen: set[int] = set()  # every PID of the server's we saw: they must let go of the GPU
+    stopper = asyncio.create_task(_stop_when(stop_requested, server, supervisor, settings, seen))
     exited: Exited | None = None
     pending: list[str] = []
     try:
@@ -147,6 +151,8 @@ async def _serve(
                 )
             elif isinstance(event, Ready):
                 print(_ready_line(spec), file=out, flush=True)
+                if server.pid is not None:
+                    seen.update(session_pids(server.pid))
             elif isinstance(event, Stalled):
                 print_finding(event.finding, err)
             elif isinstance(event, Exited):
@@ -160,7 +166,25 @@ async def _serve(
         report = report or await server.stop(settings.stop_timeout)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return _finish(recorder, supervisor, exited, report, stop_requested.is_set())
+    held = await asyncio.to_thread(check_released, seen) if seen else None
+    code = _finish(recorder, supervisor, exited, report, stop_requested.is_set())
+    return _report_gpu(held) or code
+
+
+def _report_gpu(held: list[Holder] | None) -> int:
+    """Say whether the GPU memory came back; 1 if something still holds it."""
+    if held is None:
+        return 0
+    if not held:
+        print("GPU memory released", file=sys.stderr)
+        return 0
+    print("vllm-console: GPU memory still held after the stop:", file=sys.stderr)
+    for holder in held:
+        print(f"  {holder.describe()}", file=sys.stderr)
+    pids = sorted({h.pid for h in held if h.pid is not None})
+    if pids:
+        print(f"  to free it: kill -9 {' '.join(map(str, pids))}", file=sys.stderr)
+    return 1
 
 
 def _finish(
@@ -194,9 +218,15 @@ def _finish(
 
 
 async def _stop_when(
-    requested: asyncio.Event, server: ServerProcess, supervisor: Supervisor, settings: Settings
+    requested: asyncio.Event,
+    server: ServerProcess,
+    supervisor: Supervisor,
+    settings: Settings,
+    seen: set[int],
 ) -> StopReport:
     await requested.wait()
+    if server.pid is not None:
+        seen.update(session_pids(server.pid))
     supervisor.mark_stopping()
     print("stopping vLLM ...", file=sys.stderr, flush=True)
     return await server.stop(settings.stop_timeout)

@@ -138,6 +138,20 @@ def await_memory_released(
     return _poll(source, pids, baseline, timeout, poll, sleep, clock)
 
 
+def check_released(
+    pids: Collection[int], *, sampler: Sampler | None = None, timeout: float = RELEASE_TIMEOUT
+) -> list[Holder] | None:
+    """After a stop: None without a GPU (nothing to check), else what of `pids` still holds
+    GPU memory after up to `timeout` seconds (empty: all of it came back). Blocks."""
+    sampler = sampler or Sampler()
+    if sampler.open() is not None:
+        return None
+    try:
+        return _poll(sampler.read, pids, None, timeout, RELEASE_POLL, time.sleep, time.monotonic)
+    finally:
+        sampler.close()
+
+
 def _await_with_sampler(
     sampler: Sampler,
     pids: Collection[int],
