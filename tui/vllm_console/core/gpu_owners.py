@@ -134,7 +134,7 @@ def await_memory_released(
     since launch. Without a GPU nothing can be held: the answer is empty.
     """
     if isinstance(source, Sampler):
-        return _await_with_sampler(source, pids, baseline, timeout, poll, sleep, clock)
+        return _await_with_sampler(source, pids, baseline, timeout, poll, sleep, clock) or []
     return _poll(source, pids, baseline, timeout, poll, sleep, clock)
 
 
@@ -143,13 +143,9 @@ def check_released(
 ) -> list[Holder] | None:
     """After a stop: None without a GPU (nothing to check), else what of `pids` still holds
     GPU memory after up to `timeout` seconds (empty: all of it came back). Blocks."""
-    sampler = sampler or Sampler()
-    if sampler.open() is not None:
-        return None
-    try:
-        return _poll(sampler.read, pids, None, timeout, RELEASE_POLL, time.sleep, time.monotonic)
-    finally:
-        sampler.close()
+    return _await_with_sampler(
+        sampler or Sampler(), pids, None, timeout, RELEASE_POLL, time.sleep, time.monotonic
+    )
 
 
 def _await_with_sampler(
@@ -160,9 +156,10 @@ def _await_with_sampler(
     poll: float,
     sleep: Callable[[float], None],
     clock: Callable[[], float],
-) -> list[Holder]:
+) -> list[Holder] | None:
+    """None when NVML cannot be opened (no GPU); else `_poll` on the sampler's reads."""
     if sampler.open() is not None:
-        return []
+        return None
     try:
         return _poll(sampler.read, pids, baseline, timeout, poll, sleep, clock)
     finally:
