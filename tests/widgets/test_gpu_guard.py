@@ -69,10 +69,14 @@ async def launch_on_the_gpu(app: VllmConsoleApp, pilot: Any, nv: LiveNvml) -> in
     assert pid is not None
     await wait_until(pilot, lambda: len(session_pids(pid)) >= 3, 5, "engine and worker")
     nv.watched.update(session_pids(pid))
-    # the console reads its server's PIDs and sees them on the GPU
+    # the console reads its server's PIDs and sees them on the GPU, by PID (until it has read
+    # them, the share shows as the change since launch, which names no PID)
     await wait_until(
         pilot,
-        lambda: sum(o.used or 0 for o in app.gauges.ours()) >= EACH * len(nv.watched),
+        lambda: (
+            nv.watched <= app.gauges.server_pids
+            and sum(o.used or 0 for o in app.gauges.ours()) >= EACH * len(nv.watched)
+        ),
         10,
         "our memory on the GPU",
     )
