@@ -214,6 +214,8 @@ def test_listed_entries_and_revisions_are_what_their_init_makes(tmp_path: Path) 
     assert vars(entry) == vars(made)
     assert (entry, hash(entry), repr(entry)) == (made, hash(made), repr(made))
     assert entry.config == {} and entry.config is not ModelEntry.listed(*args).config
+    other = (Revision.listed(commit_hash("d"), tmp_path / "d"),)
+    assert vars(made.with_revisions(other)) == vars(dataclasses.replace(made, revisions=other))
 
 
 @pytest.mark.parametrize("parent", [Path("."), Path("/"), Path("hub"), Path("/a/b")])
@@ -245,6 +247,48 @@ def test_no_main_ref_chooses_the_newest_snapshot(tmp_path: Path) -> None:
     os.utime(repo / "snapshots" / new, (2_000_000, 2_000_000))
     (entry,) = catalog.list_models(tmp_path, []).entries
     assert entry.path == repo / "snapshots" / new
+
+
+def test_first_list_names_the_main_snapshot_and_the_scan_every_revision(tmp_path: Path) -> None:
+    """The first list reads refs/main and stats the snapshot it names; the other revisions
+    come with the complete scan (and the exact walk), listed as the folder holds them then."""
+    files = _files("m")
+    c1, c2, c3, c4 = (commit_hash(f"c{i}") for i in range(1, 5))
+    revs = [FakeRevision(c2, files), FakeRevision(c3, files, ("main",)), FakeRevision(c1, files)]
+    repo = write_cache_repo(tmp_path, "a/b", revs)
+    (listed,) = catalog.list_models(tmp_path, []).entries
+    assert listed.path == repo / "snapshots" / c3
+    assert [(r.commit, r.path, r.refs) for r in listed.revisions] == [(c3, listed.path, ("main",))]
+    (scanned,) = catalog.iter_detailed([listed])
+    assert [r.commit for r in scanned.revisions] == [c3, *sorted([c1, c2])]
+    assert all(r.path == repo / "snapshots" / r.commit for r in scanned.revisions)
+    assert scanned.path == listed.path and scanned.problems == ()
+    (repo / "snapshots" / c4).mkdir()  # a snapshot that appeared after the first list
+    assert [r.commit for r in hfcache.with_all_revisions(listed).revisions] == [
+        c3,
+        *sorted([c1, c2, c4]),
+    ]
+    exact = catalog.walk_exact(listed)
+    assert [r.commit for r in exact.revisions] == [c3, *sorted([c1, c2, c4])]
+    assert hfcache.with_all_revisions(scanned) is not scanned
+    assert hfcache.with_all_revisions(exact) is exact  # nothing new: the same entry
+
+
+@pytest.mark.parametrize("main", ["missing", ".", "..", "../snapshots", ""])
+def test_a_main_ref_without_its_snapshot_lists_them_all(tmp_path: Path, main: str) -> None:
+    """refs/main naming no snapshot (or not a commit at all): the newest is chosen from the
+    listing of snapshots/, and the first list has every revision."""
+    files = _files("x")
+    old, new = commit_hash("old"), commit_hash("new")
+    repo = write_cache_repo(tmp_path, "a/b", [FakeRevision(new, files), FakeRevision(old, files)])
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit_hash("gone") if main == "missing" else main)
+    os.utime(repo / "snapshots" / old, (1_000_000, 1_000_000))
+    os.utime(repo / "snapshots" / new, (2_000_000, 2_000_000))
+    (entry,) = catalog.list_models(tmp_path, []).entries
+    assert entry.path == repo / "snapshots" / new
+    assert [(r.commit, r.refs) for r in entry.revisions] == [(new, ()), (old, ())]
+    assert hfcache.with_all_revisions(entry) is entry
 
 
 def test_broken_links_and_missing_things(tmp_path: Path) -> None:

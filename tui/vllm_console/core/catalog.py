@@ -2,7 +2,8 @@
 
 Two steps, so the UI can show names at once and fill in the rest live:
 
-- `list_models` names the entries (ids, paths, revisions) without reading any file or size;
+- `list_models` names the entries (ids, paths, the revision each cache repo stands for) from
+  folder listings and `refs/main`, without reading any size or model file;
 - `detail` reads one entry's config.json, weight headers and sizes, and lists its problems.
 
 `scan` does both for every entry; `iter_detailed` yields detailed entries as they finish.
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from vllm_console.core import folders, hfcache, hfwalk, weights
+from vllm_console.core import folders, hfcache, hfwalk, nogc, weights
 from vllm_console.core.catalog_index import CatalogIndex, file_stamps, folder_stamps, read_refs
 from vllm_console.core.describe import (
     Described,
@@ -65,17 +66,19 @@ def _sort_key(entry: ModelEntry) -> tuple[str, int, str]:
 
 
 def list_models(hf_cache: Path, model_dirs: Sequence[Path]) -> ScanResult:
-    """Names only: ids, paths and revisions; `detailed` is False and no file is read."""
-    entries, warnings = hfcache.list_cache(hf_cache)
-    looked_in = [hf_cache]
-    for folder in model_dirs:
-        if folder in looked_in:
-            continue
-        looked_in.append(folder)
-        found, problems = folders.list_folder(folder)
-        entries += found
-        warnings += problems
-    entries.sort(key=_sort_key)
+    """Names only: ids, paths and the chosen revisions; `detailed` is False and no model file
+    is read. A cache repo's other revisions come with `detail` (see `hfcache.list_cache`)."""
+    with nogc.paused():
+        entries, warnings = hfcache.list_cache(hf_cache)
+        looked_in = [hf_cache]
+        for folder in model_dirs:
+            if folder in looked_in:
+                continue
+            looked_in.append(folder)
+            found, problems = folders.list_folder(folder)
+            entries += found
+            warnings += problems
+        entries.sort(key=_sort_key)
     return ScanResult(tuple(entries), tuple(warnings), tuple(looked_in))
 
 
@@ -114,7 +117,8 @@ def _detailed(
         todo.sort(key=lambda item: not index.knows(item[1]))  # stable: known ones first
 
     def one(item: tuple[int, ModelEntry]) -> tuple[int, ModelEntry]:
-        return item[0], _detail(item[1], index)
+        with nogc.paused():
+            return item[0], _detail(item[1], index)
 
     if workers <= 1:
         yield from map(one, todo)
@@ -162,6 +166,7 @@ def walk_exact(entry: ModelEntry) -> ModelEntry:
     if entry.source is not Source.HF_CACHE:
         return entry if entry.detailed else detail(entry)
     try:
+        entry = hfcache.with_all_revisions(entry)  # as walk_repo sees it
         walk = hfwalk.walk_repo(entry)
         return _cache_entry(entry, walk, _describe_repo(entry, walk.files), exact=True)
     except Exception as exc:  # as in detail()
@@ -220,6 +225,7 @@ def _finish(
 
 def _scan_cache(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:
     """The complete scan of a cache repo, from the index if its folders have not changed."""
+    entry = hfcache.with_all_revisions(entry)
     hit = index.cached_repo(entry) if index is not None else None
     if hit is not None and (described := decode(hit[1])) is not None:
         return _cache_entry(entry, hfwalk.with_refs(entry, hit[0], hit[2]), described)

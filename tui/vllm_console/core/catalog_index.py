@@ -38,7 +38,6 @@ index. It keeps the entries of the latest scan only, and is not rewritten when n
 from __future__ import annotations
 
 import contextlib
-import gc
 import io
 import os
 import pickle
@@ -49,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vllm_console.core import hfcache, hfwalk
+from vllm_console.core import hfcache, hfwalk, nogc
 from vllm_console.core.entry import ModelEntry
 from vllm_console.core.metadata import read_capped
 
@@ -165,15 +164,11 @@ def _load(path: Path) -> dict[str, Record] | None:
         raw[len(MAGIC) : head], "little"
     ):
         return None
-    collecting = gc.isenabled()
-    gc.disable()  # thousands of new containers, no garbage: collections would only cost
     try:
-        data = _PlainUnpickler(io.BytesIO(raw[head:])).load()
+        with nogc.paused():  # thousands of new containers, no garbage
+            data = _PlainUnpickler(io.BytesIO(raw[head:])).load()
     except Exception:  # a damaged pickle can fail in many ways; it is only a cache
         return None
-    finally:
-        if collecting:
-            gc.enable()
     if not isinstance(data, dict) or data.get("version") != VERSION:
         return None
     records = data.get("records")

@@ -1,6 +1,6 @@
 """The Hugging Face hub cache's layout: its model repos, their refs, the snapshot each stands for.
 
-- `list_cache` names the `models--ORG--NAME` repos and their snapshots: one scandir per folder,
+- `list_cache` names the `models--ORG--NAME` repos and their snapshots: one listing per folder,
   one read of `refs/main`, no stat (except to find the newest snapshot when `refs/main` names
   none of several);
 - `choose_snapshot` is the rule for which snapshot a repo stands for (the one `refs/main` names,
@@ -20,7 +20,8 @@ built only for what an entry keeps (the repo and its snapshots), as a child of t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -62,9 +63,14 @@ def main_of(entry: ModelEntry) -> str | None:
 
 
 def list_cache(hf_cache: Path) -> tuple[list[ModelEntry], list[str]]:
-    """The cache's model repos, names only. A missing cache is no cache; unreadable, a warning.
+    """The cache's model repos and the snapshot each stands for. A missing cache is no cache;
+    unreadable, a warning.
 
-    Only `refs/main` is read here (to choose the snapshot); `read_refs` reads every ref.
+    This is the first list, so it reads as little as the choice allows: `refs/main`, and a
+    stat of the snapshot it names. When that snapshot is there it is the choice, and the entry
+    has that one revision; the repo's other snapshots are listed by the complete scan
+    (`with_all_revisions`). Otherwise `snapshots/` is listed here (the newest is chosen) and
+    the entry has every revision. `read_refs` reads every ref.
     """
     root = str(hf_cache)
     try:
@@ -78,18 +84,61 @@ def list_cache(hf_cache: Path) -> tuple[list[ModelEntry], list[str]]:
 
 
 def _list_repo(hf_cache: Path, name: str, path: str) -> ModelEntry:
-    chosen, main, snapshots = choose_snapshot(path)
     repo_id = name[len(REPO_PREFIX) :].replace("--", "/")
     repo = _child(hf_cache, name)  # `path` as a Path, without parsing `path` again
+    main = read_small(path + "/refs/main")
+    if main and _is_snapshot(path, main):
+        snapshot = _child(_child(repo, "snapshots"), main)
+        revision = Revision.listed(main, snapshot, _MAIN)
+        return ModelEntry.listed(repo_id, snapshot, Source.HF_CACHE, hf_cache, (revision,))
+    snapshots = snapshot_names(path + "/snapshots")
+    chosen = _pick(path, main, snapshots)
     if chosen is None:
         return ModelEntry.listed(repo_id, repo, Source.HF_CACHE, hf_cache)
-    base = _child(repo, "snapshots")
-    ordered = [chosen, *sorted([c for c in snapshots if c != chosen])]
-    revisions = tuple(
-        [Revision.listed(c, _child(base, c), ("main",) if c == main else ()) for c in ordered]
-    )
+    revisions = _revisions(_child(repo, "snapshots"), chosen, snapshots, main)
     return ModelEntry.listed(repo_id, revisions[0].path, Source.HF_CACHE, hf_cache, revisions)
 
+
+def _is_snapshot(repo: str, commit: str) -> bool:
+    """Whether `snapshots/<commit>` is a folder (or a link to one), as `snapshot_names` sees."""
+    if "/" in commit or commit in (".", ".."):
+        return False
+    try:
+        return stat.S_ISDIR(os.stat(f"{repo}/snapshots/{commit}").st_mode)
+    except (OSError, ValueError):  # ValueError: a NUL in a damaged ref
+        return False
+
+
+def _revisions(
+    base: Path, chosen: str, snapshots: Iterable[str], main: str | None
+) -> tuple[Revision, ...]:
+    """The chosen snapshot's revision, then the others sorted by commit (`base`: the
+    `snapshots` folder)."""
+    revisions = [Revision.listed(chosen, _child(base, chosen), _MAIN if chosen == main else ())]
+    revisions += [
+        Revision.listed(c, _child(base, c), _MAIN if c == main else ())
+        for c in sorted(snapshots)
+        if c != chosen
+    ]
+    return tuple(revisions)
+
+
+def with_all_revisions(entry: ModelEntry) -> ModelEntry:
+    """A listed cache entry with every snapshot of its repo as a revision (the first list may
+    name only the chosen one): the chosen revision first, as listed, then the others as
+    `snapshots/` holds them now. An entry without revisions (no snapshot when it was listed)
+    is returned as it is."""
+    if not entry.revisions:
+        return entry
+    first = entry.revisions[0]
+    names = snapshot_names(repo_dir(entry) + "/snapshots")
+    others = _revisions(first.path.parent, first.commit, names, main_of(entry))[1:]
+    if tuple(r.commit for r in entry.revisions[1:]) == tuple(r.commit for r in others):
+        return entry
+    return entry.with_revisions((first, *others))
+
+
+_MAIN = ("main",)
 
 # `parent / name` for a name read from a directory listing (one component, no separator).
 # On Python 3.11 `/` parses the name again and joins part lists: 2.6 µs a path, a fifth of the
@@ -101,14 +150,18 @@ _child: Callable[[Path, str], Path] = getattr(Path, "_make_child_relpath", Path.
 
 def choose_snapshot(repo: str) -> SnapshotChoice:
     """The snapshot `refs/main` names, else the most recently modified one (`repo`: the
-    `models--ORG--NAME` folder). One read of `refs/main` and one scandir; a stat per snapshot
-    only when `refs/main` names none of several."""
+    `models--ORG--NAME` folder). One read of `refs/main` and one scandir of `snapshots/`; a
+    stat per snapshot only when `refs/main` names none of several."""
     main = read_small(repo + "/refs/main")
     snapshots = snapshot_names(repo + "/snapshots")
+    return SnapshotChoice(_pick(repo, main, snapshots), main, snapshots)
+
+
+def _pick(repo: str, main: str | None, snapshots: tuple[str, ...]) -> str | None:
     if main in snapshots:
-        return SnapshotChoice(main, main, snapshots)
+        return main
     if len(snapshots) <= 1:
-        return SnapshotChoice(snapshots[0] if snapshots else None, main, snapshots)
+        return snapshots[0] if snapshots else None
 
     def mtime(commit: str) -> float:
         try:
@@ -116,14 +169,14 @@ def choose_snapshot(repo: str) -> SnapshotChoice:
         except OSError:
             return 0.0
 
-    return SnapshotChoice(max(snapshots, key=mtime), main, snapshots)
+    return max(snapshots, key=mtime)
 
 
 def snapshot_names(snapshots_dir: str) -> tuple[str, ...]:
     """The folders in `snapshots/` (links to folders included), in directory order."""
     try:
         with os.scandir(snapshots_dir) as it:
-            return tuple([e.name for e in it if e.name not in IGNORED_NAMES and e.is_dir()])
+            return tuple([e.name for e in it if e.is_dir()])  # ignored names are files
     except OSError:
         return ()
 

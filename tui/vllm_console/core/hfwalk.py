@@ -78,6 +78,7 @@ def scan_repo(entry: ModelEntry) -> RepoWalk:
     has its links read, so only its revision gets a size and a file count. Broken links are
     those of the chosen snapshot. See `walk_repo` for every revision.
     """
+    entry = hfcache.with_all_revisions(entry)
     refs = read_refs(repo_dir(entry) + "/refs", main_of(entry))
     return with_refs(entry, scan_chosen(entry), refs)
 
@@ -130,6 +131,7 @@ def walk_repo(entry: ModelEntry) -> RepoWalk:
     the mtimes they had last time has the same sizes: those are remembered. Refs are read
     every time (they are rewritten in place).
     """
+    entry = hfcache.with_all_revisions(entry)
     repo = repo_dir(entry)
     refs = read_refs(repo + "/refs")
     stamps = [_stamp(repo + "/blobs"), *(_stamp(str(rev.path)) for rev in entry.revisions)]
