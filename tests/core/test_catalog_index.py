@@ -193,6 +193,17 @@ def _add_weights(hub: Path, models: Path) -> None:
     (models / "config-only" / "pytorch_model.bin").write_bytes(b"PK not really a zip")
 
 
+def _add_empty_snapshot(hub: Path, models: Path) -> None:
+    """Only `snapshots/` changes: a revision the first list does not name."""
+    (hub / "models--Qwen--Qwen2.5-7B" / "snapshots" / commit_hash("q9")).mkdir()
+
+
+def _remove_other_snapshot(hub: Path, models: Path) -> None:
+    import shutil
+
+    shutil.rmtree(hub / "models--Qwen--Qwen2.5-7B" / "snapshots" / commit_hash("q1"))
+
+
 def _delete_repo(hub: Path, models: Path) -> None:
     import shutil
 
@@ -212,6 +223,8 @@ CHANGES: list[Callable[[Path, Path], None]] = [
     _rewrite_folder_weights,
     _rewrite_gguf,
     _add_weights,
+    _add_empty_snapshot,
+    _remove_other_snapshot,
     _delete_repo,
 ]
 

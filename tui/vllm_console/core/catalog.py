@@ -86,11 +86,12 @@ def scan(
     hf_cache: Path, model_dirs: Sequence[Path], workers: int = 1, *, index_path: Path | None = None
 ) -> ScanResult:
     """`list_models` plus `detail` of every entry, in the same order (see `iter_detailed`)."""
-    listed = list_models(hf_cache, model_dirs)
-    detailed = list(listed.entries)
-    for i, entry in _detailed(listed.entries, workers, index_path):
-        detailed[i] = entry
-    return dataclasses.replace(listed, entries=tuple(detailed))
+    with nogc.paused():
+        listed = list_models(hf_cache, model_dirs)
+        detailed = list(listed.entries)
+        for i, entry in _detailed(listed.entries, workers, index_path):
+            detailed[i] = entry
+        return dataclasses.replace(listed, entries=tuple(detailed))
 
 
 def iter_detailed(
@@ -166,7 +167,6 @@ def walk_exact(entry: ModelEntry) -> ModelEntry:
     if entry.source is not Source.HF_CACHE:
         return entry if entry.detailed else detail(entry)
     try:
-        entry = hfcache.with_all_revisions(entry)  # as walk_repo sees it
         walk = hfwalk.walk_repo(entry)
         return _cache_entry(entry, walk, _describe_repo(entry, walk.files), exact=True)
     except Exception as exc:  # as in detail()
@@ -225,7 +225,6 @@ def _finish(
 
 def _scan_cache(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:
     """The complete scan of a cache repo, from the index if its folders have not changed."""
-    entry = hfcache.with_all_revisions(entry)
     hit = index.cached_repo(entry) if index is not None else None
     if hit is not None and (described := decode(hit[1])) is not None:
         return _cache_entry(entry, hfwalk.with_refs(entry, hit[0], hit[2]), described)

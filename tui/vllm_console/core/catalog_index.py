@@ -17,6 +17,9 @@ place, and the entry is keyed by its chosen snapshot, so its commit is part of t
   sizes and contents: repo size, `.incomplete` count, config.json and weight headers (all read
   through links into `blobs/`). The known limit, like git's: a blob rewritten in place (not
   what downloads do) is not noticed. A repo with a blob that is itself a link is not indexed;
+- `snapshots/`: its mtime moves whenever a snapshot folder is added, removed or renamed, so
+  the same stamp means the same other revisions (their names are kept; the first list may
+  name only the chosen one);
 - the chosen snapshot and each of its subfolders: a link cannot be changed in place, only
   removed and created again, which moves its folder's mtime; so the same stamps mean the same
   links to the same blobs (files, broken links, the revision's size). A snapshot holding a
@@ -56,7 +59,7 @@ __all__ = ["CatalogIndex", "default_index_path", "file_stamps"]
 
 INDEX_NAME = "catalog-index-v1.pickle"
 MAGIC = b"vllm-console catalog index\n"
-VERSION = 1
+VERSION = 2  # 2: a repo record keeps the names of its other snapshots
 MAX_INDEX_BYTES = 512 * 1024 * 1024
 
 FolderStamps = tuple[tuple[str, int, int, int], ...]  # (folder, inode, mtime_ns, ctime_ns)
@@ -242,6 +245,7 @@ class CatalogIndex:
             scan.broken,
             scan.chosen_size,
             scan.chosen_files,
+            scan.others,
         )
         self._new[_key(entry)] = ("repo", stamps, refs_layout, chosen, described)
         self._dirty = True

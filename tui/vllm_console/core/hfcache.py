@@ -126,16 +126,20 @@ def _revisions(
 def with_all_revisions(entry: ModelEntry) -> ModelEntry:
     """A listed cache entry with every snapshot of its repo as a revision (the first list may
     name only the chosen one): the chosen revision first, as listed, then the others as
-    `snapshots/` holds them now. An entry without revisions (no snapshot when it was listed)
-    is returned as it is."""
+    `snapshots/` holds them now, sorted. An entry without revisions (no snapshot when it was
+    listed) is returned as it is, and so is one whose revisions are already those."""
     if not entry.revisions:
         return entry
     first = entry.revisions[0]
-    names = snapshot_names(repo_dir(entry) + "/snapshots")
-    others = _revisions(first.path.parent, first.commit, names, main_of(entry))[1:]
-    if tuple(r.commit for r in entry.revisions[1:]) == tuple(r.commit for r in others):
+    others = sorted(snapshot_names(repo_dir(entry) + "/snapshots"))
+    if first.commit in others:
+        others.remove(first.commit)
+    if len(others) == len(entry.revisions) - 1 and all(
+        r.commit == c for r, c in zip(entry.revisions[1:], others, strict=True)
+    ):
         return entry
-    return entry.with_revisions((first, *others))
+    base = first.path.parent
+    return entry.with_revisions((first, *[Revision.listed(c, _child(base, c)) for c in others]))
 
 
 _MAIN = ("main",)
@@ -208,7 +212,7 @@ def read_refs(
     while stack:
         folder, prefix = stack.pop()
         if seen is not None:
-            seen.append((prefix, _stat(folder)))
+            seen.append((prefix, stat_or_none(folder)))
         try:
             with os.scandir(folder) as it:
                 items = [(e.name, e.path, e.is_dir()) for e in it]
@@ -226,7 +230,7 @@ def read_refs(
     return found
 
 
-def _stat(path: str) -> os.stat_result | None:
+def stat_or_none(path: str) -> os.stat_result | None:
     try:
         return os.stat(path)
     except OSError:

@@ -65,6 +65,9 @@ class ChosenScan:
     broken: tuple[str, ...]
     chosen_size: int | None = None
     chosen_files: int | None = None
+    # the repo's other snapshots, sorted (the first list may not have named them); None: not
+    # listed (the entry's own revisions stand)
+    others: tuple[str, ...] | None = None
 
 
 # repo folder -> ((chosen path, folder stamps), its walk without refs)
@@ -78,15 +81,15 @@ def scan_repo(entry: ModelEntry) -> RepoWalk:
     has its links read, so only its revision gets a size and a file count. Broken links are
     those of the chosen snapshot. See `walk_repo` for every revision.
     """
-    entry = hfcache.with_all_revisions(entry)
     refs = read_refs(repo_dir(entry) + "/refs", main_of(entry))
     return with_refs(entry, scan_chosen(entry), refs)
 
 
 def scan_chosen(entry: ModelEntry, seen: Seen | None = None) -> ChosenScan:
     """`scan_repo` without the refs. `seen` gets (folder relative to the repo, its stat before
-    it was read) for `blobs` and each folder of the chosen snapshot; ("", None) if a file of
-    that snapshot is not a link into `blobs/` (it may change in place)."""
+    it was read) for `blobs`, `snapshots` (its names are the other revisions) and each folder
+    of the chosen snapshot; ("", None) if a file of that snapshot is not a link into `blobs/`
+    (it may change in place)."""
     repo = repo_dir(entry)
     blobs_dir = repo + "/blobs"
     blobs, incomplete = _scan_blobs(blobs_dir, seen)
@@ -94,6 +97,10 @@ def scan_chosen(entry: ModelEntry, seen: Seen | None = None) -> ChosenScan:
     first = entry.revisions[0] if entry.revisions else None
     if first is None or first.path != entry.path:
         return ChosenScan(size, (), incomplete, ())
+    if seen is not None:
+        seen.append(("snapshots", hfcache.stat_or_none(repo + "/snapshots")))
+    others = hfcache.snapshot_names(repo + "/snapshots")
+    others = tuple(sorted(c for c in others if c != first.commit))
     snap: Seen | None = None if seen is None else []
     names, keys, _ = _read_snapshot(str(first.path), blobs_dir, snap)
     odd = _stat_targets(keys, blobs, blobs_dir)
@@ -108,18 +115,23 @@ def scan_chosen(entry: ModelEntry, seen: Seen | None = None) -> ChosenScan:
             seen.append(("", None))
     broken = tuple(_cap_links(lost))
     files = tuple(sorted(kept))
-    return ChosenScan(size, files, incomplete, broken, sized.size_bytes, sized.nb_files)
+    return ChosenScan(size, files, incomplete, broken, sized.size_bytes, sized.nb_files, others)
 
 
 def with_refs(entry: ModelEntry, chosen: ChosenScan, refs: dict[str, str]) -> RepoWalk:
-    """The repo's `RepoWalk` from its `scan_chosen` and its refs (`read_refs`)."""
+    """The repo's `RepoWalk` from its `scan_chosen` and its refs (`read_refs`): the chosen
+    revision (sized) first, then the other snapshots `scan_chosen` listed."""
     by_commit = _refs_by_commit(refs)
-    revisions = [Revision(r.commit, r.path, by_commit.get(r.commit, ())) for r in entry.revisions]
+    listed = entry.revisions
+    if listed and chosen.others is not None:
+        base = listed[0].path.parent
+        listed = (listed[0], *[Revision.listed(c, hfcache._child(base, c)) for c in chosen.others])
+    revisions = [Revision.listed(r.commit, r.path, by_commit.get(r.commit, ())) for r in listed]
     if revisions and chosen.chosen_files is not None:
         first = revisions[0]
         sized = (chosen.chosen_size, chosen.chosen_files)
-        revisions[0] = Revision(first.commit, first.path, first.refs, *sized)
-    problems = (*_ref_problems(entry, refs), *chosen.broken)
+        revisions[0] = Revision.listed(first.commit, first.path, first.refs, *sized)
+    problems = (*_ref_problems(listed, refs), *chosen.broken)
     return RepoWalk(tuple(revisions), chosen.size_bytes, chosen.files, chosen.incomplete, problems)
 
 
@@ -149,7 +161,7 @@ def walk_repo(entry: ModelEntry) -> RepoWalk:
     revisions = tuple(
         dataclasses.replace(r, refs=by_commit.get(r.commit, ())) for r in walk.revisions
     )
-    problems = (*_ref_problems(entry, refs), *walk.problems)
+    problems = (*_ref_problems(entry.revisions, refs), *walk.problems)
     return dataclasses.replace(walk, revisions=revisions, problems=problems)
 
 
@@ -355,14 +367,14 @@ def _cap_links(problems: list[str]) -> list[str]:
     return [*problems[:MAX_REPORTED_LINKS], f"{more} more broken links"]
 
 
-def _ref_problems(entry: ModelEntry, refs: dict[str, str]) -> list[str]:
+def _ref_problems(revisions: tuple[Revision, ...], refs: dict[str, str]) -> list[str]:
     """Refs naming a snapshot that is not there (scan_cache_dir calls the repo corrupt)."""
-    commits = {rev.commit for rev in entry.revisions}
+    commits = {rev.commit for rev in revisions}
     problems = [
         f"ref {ref} points to missing snapshot {commit[:8]}"
         for ref, commit in sorted(refs.items())
         if commit not in commits
     ]
-    if not entry.revisions:
+    if not revisions:
         problems.append("no snapshots")
     return problems
