@@ -9,7 +9,8 @@ config.json and safetensors metadata) without the on-disk index, memos cleared, 
 a rescan; the complete scan as a fresh process does it with a warm on-disk index (loaded,
 validated, refs read: in a new process, and in this one with its memos cleared); the first
 scan that writes the index; and, for information, the exact walk of every revision of every
-repo (what the details pane asks for one model at a time), memos cleared.
+repo (what the details pane asks for one model at a time), memos cleared, and the floor of
+any cold scan: its system calls alone, nothing built or checked (`bare_reads`).
 Times are medians of warm runs (after one warm-up run that fills the OS page cache); the
 measures take turns run by run, scan_cache_dir() included.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import statistics
 import subprocess
@@ -98,6 +100,45 @@ def warm_index(cache: Path, index: Path) -> tuple[int, int]:
     return 0, total
 
 
+def bare_reads(cache: Path) -> int:
+    """Only the system calls a cold complete scan cannot do without, in plain Python, with
+    nothing built or checked: per repo `refs/main`, one lstat per blob (the size), the chosen
+    snapshot's links, every ref file, config.json and the safetensors header. No
+    implementation that reads these in Python can be faster: the floor of the cold scan."""
+    total = 0
+    with os.scandir(cache) as it:
+        repos = [e.path for e in it if e.name.startswith("models--") and e.is_dir()]
+    for repo in repos:
+        fd = os.open(repo + "/refs/main", os.O_RDONLY)
+        main = os.read(fd, 256).decode().strip()
+        os.close(fd)
+        with os.scandir(repo + "/blobs") as it:
+            total += sum(e.stat(follow_symlinks=False).st_size for e in it)
+        snapshot = f"{repo}/snapshots/{main}"
+        dfd = os.open(snapshot, os.O_RDONLY | os.O_DIRECTORY)
+        with os.scandir(dfd) as it:
+            names = [e.name for e in it]
+        total += sum(len(os.readlink(name, dir_fd=dfd)) for name in names)
+        os.close(dfd)
+        folders = [repo + "/refs"]
+        while folders:
+            with os.scandir(folders.pop()) as it:
+                for e in it:
+                    if e.is_dir():
+                        folders.append(e.path)
+                    else:
+                        fd = os.open(e.path, os.O_RDONLY)
+                        total += len(os.read(fd, 256))
+                        os.close(fd)
+        for name in ("config.json", "model.safetensors"):
+            fd = os.open(f"{snapshot}/{name}", os.O_RDONLY)
+            head = os.read(fd, 8) if name.endswith(".safetensors") else b""
+            body = os.read(fd, int.from_bytes(head, "little") if head else 1 << 20)
+            os.close(fd)
+            total += len(json.loads(body))
+    return total
+
+
 def ensure_cache(path: Path, repos: int) -> Path:
     from tests.fakes.cachegen import build_bench_cache
 
@@ -154,12 +195,14 @@ def measure(cache: Path, runs: int, index: Path) -> list[Row]:
             "indexed": indexed_scan,
             "first": first_indexed_scan,
             "exact": exact_walk,
+            "bare": lambda: bare_reads(cache),
             "theirs": lambda: scan_cache_dir(cache),
         },
         runs,
     )
-    first_list, cold, warm, child, indexed, written, exact, theirs = (
-        t[k] for k in ("list", "cold", "rescan", "child", "indexed", "first", "exact", "theirs")
+    first_list, cold, warm, child, indexed, written, exact, bare, theirs = (
+        t[k]
+        for k in ("list", "cold", "rescan", "child", "indexed", "first", "exact", "bare", "theirs")
     )
     check_sizes(cache, index)
     return [
@@ -192,6 +235,7 @@ def measure(cache: Path, runs: int, index: Path) -> list[Row]:
             theirs / cold >= RATIO_TARGET,
         ),
         ("complete scan, no index, rescan", warm, theirs, ">= 20x", theirs / warm >= RATIO_TARGET),
+        ("floor of a cold scan: its reads alone, nothing built", bare, theirs, "-", None),
         ("complete scan writing a new index", written, theirs, "-", None),
         ("exact walk of every revision (details pane, all repos)", exact, theirs, "-", None),
     ]
