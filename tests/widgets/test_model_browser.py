@@ -69,10 +69,10 @@ async def test_detailed_entries_are_applied_in_batches(
     refreshes = 0
     original = ModelBrowser._refresh_rows
 
-    def counting(self: ModelBrowser) -> None:
+    def counting(self: ModelBrowser, changed: Any = None) -> None:
         nonlocal refreshes
         refreshes += 1
-        original(self)
+        original(self, changed)
 
     monkeypatch.setattr(ModelBrowser, "_refresh_rows", counting)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -80,7 +80,21 @@ async def test_detailed_entries_are_applied_in_batches(
         table = app.query_one(DataTable)
         assert table.row_count == 300
         assert all("ok" in str(table.get_row_at(i)[-1]) for i in range(300))
-    assert refreshes < 30  # coalesced: not one table update per entry
+        assert refreshes < 30  # coalesced: not one table update per entry
+        # A batch rewrites its own rows only, not all 300 (that starved a big scan)
+        browser = app.query_one(ModelBrowser)
+        updated: list[str] = []
+        update_cell = table.update_cell
+
+        def tracking(row_key: Any, column_key: Any, value: Any, **kwargs: Any) -> None:
+            updated.append(str(row_key))
+            update_cell(row_key, column_key, value, **kwargs)
+
+        monkeypatch.setattr(table, "update_cell", tracking)
+        changed = browser.entries[7]
+        browser.post_message(ModelBrowser.Detailed(browser._generation, (changed,)))
+        await pilot.pause()
+        assert updated and set(updated) == {changed.key}
 
 
 async def test_filter_narrows_rows(settings: Settings, demo_catalog: Any) -> None:

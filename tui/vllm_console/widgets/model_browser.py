@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from vllm_console.core.gpu import GpuSnapshot
 
 # Detailed entries are applied to the table at most this often (seconds).
-BATCH_INTERVAL = 0.08
+BATCH_INTERVAL = 0.25
 MIN_NAME_WIDTH = 20
 # Enough for ids such as meta-llama/Llama-3.1-8B-Instruct; below it optional columns go.
 WANTED_NAME_WIDTH = 32
@@ -344,7 +344,7 @@ class ModelBrowser(Vertical):
         for entry in message.entries:
             self._entries[entry.key] = entry
         self._work_out_fits(message.entries)
-        self._refresh_rows()
+        self._refresh_rows(changed=[entry.key for entry in message.entries])
         self._post_catalog()
 
     @on(ScanFinished)
@@ -384,8 +384,12 @@ class ModelBrowser(Vertical):
             self._styles = CellStyles.from_variables(self.app.get_css_variables())
         return self._styles
 
-    def _refresh_rows(self) -> None:
-        """Bring the table in line with entries, filter and sort, keeping the cursor's model."""
+    def _refresh_rows(self, changed: Sequence[str] | None = None) -> None:
+        """Bring the table in line with entries, filter and sort, keeping the cursor's model.
+
+        `changed`: only these entries changed (a batch of details). If the order stays, only
+        their rows are rewritten: rewriting all of a thousand rows for every batch kept the UI
+        thread so busy that the scan behind it crawled."""
         table = self.table
         if not table.columns:  # rows before the first Resize (a test host, say)
             self._add_columns()
@@ -396,6 +400,8 @@ class ModelBrowser(Vertical):
         styles = self._cell_styles()
         current = self._current_key()
         if keys == self._visible and len(table.rows) == len(keys):
+            if changed is not None:
+                ordered = [self._entries[k] for k in changed if k in table.rows]
             for entry in ordered:
                 cells = model_rows.row_cells(entry, styles, self._columns, self.fits.get(entry.key))
                 for column_key, cell in cells:
