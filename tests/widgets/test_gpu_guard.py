@@ -155,6 +155,48 @@ async def test_memory_still_held_names_the_pid_and_kill_frees_it(
         assert any(f"pid {stray} killed" in m for m in messages(app))
 
 
+async def test_a_stop_before_the_first_pid_read_still_names_the_worker(
+    tmp_path: Path,
+    fake_catalog: Any,
+    make_folder_entry: Any,
+    strays: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No periodic read of the server's processes has happened (our share is known only as
+    the change since launch); the stop reads them, so the stray worker is named and killable."""
+    import vllm_console.app as app_module
+
+    monkeypatch.setattr(app_module, "PIDS_INTERVAL", 3600.0)
+    nv = LiveNvml()
+    app = make_app(tmp_path, fake_catalog, make_folder_entry, nv)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, app.panes_ready.is_set, 10, "the panes")
+        assert app.gpu_guard is not None
+        app.gpu_guard.timeout = 1.5
+        await open_dialog(app, pilot, sampling=True)
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: app.server_state.phase is Phase.READY, 20, "ready")
+        pid = app.server.pid
+        assert pid is not None
+        await wait_until(pilot, lambda: len(session_pids(pid)) >= 3, 5, "engine and worker")
+        nv.watched.update(session_pids(pid))
+        await wait_until(
+            pilot,
+            lambda: sum(o.used or 0 for o in app.gauges.ours()) >= EACH * len(nv.watched),
+            10,
+            "our memory, by change since launch",
+        )
+        assert not app.gauges.server_pids  # never read
+        (stray,) = [p for p in nv.watched if (i := proc_info(p)) and i.name.endswith("_TP")]
+        strays.append(stray)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 10, "stop")
+        await wait_until(pilot, lambda: holders_shown(app), 10, "the dialog")
+        screen = app.screen
+        assert isinstance(screen, GpuHoldersScreen)
+        assert [h.pid for h in screen.holders] == [stray] and screen.pids == [stray]
+
+
 async def test_leftover_vllm_memory_is_pointed_out_before_a_launch(
     tmp_path: Path, fake_catalog: Any, make_folder_entry: Any, strays: list[int]
 ) -> None:

@@ -431,6 +431,17 @@ class VllmConsoleApp(App[None]):
     # -- stop, quit and what earlier runs left -------------------------------------------
 
     def action_stop(self) -> None:
+        self._stop_server()
+
+    def _stop_server(self) -> None:
+        """Stop the server, reading its processes first: a worker started since the last
+        periodic read would otherwise be unknown to the memory check after the stop (its
+        memory could be named only as a change, with no PID to kill). One pass over /proc."""
+        pid = self.server.pid if self.server_state.running else None
+        if pid is not None and self.gpu_guard is not None:
+            from vllm_console.core.procs import session_pids
+
+            self.gpu_guard.add_pids(frozenset(session_pids(pid)) | {pid})
         self.server.stop()
 
     def action_show_log(self) -> None:
@@ -465,7 +476,7 @@ class VllmConsoleApp(App[None]):
             self.exit()
         elif choice == "stop":
             self.notify("Stopping the server…")
-            self.server.stop()
+            self._stop_server()
             await self.server.wait_idle()
             for _ in range(40):  # the pane's last state message starts the memory check
                 if not self.server_state.running:
