@@ -1,11 +1,12 @@
 """The Hugging Face hub cache's layout: its model repos, their refs, the snapshot each stands for.
 
-- `list_cache` names the `models--ORG--NAME` repos and their snapshots: one listing per folder,
-  one read of `refs/main`, no stat (except to find the newest snapshot when `refs/main` names
-  none of several);
+- `list_cache` (the first list) names the `models--ORG--NAME` repos and the snapshot each
+  stands for: per repo one read of `refs/main` and one stat of the snapshot it names; only a
+  repo without a usable `refs/main` has `snapshots/` listed (and its snapshots stat'ed if there
+  are several). `with_all_revisions` adds the other snapshots;
 - `choose_snapshot` is the rule for which snapshot a repo stands for (the one `refs/main` names,
-  else the most recently modified). `resolve` uses it too, so a name resolves to the snapshot
-  the catalog lists;
+  else the most recently modified). `resolve` uses it, and the listing follows the same rule,
+  so a name resolves to the snapshot the catalog lists;
 - `read_refs` reads every ref.
 
 Reading sizes, files and links (the catalog's complete scan, the exact walk) is `hfwalk`.
