@@ -291,6 +291,56 @@ def test_a_main_ref_without_its_snapshot_lists_them_all(tmp_path: Path, main: st
     assert hfcache.with_all_revisions(entry) is entry
 
 
+def test_first_list_chooses_what_resolve_chooses(tmp_path: Path) -> None:
+    """Odd repos: the listing's shortcut and `choose_snapshot` (resolve's rule) agree, and the
+    complete scan has every snapshot folder as a revision."""
+    files = _files("o")
+    a, b, c = commit_hash("a"), commit_hash("b"), commit_hash("c")
+    write_cache_repo(tmp_path, "o/main-ok", [FakeRevision(a, files, ("main",))])
+    write_cache_repo(
+        tmp_path, "o/main-old", [FakeRevision(a, files, ("main",)), FakeRevision(b, files)]
+    )
+    write_cache_repo(
+        tmp_path, "o/no-main", [FakeRevision(a, files, ("dev",)), FakeRevision(b, files)]
+    )
+    gone = write_cache_repo(
+        tmp_path, "o/main-gone", [FakeRevision(a, files), FakeRevision(b, files)]
+    )
+    (gone / "refs").mkdir(exist_ok=True)
+    (gone / "refs" / "main").write_text(c)
+    linked = write_cache_repo(tmp_path, "o/linked", [FakeRevision(a, files, ("main",))])
+    os.rename(linked / "snapshots" / a, linked / "elsewhere")
+    os.symlink("../elsewhere", linked / "snapshots" / a)  # a snapshot that is a link: kept
+    stray = write_cache_repo(
+        tmp_path, "o/stray-file", [FakeRevision(a, files), FakeRevision(b, files)]
+    )
+    (stray / "snapshots" / "notes.txt").write_text("not a snapshot")
+    (stray / "refs").mkdir(exist_ok=True)
+    (stray / "refs" / "main").write_text("notes.txt")  # names a file: not a snapshot
+    empty = tmp_path / "models--o--empty"
+    (empty / "snapshots").mkdir(parents=True)
+    for n, repo in enumerate([gone, stray]):  # the newest decides where refs/main does not
+        for k, commit in enumerate([a, b]):
+            t = 1_000_000 + (k if n == 0 else -k) * 1000
+            os.utime(repo / "snapshots" / commit, (t, t))
+    listed = catalog.list_models(tmp_path, []).entries
+    assert len(listed) == 7
+    for entry, scanned in zip(listed, catalog.iter_detailed(listed), strict=True):
+        repo = hfcache.repo_dir(entry)
+        choice = hfcache.choose_snapshot(repo)
+        expected = Path(repo) / "snapshots" / choice.chosen if choice.chosen else Path(repo)
+        assert entry.path == expected, entry.id
+        assert scanned.path == entry.path
+        assert [r.commit for r in scanned.revisions] == (
+            [choice.chosen, *sorted(set(choice.snapshots) - {choice.chosen})]
+            if choice.chosen
+            else []
+        ), entry.id
+    chosen = {e.id: e.path.name for e in listed}
+    assert chosen["o/main-old"] == a and chosen["o/main-gone"] == b
+    assert chosen["o/stray-file"] == a and chosen["o/linked"] == a
+
+
 def test_broken_links_and_missing_things(tmp_path: Path) -> None:
     write_cache_repo(
         tmp_path,
