@@ -90,8 +90,11 @@ def haystack(entry: ModelEntry) -> str:
 
 def matches(entry: ModelEntry, query: str) -> bool:
     """Every word of the query must occur somewhere in the entry's text."""
+    words = query.lower().split()
+    if not words:  # no filter: every refresh of a big list asks this of every entry
+        return True
     text = haystack(entry)
-    return all(word in text for word in query.lower().split())
+    return all(word in text for word in words)
 
 
 def sort_entries(
