@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Input, Static
+from textual.widgets.data_table import ColumnKey
 
 from vllm_console.config import Settings
 from vllm_console.widgets.model_browser import Catalog, ModelBrowser
@@ -95,6 +96,38 @@ async def test_detailed_entries_are_applied_in_batches(
         browser.post_message(ModelBrowser.Detailed(browser._generation, (changed,)))
         await pilot.pause()
         assert updated and set(updated) == {changed.key}
+
+
+async def test_name_column_follows_the_width_without_rebuilding_rows(
+    settings: Settings, demo_catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = BrowserHost(settings, demo_catalog)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        browser = app.query_one(ModelBrowser)
+        table = app.query_one(DataTable)
+        table.move_cursor(row=3)
+        rows, cells = row_ids(app), [str(c) for c in table.get_row_at(3)]
+        clears: list[bool] = []
+        clear = table.clear
+
+        def counting(columns: bool = False) -> Any:
+            clears.append(columns)
+            return clear(columns)
+
+        monkeypatch.setattr(table, "clear", counting)
+        name = table.columns[ColumnKey("name")]
+        wide = name.width
+        await pilot.resize_terminal(110, 40)
+        await pilot.pause()
+        assert name.width == browser._name_width == wide - 10
+        assert clears == [] and row_ids(app) == rows and table.cursor_row == 3
+        assert [str(c) for c in table.get_row_at(3)] == cells
+        assert table.virtual_size.width < 120  # measured again: no scrolling sideways
+        await pilot.resize_terminal(70, 40)  # the optional columns go: a rebuild
+        await pilot.pause()
+        assert clears[:1] == [True] and row_ids(app) == rows
+        assert len(table.columns) < len(cells)
 
 
 async def test_filter_narrows_rows(settings: Settings, demo_catalog: Any) -> None:
