@@ -5,7 +5,8 @@
 Runs a headless 120x40 App twice in one process, with the same feed: vLLM-like lines
 arriving in chunks every ~10 ms (whatever is due at the asked rate), like a reader task would
 get them. Measured: the event loop's lag (a 10 ms sleep that wakes late), p50/p99/max, and how
-long after the feed the last line is on screen.
+long after the feed the last line is on screen. The log is 64 columns wide, as the server
+pane in a 120-column terminal, so the console folds each ~115-character line onto two rows.
 
 - console: `BufferedLog.feed()` per chunk; the pane flushes every 50 ms with `write_lines`.
 - reference: `Log.write_line` once per line, as a naive pane would.
@@ -41,6 +42,9 @@ POOL = [LINE.format(s=n % 60, n=n) for n in range(10_000)]
 
 
 class Host(App[None]):
+    # as wide as the server pane in a 120-column terminal: the console folds these lines
+    CSS = "#log { width: 64; }"
+
     def __init__(self, buffered: bool) -> None:
         super().__init__()
         self.buffered = buffered

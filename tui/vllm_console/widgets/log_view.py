@@ -4,6 +4,10 @@
 `Log.write_lines` call, so 50,000 lines/s cost a few screen updates a second, not 50,000.
 All lines are kept (bounded, like the Log), so a filter (warnings and errors only, or a
 search) can be applied and removed without losing anything.
+
+Lines longer than the view are folded onto the next rows (continuations indented by two
+spaces), as they are written: vLLM's log lines run to 150-250 characters and the pane is
+often 60 wide. A new width folds everything kept again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from textual.widgets import Log
 
 FLUSH_INTERVAL = 0.05
 MAX_LINES = 20_000
+INDENT = "  "  # before the continuation rows of a folded line
+MIN_FOLD_WIDTH = 20  # narrower than this (not laid out yet, say), lines are not folded
 _PROBLEM = re.compile(r"\b(WARNING|WARN|ERROR|CRITICAL|FATAL)\b|Traceback|Error:|Exception")
 
 
@@ -35,6 +41,7 @@ class BufferedLog(Log):
         super().__init__(max_lines=max_lines, auto_scroll=True, id=id)
         self._all: deque[str] = deque(maxlen=max_lines)
         self._pending: list[str] = []
+        self._fold_width = 0
 
     def on_mount(self) -> None:
         self.set_interval(FLUSH_INTERVAL, self.flush, name="log-flush")
@@ -60,7 +67,7 @@ class BufferedLog(Log):
         filtered = self.problems_only or self.search
         shown = [line for line in batch if self._shows(line)] if filtered else batch
         if shown:
-            self.write_lines(shown)
+            self.write_lines(fold(shown, self._fold_width))
 
     def reset(self, lines: Iterable[str] = ()) -> None:
         """Forget everything and show `lines` instead (a new run, or a recorded log)."""
@@ -76,7 +83,14 @@ class BufferedLog(Log):
 
     def _rewrite(self) -> None:
         self.clear()
-        self.write_lines([line for line in self._all if self._shows(line)])
+        self.write_lines(fold([line for line in self._all if self._shows(line)], self._fold_width))
+
+    def on_resize(self) -> None:
+        # as if the vertical scrollbar were there: it comes with the rows, without a Resize
+        width = self.content_region.width - self.styles.scrollbar_size_vertical
+        if width != self._fold_width:
+            self._fold_width = width
+            self._rewrite()
 
     def watch_problems_only(self) -> None:
         self.flush()
@@ -85,3 +99,19 @@ class BufferedLog(Log):
     def watch_search(self) -> None:
         self.flush()
         self._rewrite()
+
+
+def fold(lines: list[str], width: int) -> list[str]:
+    """`lines` with each one longer than `width` cut into rows of `width`, the continuation
+    rows indented (`INDENT`). Unchanged when `width` is under MIN_FOLD_WIDTH."""
+    if width < MIN_FOLD_WIDTH or all(len(line) <= width for line in lines):
+        return lines
+    step = width - len(INDENT)
+    folded: list[str] = []
+    for line in lines:
+        if len(line) <= width:
+            folded.append(line)
+            continue
+        folded.append(line[:width])
+        folded += [INDENT + line[i : i + step] for i in range(width, len(line), step)]
+    return folded
