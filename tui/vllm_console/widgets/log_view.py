@@ -5,9 +5,10 @@
 All lines are kept (bounded, like the Log), so a filter (warnings and errors only, or a
 search) can be applied and removed without losing anything.
 
-Lines longer than the view are folded onto the next rows (continuations indented by two
-spaces), as they are written: vLLM's log lines run to 150-250 characters and the pane is
-often 60 wide. A new width folds everything kept again.
+Lines longer than the view are folded onto the next rows (at a space near the edge when
+there is one, continuations indented by two spaces), as they are written: vLLM's log lines
+run to 150-250 characters and the pane is often 60 wide. A new width folds everything kept
+again.
 """
 
 from __future__ import annotations
@@ -102,16 +103,22 @@ class BufferedLog(Log):
 
 
 def fold(lines: list[str], width: int) -> list[str]:
-    """`lines` with each one longer than `width` cut into rows of `width`, the continuation
-    rows indented (`INDENT`). Unchanged when `width` is under MIN_FOLD_WIDTH."""
+    """`lines` with each one longer than `width` cut into rows of at most `width`, at the last
+    space of a row's second half when there is one (else mid-word), the continuation rows
+    indented (`INDENT`). Unchanged when `width` is under MIN_FOLD_WIDTH."""
     if width < MIN_FOLD_WIDTH or all(len(line) <= width for line in lines):
         return lines
-    step = width - len(INDENT)
     folded: list[str] = []
     for line in lines:
-        if len(line) <= width:
-            folded.append(line)
-            continue
-        folded.append(line[:width])
-        folded += [INDENT + line[i : i + step] for i in range(width, len(line), step)]
+        room, lead = width, ""
+        while len(line) > room:
+            cut = line.rfind(" ", room // 2, room + 1)
+            if cut > 0:
+                folded.append(lead + line[:cut])
+                line = line[cut + 1 :]
+            else:
+                folded.append(lead + line[:room])
+                line = line[room:]
+            room, lead = width - len(INDENT), INDENT
+        folded.append(lead + line)
     return folded
