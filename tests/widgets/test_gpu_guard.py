@@ -122,13 +122,15 @@ def strays(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
 
 async def stop_leaving_a_stray(
-    app: VllmConsoleApp, pilot: Any, nv: LiveNvml, strays: list[int]
+    app: VllmConsoleApp, pilot: Any, nv: LiveNvml, strays: list[int], *, pids_read: bool = True
 ) -> int:
     """Launch, stop, and wait for the dialog that names the stray worker; its PID."""
     await wait_until(pilot, app.panes_ready.is_set, 10, "the panes")
     assert app.gpu_guard is not None
     app.gpu_guard.timeout = 1.5
-    await launch_on_the_gpu(app, pilot, nv)
+    await launch_on_the_gpu(app, pilot, nv, pids_read=pids_read)
+    if not pids_read:
+        assert not app.gauges.server_pids  # never read: our share is the change since launch
     found = [p for p in nv.watched if (i := proc_info(p)) and i.name.endswith("_TP")]
     assert len(found) == 1
     strays.extend(found)
@@ -172,16 +174,7 @@ async def test_a_stop_before_the_first_pid_read_still_names_the_worker(
     nv = LiveNvml()
     app = make_app(tmp_path, fake_catalog, make_folder_entry, nv)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, app.panes_ready.is_set, 10, "the panes")
-        assert app.gpu_guard is not None
-        app.gpu_guard.timeout = 1.5
-        await launch_on_the_gpu(app, pilot, nv, pids_read=False)
-        assert not app.gauges.server_pids  # never read: our share is the change since launch
-        (stray,) = [p for p in nv.watched if (i := proc_info(p)) and i.name.endswith("_TP")]
-        strays.append(stray)
-        await pilot.press("s")
-        await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 10, "stop")
-        await wait_until(pilot, lambda: holders_shown(app), 10, "the dialog")
+        stray = await stop_leaving_a_stray(app, pilot, nv, strays, pids_read=False)
         screen = app.screen
         assert isinstance(screen, GpuHoldersScreen)
         assert [h.pid for h in screen.holders] == [stray] and screen.pids == [stray]
