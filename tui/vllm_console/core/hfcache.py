@@ -3,7 +3,7 @@
 - `list_cache` (the first list) names the `models--ORG--NAME` repos and the snapshot each
   stands for: per repo one read of `refs/main` and one stat of the snapshot it names; only a
   repo without a usable `refs/main` has `snapshots/` listed (and its snapshots stat'ed if there
-  are several). `with_all_revisions` adds the other snapshots;
+  are several). The complete scan and the exact walk add the other snapshots;
 - `choose_snapshot` is the rule for which snapshot a repo stands for (the one `refs/main` names,
   else the most recently modified). `resolve` uses it, and the listing follows the same rule,
   so a name resolves to the snapshot the catalog lists;
@@ -70,8 +70,9 @@ def list_cache(hf_cache: Path) -> tuple[list[ModelEntry], list[str]]:
     This is the first list, so it reads as little as the choice allows: `refs/main`, and a
     stat of the snapshot it names. When that snapshot is there it is the choice, and the entry
     has that one revision; the repo's other snapshots are listed by the complete scan
-    (`with_all_revisions`). Otherwise `snapshots/` is listed here (the newest is chosen) and
-    the entry has every revision. `read_refs` reads every ref.
+    (`hfwalk.scan_chosen`) and the exact walk (`with_all_revisions`). Otherwise `snapshots/`
+    is listed here (the newest is chosen) and the entry has every revision. `read_refs` reads
+    every ref.
     """
     root = str(hf_cache)
     try:
