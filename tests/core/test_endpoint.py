@@ -36,6 +36,7 @@ from vllm_console.core.endpoint import (
     stream_chat,
 )
 from vllm_console.core.metrics import fetch_metrics
+from vllm_console.core.sse import decode_rate
 
 ROOT = Path(__file__).resolve().parents[2]
 HI = [{"role": "user", "content": "hi"}]
@@ -132,6 +133,35 @@ def test_stats_count_chunks_without_usage_and_see_a_stream_that_just_stops() -> 
     assert stats.finish_reason is None and stats.completion_tokens is None
 
 
+@pytest.mark.parametrize(
+    ("tokens", "first", "last", "expected"),
+    [
+        (1000, 1.0, 5.0, (999 / 4.0, False)),  # spread over 4 s: a decode rate
+        (1000, 4.0, 4.03, (None, True)),  # 33,300 tokens/s: handed over together
+        (40, 2.0, 2.0, (None, True)),  # all in one read
+        (12, 1.0, 1.001, (11 / 0.001, False)),  # too few to tell
+        (1, 1.0, 1.0, (None, False)),
+        (5, None, None, (None, False)),
+    ],
+)
+def test_a_rate_no_stream_decodes_at_is_no_rate(
+    tokens: int, first: float | None, last: float | None, expected: tuple[float | None, bool]
+) -> None:
+    rate, held = decode_rate(tokens, first, last)
+    assert held is expected[1]
+    assert rate == (None if expected[0] is None else pytest.approx(expected[0]))
+
+
+def test_an_answer_that_arrives_all_at_once_has_no_decode_rate() -> None:
+    ticks = iter([0.0] + [3.0] * 60)
+    parser = ChatParser(clock=lambda: next(ticks))
+    events_of(parser, b"".join(sse(chunk(word(i))) for i in range(40)), sse(chunk(None, "stop")))
+    stats = parser.stats("m")
+    assert stats.ok and (stats.ttft_s, stats.tokens, stats.tokens_per_s) == (3.0, 40, None)
+    assert stats.held_back and stats.to_json()["held_back"] is True
+    assert "arrived all at once (no decode rate)" in stats.summary()
+
+
 def test_reasoning_deltas_are_told_apart() -> None:
     parser = ChatParser()
     got = events_of(parser, sse(chunk(reasoning_content="hmm"), chunk("yes", "stop")))
@@ -186,6 +216,17 @@ async def test_without_usage_tokens_are_counted_from_chunks(client: Http, fake: 
     events, done = await chat(client, fake, include_usage=False)
     assert not any(isinstance(e, Usage) for e in events)
     assert done.stats.tokens == 12 and done.stats.completion_tokens is None
+
+
+async def test_a_buffered_answer_is_timed_and_said_to_have_come_at_once(
+    client: Http, fake: Fake
+) -> None:
+    fake.mode, fake.first_token_delay, fake.tokens = "buffered", 0.3, 200
+    _, done = await chat(client, fake)
+    stats = done.stats
+    assert done.text == answer(200) and stats.ok and stats.tokens == 200
+    assert stats.ttft_s is not None and stats.ttft_s >= 0.25
+    assert stats.held_back and stats.tokens_per_s is None
 
 
 async def test_a_slow_first_token_is_timed_not_timed_out(client: Http, fake: Fake) -> None:

@@ -17,6 +17,8 @@ to the socket at once. It serves `/health`, `/version` (unless `vllm=False`), `/
   crlf         every line ended by CRLF
   reasoning    2 `reasoning_content` chunks before the content
   endless      a chunk every `token_delay` s until the client hangs up (see `hangups`)
+  buffered     as a buffering proxy passes it on: after `first_token_delay` s, the whole
+               answer in one write
 `max_tokens` in a request overrides `tokens` (finish reason `length` then).
 Every chat request body is kept in `requests`; `hangups` is set when a client closes a stream
 before its end, as a real server notices (a write to the socket fails).
@@ -136,16 +138,38 @@ class _Handler(BaseHTTPRequestHandler):
             fake.hangups.set()
             self.close_connection = True
 
+    held: list[bytes] | None = None  # what a buffered answer has written so far
+
     def _send(self, data: bytes, *, crlf: bool = False) -> None:
         if crlf:
             data = data.replace(b"\n", b"\r\n")
+        framed = b"%x\r\n%s\r\n" % (len(data), data)
+        if self.held is not None:
+            self.held.append(framed)
+            return
         try:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.write(framed)
         except OSError as exc:
             raise _Hangup from exc
 
     def _stream(self, fake: FakeOpenAI, req: dict[str, Any], mode: str) -> bool:
         """Write one answer's events; False when the body must be left unfinished."""
+        if mode != "buffered":
+            return self._events(fake, req, mode)
+        time.sleep(fake.first_token_delay)
+        self.held = []
+        try:
+            finished = self._events(fake, req, mode)
+            data = b"".join(self.held)
+        finally:
+            self.held = None
+        try:
+            self.wfile.write(data)
+        except OSError as exc:
+            raise _Hangup from exc
+        return finished
+
+    def _events(self, fake: FakeOpenAI, req: dict[str, Any], mode: str) -> bool:
         crlf = mode == "crlf"
         n = req.get("max_tokens") or fake.tokens
         finish = "length" if req.get("max_tokens") else "stop"

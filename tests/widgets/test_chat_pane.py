@@ -138,6 +138,20 @@ async def test_slow_first_token_is_shown_while_waiting(fake: FakeOpenAI) -> None
         assert "ttft 0.6" in status(pane) or "ttft 0.7" in status(pane)
 
 
+async def test_an_answer_held_back_and_passed_on_at_once_gets_no_rate(fake: FakeOpenAI) -> None:
+    fake.mode, fake.first_token_delay, fake.tokens = "buffered", 0.3, 300
+    pane = pane_for(fake)
+    app = Host(pane)
+    async with app.run_test() as pilot:
+        await ready(pilot, pane)
+        await ask(pilot, pane)
+        assert answers(pane) == [answer(300)]
+        line = status(pane)
+        assert "arrived all at once" in line and "tok/s" not in line, line
+        stats = app.finished[-1].turn.stats
+        assert stats is not None and stats.held_back and stats.tokens_per_s is None
+
+
 @pytest.mark.parametrize(
     ("mode", "said"),
     [

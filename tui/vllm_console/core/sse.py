@@ -17,6 +17,21 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# No single stream decodes faster than this. Above it the pieces were handed over together (a
+# buffering proxy, a server that fell behind, a reader too busy to read them as they came): the
+# time between them says nothing about the decode, so no rate is given for them.
+HELD_BACK_TOKENS_PER_S = 5000.0
+HELD_BACK_MIN_TOKENS = 16
+
+
+def decode_rate(tokens: int, first: float | None, last: float | None) -> tuple[float | None, bool]:
+    """(tokens per second after the first one, held back): no rate when they came at once."""
+    if first is None or last is None or tokens < 2:
+        return None, False
+    span = last - first
+    rate = (tokens - 1) / span if span > 0 else None
+    held = tokens >= HELD_BACK_MIN_TOKENS and (rate is None or rate > HELD_BACK_TOKENS_PER_S)
+    return (None if held else rate), held
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +49,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class ChatStats:
-    """How one answer went. `tokens_per_s` is the decode rate after the first token."""
+    """How one answer went. `tokens_per_s` is the decode rate after the first token; None
+    with `held_back` when the answer arrived all at once (see `decode_rate`)."""
 
     model: str
     ttft_s: float | None
@@ -48,6 +64,7 @@ class ChatStats:
     error: str | None = None
     dropped: bool = False  # the stream ended early; the partial answer is kept
     http_status: int | None = None
+    held_back: bool = False
 
     @property
     def ok(self) -> bool:
@@ -60,6 +77,8 @@ class ChatStats:
         parts.append(f"{self.tokens} tokens")
         if self.tokens_per_s is not None:
             parts.append(f"{self.tokens_per_s:.1f} tokens/s")
+        elif self.held_back:
+            parts.append("arrived all at once (no decode rate)")
         parts.append(f"finish {self.finish_reason or '-'}")
         if self.malformed_lines:
             parts.append(f"{self.malformed_lines} malformed lines skipped")
@@ -78,6 +97,7 @@ class ChatStats:
             "total_s": self.total_s,
             "tokens": self.tokens,
             "tokens_per_s": self.tokens_per_s,
+            "held_back": self.held_back,
             "finish_reason": self.finish_reason,
             "usage": usage,
             "malformed_lines": self.malformed_lines,
@@ -249,10 +269,7 @@ class ChatParser:
         usage = self.usage
         completion = usage.completion_tokens if usage else None
         tokens = completion if completion is not None else self.chunks
-        rate = None
-        if self.t_first is not None and self.t_last is not None and tokens > 1:
-            span = self.t_last - self.t_first
-            rate = (tokens - 1) / span if span > 0 else None
+        rate, held_back = decode_rate(tokens, self.t_first, self.t_last)
         if not (dropped or error or self.error or self.done or self.finish_reason):
             dropped, error = True, "the stream ended before the answer finished"
         return ChatStats(
@@ -268,6 +285,7 @@ class ChatParser:
             error=error or self.error,
             dropped=dropped,
             http_status=status,
+            held_back=held_back,
         )
 
 

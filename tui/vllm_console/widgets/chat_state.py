@@ -15,6 +15,7 @@ from textual.content import Content
 
 from vllm_console.config import Settings
 from vllm_console.core.endpoint import ChatStats, EndpointStatus
+from vllm_console.core.sse import decode_rate
 
 USER, ASSISTANT = "user", "assistant"
 UNKNOWN = "\N{EN DASH}"  # a figure the server did not send
@@ -95,11 +96,9 @@ def request_messages(params: ChatParams, turns: Sequence[Turn]) -> list[dict[str
 def stopped_stats(model: str, live: LiveAnswer, now: float | None = None) -> ChatStats:
     """What is known of an answer stopped before its end."""
     now = time.monotonic() if now is None else now
-    rate = None
-    if live.first_at is not None and live.tokens > 1 and now > live.first_at:
-        rate = (live.tokens - 1) / (now - live.first_at)
+    rate, held_back = decode_rate(live.tokens, live.first_at, now)
     ttft = None if live.first_at is None else live.first_at - live.started
-    return ChatStats(model, ttft, now - live.started, live.tokens, rate, None)
+    return ChatStats(model, ttft, now - live.started, live.tokens, rate, None, held_back=held_back)
 
 
 # --- the endpoint bar ---------------------------------------------------------------------
@@ -148,9 +147,8 @@ def live_status(live: LiveAnswer, now: float | None = None) -> Content:
     if live.first_at is None:
         text = f"waiting for the first token… {now - live.started:.1f} s"
         return Content.assemble(("◌ ", "$text-accent"), (text, "$text-muted"))
-    rate = ""
-    if live.tokens > 1 and now > live.first_at:
-        rate = f" · {(live.tokens - 1) / (now - live.first_at):.0f} tok/s"
+    per_s, _ = decode_rate(live.tokens, live.first_at, now)
+    rate = "" if per_s is None else f" · {per_s:.0f} tok/s"
     text = f"streaming · {live.tokens} tokens{rate} · {now - live.started:.1f} s  (esc stops)"
     return Content.assemble(("● ", "$text-accent"), text)
 
@@ -162,6 +160,8 @@ def stats_parts(stats: ChatStats) -> list[str]:
         parts.append(f"ttft {stats.ttft_s:.3f} s")
     if stats.tokens_per_s is not None:
         parts.append(f"{stats.tokens_per_s:.1f} tok/s")
+    elif stats.held_back:
+        parts.append("arrived all at once")
     parts.append(f"in {UNKNOWN if stats.prompt_tokens is None else stats.prompt_tokens}")
     parts.append(f"out {stats.tokens}")
     parts.append(f"{stats.total_s:.2f} s")
