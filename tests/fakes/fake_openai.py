@@ -52,6 +52,7 @@ MODES = (
     "crlf",
     "reasoning",
     "endless",
+    "buffered",
 )
 GARBAGE = (b"data: {not json\n\n", b"this line has no colon\n\n", b"data: [1, 2]\n\n")
 
