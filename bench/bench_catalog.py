@@ -60,7 +60,7 @@ def median_times(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, f
 CHILD = """
 import sys, time
 from pathlib import Path
-from vllm_console.core import catalog
+from vllm_console.core.catalog import scan as catalog
 start = time.perf_counter()
 result = catalog.scan(Path(sys.argv[1]), [], index_path=Path(sys.argv[2]))
 print(time.perf_counter() - start, len(result.entries))
@@ -88,7 +88,9 @@ def warm_index(cache: Path, index: Path) -> tuple[int, int]:
     """Write the index, waiting out the racy window of a cache built just now.
 
     Returns (entries the index holds, entries of the scan)."""
-    from vllm_console.core import catalog, catalog_index, hfcache
+    from vllm_console.core.catalog import hfcache
+    from vllm_console.core.catalog import index as catalog_index
+    from vllm_console.core.catalog import scan as catalog
 
     total = 0
     for attempt in range(3):
@@ -163,7 +165,7 @@ def measure(cache: Path, runs: int, index: Path) -> list[Row]:
     """Rows of (measure, ours, scan_cache_dir, target, met; None where there is no target)."""
     from huggingface_hub import scan_cache_dir
 
-    from vllm_console.core import catalog
+    from vllm_console.core.catalog import scan as catalog
 
     def cold_scan() -> object:
         catalog.clear_memos()
@@ -250,7 +252,7 @@ def check_sizes(cache: Path, index: Path) -> None:
     """
     from huggingface_hub import scan_cache_dir
 
-    from vllm_console.core import catalog
+    from vllm_console.core.catalog import scan as catalog
 
     theirs = {r.repo_id: r.size_on_disk for r in scan_cache_dir(cache).repos}
     catalog.clear_memos()

@@ -169,8 +169,8 @@ def _p99(samples: list[float]) -> float:
 async def run_pane(base_url: str) -> Run:
     from textual.app import App, ComposeResult
 
-    from vllm_console.widgets.chat_messages import MessageView
-    from vllm_console.widgets.chat_pane import ChatPane, EndpointConfig
+    from vllm_console.widgets.chat.pane import ChatPane, EndpointConfig
+    from vllm_console.widgets.chat.parts import MessageView
 
     class Host(App[None]):
         finished_at: float | None = None
@@ -211,7 +211,7 @@ async def run_reference(base_url: str) -> Run:
     from textual.containers import VerticalScroll
     from textual.widgets import Markdown
 
-    from vllm_console.core.endpoint import Delta, Done, make_client, stream_chat
+    from vllm_console.core.endpoint.client import Delta, Done, make_client, stream_chat
 
     class Host(App[None]):
         def compose(self) -> ComposeResult:

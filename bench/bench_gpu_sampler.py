@@ -46,8 +46,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tui")]
 from tests.fakes.fake_nvml import FakeDevice, FakeNvml, FakeProc  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
 
-from vllm_console.core.gpu import GpuSnapshot, Sampler  # noqa: E402
-from vllm_console.widgets.gpu_gauges import GpuGauges  # noqa: E402
+from vllm_console.core.gpu.nvml import GpuSnapshot, Sampler  # noqa: E402
+from vllm_console.widgets.gpu.gauges import GpuGauges  # noqa: E402
 
 GiB = 1 << 30
 PROBE = 0.01

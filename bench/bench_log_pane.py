@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 from textual.app import App, ComposeResult
 from textual.widgets import Log
 
-from vllm_console.widgets.log_view import MAX_LINES, BufferedLog
+from vllm_console.widgets.server.log_view import MAX_LINES, BufferedLog
 
 TARGET_P99_MS = 50.0
 CHUNK_INTERVAL = 0.01

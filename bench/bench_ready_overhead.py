@@ -39,9 +39,9 @@ from tests.widgets.console_helpers import FAKE, free_port, wait_until  # noqa: E
 
 from vllm_console.app import VllmConsoleApp  # noqa: E402
 from vllm_console.config import Settings  # noqa: E402
-from vllm_console.core.diagnose import Phase  # noqa: E402
-from vllm_console.core.launch import LaunchSpec, serve_args  # noqa: E402
-from vllm_console.core.vllm_install import find_vllm  # noqa: E402
+from vllm_console.core.serve.diagnose import Phase  # noqa: E402
+from vllm_console.core.serve.install import find_vllm  # noqa: E402
+from vllm_console.core.serve.spec import LaunchSpec, serve_args  # noqa: E402
 from vllm_console.screens.launch import LaunchScreen  # noqa: E402
 
 TARGET_S = 1.0
@@ -73,7 +73,7 @@ def bare(argv: list[str], port: int, env: dict[str, str]) -> float:
 
 
 async def console(settings: Settings, model: Path, spec: LaunchSpec) -> float:
-    from vllm_console.core.launch import save_spec
+    from vllm_console.core.serve.spec import save_spec
 
     entry = folder_entry("bench/model")
     entry = type(entry)(**{**entry.__dict__, "path": model})

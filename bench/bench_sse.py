@@ -36,7 +36,7 @@ CLIENTS = ("vllm-console", "openai")
 
 
 async def _ours(base_url: str, events: int) -> tuple[float, int]:
-    from vllm_console.core.endpoint import Delta, make_client, stream_chat
+    from vllm_console.core.endpoint.client import Delta, make_client, stream_chat
 
     async with make_client(base_url) as client:
         async for _ in stream_chat(client, base_url, None, MODEL, HI, max_tokens=5):

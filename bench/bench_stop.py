@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tui"))
 sys.path.insert(0, str(ROOT))
 
-from vllm_console.core.server import ServerProcess, health_url, wait_healthy  # noqa: E402
+from vllm_console.core.serve.process import ServerProcess, health_url, wait_healthy  # noqa: E402
 
 FAKE = ROOT / "tests" / "fakes" / "fake_vllm.py"
 
@@ -72,8 +72,8 @@ def fake_runs(runs: int) -> list[float]:
 def real_run(env_dir: Path) -> float:
     from tests.e2e.conftest import TINY_ID, lay_out_as_cache
 
-    from vllm_console.core.launch import LaunchSpec, serve_args
-    from vllm_console.core.vllm_install import find_vllm
+    from vllm_console.core.serve.install import find_vllm
+    from vllm_console.core.serve.spec import LaunchSpec, serve_args
 
     scratch = Path(tempfile.mkdtemp(prefix="vc-bench-", dir="/tmp"))
     model = scratch / "model"

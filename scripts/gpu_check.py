@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 
-from vllm_console.core.gpu import GpuSnapshot, Sampler, gib_text
-from vllm_console.core.gpu_owners import (
+from vllm_console.core.gpu.nvml import GpuSnapshot, Sampler, gib_text
+from vllm_console.core.gpu.owners import (
     Attribution,
     await_memory_released,
     our_memory,

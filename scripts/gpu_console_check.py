@@ -40,9 +40,9 @@ from tests.conftest import FakeCatalog, demo_entries  # noqa: E402
 from tests.widgets.console_helpers import fake_settings, wait_until  # noqa: E402
 
 from vllm_console.app import VllmConsoleApp  # noqa: E402
-from vllm_console.core.diagnose import Phase  # noqa: E402
-from vllm_console.core.gpu import GpuState, probe  # noqa: E402
-from vllm_console.core.gpu_owners import Release  # noqa: E402
+from vllm_console.core.gpu.nvml import GpuState, probe  # noqa: E402
+from vllm_console.core.gpu.owners import Release  # noqa: E402
+from vllm_console.core.serve.diagnose import Phase  # noqa: E402
 from vllm_console.screens.gpu_holders import GpuHoldersScreen  # noqa: E402
 from vllm_console.screens.launch import LaunchScreen  # noqa: E402
 

@@ -15,7 +15,7 @@ import pytest
 from textual.widgets import Input
 
 from vllm_console.config import Settings
-from vllm_console.core.entry import Format, ModelEntry, Revision, Source
+from vllm_console.core.catalog.entry import Format, ModelEntry, Revision, Source
 
 GiB = 1024**3
 

@@ -17,7 +17,7 @@ import pytest
 from tests.fakes.fake_hub import FakeHub, FakeRepo
 from vllm_console.cli import main
 from vllm_console.commands.download import ProgressPrinter
-from vllm_console.core.hub import DownloadProgress
+from vllm_console.core.hub.download import DownloadProgress
 
 WEIGHTS = os.urandom(2_000_000)
 FILES = {"config.json": b'{"model_type": "llama"}', "model.safetensors": WEIGHTS}

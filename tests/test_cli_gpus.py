@@ -12,7 +12,7 @@ from tests.fakes import fake_nvml
 from tests.fakes.fake_nvml import FakeDevice, FakeNvml, FakeProc
 from vllm_console.commands.gpus import bar, cmd_gpus
 from vllm_console.config import Settings
-from vllm_console.core.gpu import GpuState, Sampler
+from vllm_console.core.gpu.nvml import GpuState, Sampler
 
 GiB = 1 << 30
 

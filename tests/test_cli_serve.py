@@ -101,7 +101,7 @@ def test_unknown_model_is_refused(env: dict[str, str], tmp_path: Path) -> None:
 
 def test_gpu_memory_after_the_stop_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     from vllm_console.commands.serve import _report_gpu
-    from vllm_console.core.gpu_owners import Holder
+    from vllm_console.core.gpu.owners import Holder
 
     assert _report_gpu(None) == 0 and capsys.readouterr().err == ""  # no GPU: nothing said
     assert _report_gpu([]) == 0 and capsys.readouterr().err == "GPU memory released\n"

@@ -15,8 +15,8 @@ import vllm_console.core
 
 def test_core_modules_do_not_import_textual_or_rich() -> None:
     names = [
-        f"vllm_console.core.{info.name}"
-        for info in pkgutil.iter_modules(vllm_console.core.__path__)
+        info.name
+        for info in pkgutil.walk_packages(vllm_console.core.__path__, "vllm_console.core.")
     ]
     assert len(names) > 5, "core modules not found"
     code = (

@@ -22,8 +22,9 @@ from tests.fakes.cachegen import (
     write_cache_repo,
 )
 
-from vllm_console.core import catalog, hfcache, hfwalk
-from vllm_console.core.entry import Format, ModelEntry, Revision, Source, format_bytes
+from vllm_console.core.catalog import hfcache, hfwalk
+from vllm_console.core.catalog import scan as catalog
+from vllm_console.core.catalog.entry import Format, ModelEntry, Revision, Source, format_bytes
 
 
 def _files(tag: str, config: dict[str, object] | None = None) -> dict[str, bytes]:

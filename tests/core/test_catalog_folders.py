@@ -15,8 +15,8 @@ from tests.fakes.cachegen import (
     write_model_dir,
 )
 
-from vllm_console.core import catalog
-from vllm_console.core.entry import Format, Source
+from vllm_console.core.catalog import scan as catalog
+from vllm_console.core.catalog.entry import Format, Source
 
 
 def _scan(*dirs: Path) -> dict[str, catalog.ModelEntry]:

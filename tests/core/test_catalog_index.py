@@ -26,8 +26,11 @@ from tests.fakes.cachegen import (
     write_model_dir,
 )
 
-from vllm_console.core import catalog, catalog_index, describe, hfcache, hfwalk, weights
-from vllm_console.core.entry import ModelEntry
+from vllm_console.core.catalog import describe, hfcache, hfwalk
+from vllm_console.core.catalog import index as catalog_index
+from vllm_console.core.catalog import scan as catalog
+from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.catalog.readers import safetensors as weights
 
 Counts = dict[str, int]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vllm_console.core.diagnose import Phase, diagnose, next_phase
+from vllm_console.core.serve.diagnose import Phase, diagnose, next_phase
 
 START = [
     "(APIServer pid=7807) INFO 11-26 11:51:20 [utils.py:1] vLLM API server version 0.32.0",

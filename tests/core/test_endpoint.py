@@ -24,7 +24,7 @@ import httpx
 import pytest
 from tests.fakes.fake_openai import FakeOpenAI, word
 
-from vllm_console.core.endpoint import (
+from vllm_console.core.endpoint.client import (
     ChatEvent,
     ChatParser,
     Delta,
@@ -35,8 +35,8 @@ from vllm_console.core.endpoint import (
     server_root,
     stream_chat,
 )
-from vllm_console.core.metrics import fetch_metrics
-from vllm_console.core.sse import decode_rate
+from vllm_console.core.endpoint.metrics import fetch_metrics
+from vllm_console.core.endpoint.sse import decode_rate
 
 ROOT = Path(__file__).resolve().parents[2]
 HI = [{"role": "user", "content": "hi"}]

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from vllm_console.core.entry import Format, ModelEntry, Source
-from vllm_console.core.fit import (
+from vllm_console.core.catalog.entry import Format, ModelEntry, Source
+from vllm_console.core.catalog.readers.config import config_info
+from vllm_console.core.gpu.fit import (
     BLOCK,
     Verdict,
     check_fit,
@@ -25,9 +26,8 @@ from vllm_console.core.fit import (
     visible_gpus,
     will_it_fit,
 )
-from vllm_console.core.gpu import GpuBrief, GpuSample
-from vllm_console.core.launch import LaunchSpec
-from vllm_console.core.metadata import config_info
+from vllm_console.core.gpu.nvml import GpuBrief, GpuSample
+from vllm_console.core.serve.spec import LaunchSpec
 
 CONFIGS = Path(__file__).parent / "configs"
 GiB = 1 << 30

@@ -16,8 +16,8 @@ import pytest
 from tests.fakes import fake_nvml
 from tests.fakes.fake_nvml import FakeDevice, FakeNvml, FakeProc
 
-from vllm_console.core import gpu as gpu_module
-from vllm_console.core.gpu import (
+from vllm_console.core.gpu import nvml as gpu_module
+from vllm_console.core.gpu.nvml import (
     MIN_INTERVAL,
     GpuProcess,
     GpuSample,
@@ -26,7 +26,7 @@ from vllm_console.core.gpu import (
     Sampler,
     probe,
 )
-from vllm_console.core.gpu_owners import (
+from vllm_console.core.gpu.owners import (
     Attribution,
     Release,
     ReleaseWatch,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from tests.fakes.fake_hub import FakeHub, FakeRepo
 
-from vllm_console.core import hub as hub_module
-from vllm_console.core.hub import (
+from vllm_console.core.hub import download as hub_module
+from vllm_console.core.hub.download import (
     DownloadCancelled,
     DownloadError,
     DownloadProgress,
@@ -294,6 +294,6 @@ def test_progress_is_throttled(hub: FakeHub, tmp_path: Path) -> None:
 
 
 def test_importing_hub_does_not_import_huggingface_hub() -> None:
-    code = "import sys, vllm_console.core.hub; print('huggingface_hub' in sys.modules)"
+    code = "import sys, vllm_console.core.hub.download; print('huggingface_hub' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vllm_console.core.launch import (
+from vllm_console.core.serve.spec import (
     LaunchSpec,
     SpecError,
     build_command,

@@ -21,9 +21,9 @@ from tests.fakes.cachegen import (
     safetensors_bytes,
 )
 
-from vllm_console.core.gguf import quant_from_name, read_gguf, shard_stem
-from vllm_console.core.metadata import config_info, quantization_from_name
-from vllm_console.core.weights import read_safetensors_header
+from vllm_console.core.catalog.readers.config import config_info, quantization_from_name
+from vllm_console.core.catalog.readers.gguf import quant_from_name, read_gguf, shard_stem
+from vllm_console.core.catalog.readers.safetensors import read_safetensors_header
 
 
 def test_qwen25_7b_instruct() -> None:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from tests.fakes.fake_openai import FakeOpenAI
 
-from vllm_console.core.metrics import (
+from vllm_console.core.endpoint.metrics import (
     Histogram,
     MetricsSnapshot,
     fetch_metrics,

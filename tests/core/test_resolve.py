@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vllm_console.core import catalog
-from vllm_console.core.resolve import Rule, resolve
+from vllm_console.core.catalog import scan as catalog
+from vllm_console.core.catalog.resolve import Rule, resolve
 
 
 def make_cache_repo(cache: Path, repo_id: str, commits: list[str], main: str | None) -> Path:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from tests.fakes.net import free_port
 
-from vllm_console.core.diagnose import Phase
-from vllm_console.core.launch import LaunchSpec, serve_args
-from vllm_console.core.procs import port_is_free, session_pids
-from vllm_console.core.server import ServerProcess, health_url
-from vllm_console.core.supervisor import (
+from vllm_console.core.serve.diagnose import Phase
+from vllm_console.core.serve.process import ServerProcess, health_url
+from vllm_console.core.serve.proctable import port_is_free, session_pids
+from vllm_console.core.serve.spec import LaunchSpec, serve_args
+from vllm_console.core.serve.supervisor import (
     Event,
     Exited,
     LogLine,

@@ -12,15 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-from vllm_console.core.procs import session_pids
-from vllm_console.core.server import stop_group
+from vllm_console.core.serve.process import stop_group
+from vllm_console.core.serve.proctable import session_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "fakes" / "fake_vllm.py"
 CONSOLE = """
 import asyncio, sys
 from pathlib import Path
-from vllm_console.core.server import ServerProcess
+from vllm_console.core.serve.process import ServerProcess
 async def main(mode, log):
     server = ServerProcess([sys.executable, sys.argv[3], "serve", "/m", "--port", "0"],
                            {"FAKE_VLLM_DELAY": "0.2"}, detachable=True, watchdog_grace=2,

@@ -36,16 +36,16 @@ from tests.e2e.conftest import TINY_ID
 from tests.widgets.console_helpers import free_port, wait_until
 from vllm_console.app import VllmConsoleApp
 from vllm_console.config import load_settings
-from vllm_console.core.diagnose import Phase
-from vllm_console.core.endpoint import ChatStats
-from vllm_console.core.entry import Source
-from vllm_console.core.launch import LaunchSpec, save_spec
-from vllm_console.core.procs import port_holders, port_is_free, session_pids
+from vllm_console.core.catalog.entry import Source
+from vllm_console.core.endpoint.client import ChatStats
+from vllm_console.core.serve.diagnose import Phase
+from vllm_console.core.serve.proctable import port_holders, port_is_free, session_pids
+from vllm_console.core.serve.spec import LaunchSpec, save_spec
 from vllm_console.screens.launch import LaunchScreen
-from vllm_console.widgets.chat_messages import ChatLog, MessageView
-from vllm_console.widgets.chat_pane import ChatPane
-from vllm_console.widgets.log_view import BufferedLog
-from vllm_console.widgets.metrics_panel import MetricsPanel
+from vllm_console.widgets.chat.pane import ChatPane
+from vllm_console.widgets.chat.parts import ChatLog, MessageView
+from vllm_console.widgets.metrics.panel import MetricsPanel
+from vllm_console.widgets.server.log_view import BufferedLog
 
 pytestmark = pytest.mark.e2e
 READY_LIMIT = 180.0

@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.conftest import TINY_ID
 from tests.fakes.net import free_port
-from vllm_console.core.procs import port_holders, port_is_free, session_pids
+from vllm_console.core.serve.proctable import port_holders, port_is_free, session_pids
 
 pytestmark = pytest.mark.e2e
 READY_LIMIT = 180.0

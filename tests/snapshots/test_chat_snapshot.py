@@ -13,11 +13,11 @@ from typing import Any
 from textual.app import App, ComposeResult
 from textual.widgets import Footer
 
-from vllm_console.core.endpoint import ChatStats, EndpointStatus, ServedModel
-from vllm_console.core.metrics import Histogram, MetricsSnapshot, rates
-from vllm_console.widgets.chat_messages import PromptInput
-from vllm_console.widgets.chat_pane import ChatPane, ChatParams, EndpointConfig, Turn
-from vllm_console.widgets.metrics_panel import MetricsPanel
+from vllm_console.core.endpoint.client import ChatStats, EndpointStatus, ServedModel
+from vllm_console.core.endpoint.metrics import Histogram, MetricsSnapshot, rates
+from vllm_console.widgets.chat.pane import ChatPane, ChatParams, EndpointConfig, Turn
+from vllm_console.widgets.chat.parts import PromptInput
+from vllm_console.widgets.metrics.panel import MetricsPanel
 
 URL = "http://gpu-box:8000/v1"
 MODEL = "Qwen/Qwen2.5-7B-Instruct"

@@ -14,8 +14,8 @@ from typing import Any
 from textual.app import App, ComposeResult
 
 from tests.fakes.fake_nvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeDevice, FakeNvml, FakeProc
-from vllm_console.core.gpu import GpuSnapshot, Sampler
-from vllm_console.widgets.gpu_gauges import GpuGauges
+from vllm_console.core.gpu.nvml import GpuSnapshot, Sampler
+from vllm_console.widgets.gpu.gauges import GpuGauges
 
 GiB = 1 << 30
 ENGINE, WORKER, TRAINER, XORG = 4242, 4243, 977, 1200

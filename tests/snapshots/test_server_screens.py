@@ -15,12 +15,11 @@ import pytest
 
 from vllm_console.app import VllmConsoleApp
 from vllm_console.config import Settings
-from vllm_console.core.diagnose import Finding, Fix, Phase
-from vllm_console.core.launch import LaunchSpec
-from vllm_console.core.vllm_install import VllmCommand
-from vllm_console.messages import LaunchRequest
+from vllm_console.core.serve.diagnose import Finding, Fix, Phase
+from vllm_console.core.serve.install import VllmCommand
+from vllm_console.core.serve.spec import LaunchRequest, LaunchSpec
 from vllm_console.screens.launch import LaunchScreen
-from vllm_console.widgets.server_pane import ServerPane
+from vllm_console.widgets.server.pane import ServerPane
 
 DEMO_SETTINGS = Settings(
     hf_hub_cache_override=Path("/home/you/.cache/huggingface/hub"),

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 
 from tests.fakes.fake_nvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeNvml
-from vllm_console.core.gpu import GpuSnapshot, Sampler
+from vllm_console.core.gpu.nvml import GpuSnapshot, Sampler
 
 
 class OneShotSampler(Sampler):

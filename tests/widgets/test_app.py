@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Input
 from vllm_console.app import VllmConsoleApp, catalog_summary
 from vllm_console.config import Settings
 from vllm_console.screens.help import HelpScreen
-from vllm_console.widgets.model_details import ModelDetails
+from vllm_console.widgets.models.details import ModelDetails
 
 
 async def settle(app: VllmConsoleApp, pilot: Any) -> None:
@@ -69,7 +69,7 @@ async def test_help_screen_opens_and_closes(settings: Settings, demo_catalog: An
 
 async def test_every_binding_has_an_id_and_description() -> None:
     from vllm_console.screens.download import DownloadScreen
-    from vllm_console.widgets.model_browser import ModelBrowser
+    from vllm_console.widgets.models.browser import ModelBrowser
 
     for owner in (VllmConsoleApp, ModelBrowser, HelpScreen, DownloadScreen):
         for binding in owner.BINDINGS:

@@ -19,10 +19,10 @@ from textual.widgets import Footer, Input, Select, Static
 
 from tests.fakes.fake_openai import FakeOpenAI, word
 from tests.fakes.net import free_port
-from vllm_console.widgets.chat_endpoint import EndpointBar
-from vllm_console.widgets.chat_messages import MessageView, PromptInput
-from vllm_console.widgets.chat_pane import ChatPane, ChatParams, EndpointConfig
-from vllm_console.widgets.chat_settings import ChatSettings
+from vllm_console.widgets.chat.endpoint_bar import EndpointBar
+from vllm_console.widgets.chat.pane import ChatPane, ChatParams, EndpointConfig
+from vllm_console.widgets.chat.parts import MessageView, PromptInput
+from vllm_console.widgets.chat.settings_form import ChatSettings
 
 
 class Host(App[None]):

@@ -13,9 +13,9 @@ from tests.widgets.console_helpers import wait_until
 from tests.widgets.test_server_flow import launch_and_wait_ready, make_app
 from vllm_console.app import VllmConsoleApp
 from vllm_console.config import Settings
-from vllm_console.core.diagnose import Phase
-from vllm_console.widgets.chat_pane import ChatPane
-from vllm_console.widgets.gpu_gauges import GpuGauges
+from vllm_console.core.serve.diagnose import Phase
+from vllm_console.widgets.chat.pane import ChatPane
+from vllm_console.widgets.gpu.gauges import GpuGauges
 
 
 @pytest.fixture(autouse=True)

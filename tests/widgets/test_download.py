@@ -12,10 +12,10 @@ from textual.widgets import DataTable, Input, ProgressBar, RadioButton, Static
 
 from vllm_console.app import VllmConsoleApp
 from vllm_console.config import Settings
-from vllm_console.core import hub as real_hub
-from vllm_console.core.hub import DownloadError, DownloadProgress
+from vllm_console.core.hub import download as real_hub
+from vllm_console.core.hub.download import DownloadError, DownloadProgress
 from vllm_console.screens.download import DownloadScreen
-from vllm_console.widgets.model_details import ModelDetails
+from vllm_console.widgets.models.details import ModelDetails
 
 
 def fake_hub(download: Callable[..., Path]) -> Any:

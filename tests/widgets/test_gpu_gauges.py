@@ -21,8 +21,8 @@ from tests.fakes.fake_nvml import (
     FakeProc,
     NVMLError,
 )
-from vllm_console.core.gpu import GpuSnapshot, GpuState, Sampler
-from vllm_console.widgets.gpu_block import (
+from vllm_console.core.gpu.nvml import GpuSnapshot, GpuState, Sampler
+from vllm_console.widgets.gpu.block import (
     GpuBlock,
     MemoryBar,
     ProcessRow,
@@ -30,7 +30,7 @@ from vllm_console.widgets.gpu_block import (
     process_lines,
     spark,
 )
-from vllm_console.widgets.gpu_gauges import GpuGauges, columns_for, memory_summary
+from vllm_console.widgets.gpu.gauges import GpuGauges, columns_for, memory_summary
 
 GiB = 1 << 30
 NAMES = {

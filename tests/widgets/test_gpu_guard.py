@@ -20,10 +20,10 @@ from tests.fakes.fake_nvml import FakeDevice, FakeNvml, FakeProc
 from tests.widgets.console_helpers import fake_settings, wait_until
 from tests.widgets.test_server_flow import open_dialog
 from vllm_console.app import VllmConsoleApp
-from vllm_console.core.diagnose import Phase
-from vllm_console.core.gpu import Sampler
-from vllm_console.core.gpu_owners import Release
-from vllm_console.core.procs import proc_info, session_pids
+from vllm_console.core.gpu.nvml import Sampler
+from vllm_console.core.gpu.owners import Release
+from vllm_console.core.serve.diagnose import Phase
+from vllm_console.core.serve.proctable import proc_info, session_pids
 from vllm_console.screens.gpu_holders import GpuHoldersScreen
 from vllm_console.screens.launch import LaunchScreen
 

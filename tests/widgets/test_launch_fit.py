@@ -11,9 +11,9 @@ from textual.widgets import Input
 from tests.core.test_fit import entry_for
 from tests.fakes.fake_nvml import FakeDevice, FakeNvml
 from tests.widgets.console_helpers import fake_settings, wait_until
-from vllm_console.core.fit import Verdict
-from vllm_console.core.gpu import GpuSnapshot, Sampler
-from vllm_console.core.launch import LaunchSpec
+from vllm_console.core.gpu.fit import Verdict
+from vllm_console.core.gpu.nvml import GpuSnapshot, Sampler
+from vllm_console.core.serve.spec import LaunchSpec
 from vllm_console.screens.launch import LaunchScreen
 from vllm_console.screens.launch_gpu import GpuFitView
 

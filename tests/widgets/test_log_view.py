@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from vllm_console.widgets.log_view import INDENT, BufferedLog, fold
+from vllm_console.widgets.server.log_view import INDENT, BufferedLog, fold
 
 LONG = "INFO 11-26 17:16:08 [api_server.py:1234] " + "".join(f"w{i:02d} " for i in range(30))
 

@@ -20,9 +20,9 @@ from textual.widgets import Static
 
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.net import free_port
-from vllm_console.core.endpoint import make_client, stream_chat
-from vllm_console.core.metrics import MetricsSnapshot
-from vllm_console.widgets.metrics_panel import MetricsPanel, head_line, metrics_table
+from vllm_console.core.endpoint.client import make_client, stream_chat
+from vllm_console.core.endpoint.metrics import MetricsSnapshot
+from vllm_console.widgets.metrics.panel import MetricsPanel, head_line, metrics_table
 
 FAKE_VLLM = Path(__file__).resolve().parents[1] / "fakes" / "fake_vllm.py"
 INTERVAL = 0.2

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input, Static
 from textual.widgets.data_table import ColumnKey
 
 from vllm_console.config import Settings
-from vllm_console.widgets.model_browser import Catalog, ModelBrowser
+from vllm_console.widgets.models.browser import Catalog, ModelBrowser
 
 
 class BrowserHost(App[None]):
@@ -246,7 +246,7 @@ async def test_rescan_picks_up_a_new_folder(
 
 def gpu_snapshot(*gib: float, used: float = 0.5) -> Any:
     from tests.fakes.fake_nvml import FakeDevice, FakeNvml
-    from vllm_console.core.gpu import Sampler
+    from vllm_console.core.gpu.nvml import Sampler
 
     devices = [FakeDevice(total=int(g * (1 << 30)), used=int(used * (1 << 30))) for g in gib]
     return Sampler(FakeNvml(devices)).sample_once()

@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 
 import vllm_console
-from vllm_console.widgets.model_details import ModelDetails
+from vllm_console.widgets.models.details import ModelDetails
 
 
 class DetailsHost(App[None]):

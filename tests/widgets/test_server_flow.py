@@ -13,14 +13,14 @@ from textual.widgets import Button, Input
 
 from tests.widgets.console_helpers import fake_settings, wait_until
 from vllm_console.app import VllmConsoleApp
-from vllm_console.core.diagnose import Phase
-from vllm_console.core.launch import load_saved_specs
-from vllm_console.core.procs import port_is_free, session_pids
-from vllm_console.core.runs import LEFT_RUNNING, RunArchive
-from vllm_console.core.server import stop_group
+from vllm_console.core.serve.diagnose import Phase
+from vllm_console.core.serve.process import stop_group
+from vllm_console.core.serve.proctable import port_is_free, session_pids
+from vllm_console.core.serve.runs import LEFT_RUNNING, RunArchive
+from vllm_console.core.serve.spec import load_saved_specs
 from vllm_console.screens.launch import LaunchScreen
 from vllm_console.screens.quit import QuitScreen
-from vllm_console.widgets.log_view import BufferedLog
+from vllm_console.widgets.server.log_view import BufferedLog
 
 
 @pytest.fixture(autouse=True)

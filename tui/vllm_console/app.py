@@ -26,28 +26,29 @@ from textual.widget import MountError
 from textual.widgets import Header, TabbedContent, TabPane
 
 from vllm_console.config import Settings
-from vllm_console.core.diagnose import Phase
-from vllm_console.core.entry import ModelEntry
-from vllm_console.messages import JumpToModel, LaunchRequest, ModelDownloaded
-from vllm_console.widgets.catalog_port import Catalog
+from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.serve.diagnose import Phase
+from vllm_console.core.serve.spec import LaunchRequest
+from vllm_console.messages import JumpToModel, ModelDownloaded
 from vllm_console.widgets.footer import Footer
-from vllm_console.widgets.model_browser import ModelBrowser
-from vllm_console.widgets.model_details import ModelDetails
-from vllm_console.widgets.palette import ModelCommands
-from vllm_console.widgets.server_status import ServerState, header_text
+from vllm_console.widgets.models.browser import ModelBrowser
+from vllm_console.widgets.models.catalog_port import Catalog
+from vllm_console.widgets.models.details import ModelDetails
+from vllm_console.widgets.models.palette import ModelCommands
+from vllm_console.widgets.server.status import ServerState, header_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from vllm_console.core.runs import RunInfo
-    from vllm_console.gpu_guard import GpuGuard
+    from vllm_console.controllers.gpu_guard import GpuGuard
+    from vllm_console.core.serve.runs import RunInfo
     from vllm_console.screens.download import Hub
     from vllm_console.screens.help import KeyHelp
     from vllm_console.screens.quit import QuitChoice
-    from vllm_console.widgets.chat_pane import ChatPane
-    from vllm_console.widgets.gpu_gauges import GpuGauges, SamplerFactory
-    from vllm_console.widgets.metrics_panel import MetricsPanel
-    from vllm_console.widgets.server_pane import ServerPane
+    from vllm_console.widgets.chat.pane import ChatPane
+    from vllm_console.widgets.gpu.gauges import GpuGauges, SamplerFactory
+    from vllm_console.widgets.metrics.panel import MetricsPanel
+    from vllm_console.widgets.server.pane import ServerPane
 
 # Set to a file path, the console writes time.time() there after its first frame and exits:
 # bench/bench_first_frame.py measures startup with it. Read in run_app, not at import.
@@ -95,7 +96,7 @@ PIDS_INTERVAL = 2.0  # seconds between reads of the server's process tree (for t
 
 def default_sampler_factory() -> SamplerFactory:
     """The real NVML sampler (it loads NVML in its own thread, after the first frame)."""
-    from vllm_console.core.gpu import Sampler
+    from vllm_console.core.gpu.nvml import Sampler
 
     return Sampler
 
@@ -182,12 +183,12 @@ class VllmConsoleApp(App[None]):
         self._update_side()
 
     async def _mount_tabs_and_strip(self) -> None:
-        from vllm_console.gpu_guard import GpuGuard
-        from vllm_console.widgets.chat_pane import ChatPane
-        from vllm_console.widgets.chat_state import EndpointConfig
-        from vllm_console.widgets.gpu_gauges import GpuGauges
-        from vllm_console.widgets.metrics_panel import MetricsPanel
-        from vllm_console.widgets.server_pane import ServerPane
+        from vllm_console.controllers.gpu_guard import GpuGuard
+        from vllm_console.widgets.chat.pane import ChatPane
+        from vllm_console.widgets.chat.state import EndpointConfig
+        from vllm_console.widgets.gpu.gauges import GpuGauges
+        from vllm_console.widgets.metrics.panel import MetricsPanel
+        from vllm_console.widgets.server.pane import ServerPane
 
         side = TabbedContent(id="side")
         await self.query_one("#main").mount(side)
@@ -238,25 +239,25 @@ class VllmConsoleApp(App[None]):
 
     @property
     def server(self) -> ServerPane:
-        from vllm_console.widgets.server_pane import ServerPane
+        from vllm_console.widgets.server.pane import ServerPane
 
         return self.query_one("#server", ServerPane)
 
     @property
     def chat(self) -> ChatPane:
-        from vllm_console.widgets.chat_pane import ChatPane
+        from vllm_console.widgets.chat.pane import ChatPane
 
         return self.query_one(ChatPane)
 
     @property
     def metrics(self) -> MetricsPanel:
-        from vllm_console.widgets.metrics_panel import MetricsPanel
+        from vllm_console.widgets.metrics.panel import MetricsPanel
 
         return self.query_one(MetricsPanel)
 
     @property
     def gauges(self) -> GpuGauges:
-        from vllm_console.widgets.gpu_gauges import GpuGauges
+        from vllm_console.widgets.gpu.gauges import GpuGauges
 
         return self.query_one("#gpus", GpuGauges)
 
@@ -307,7 +308,7 @@ class VllmConsoleApp(App[None]):
         if state.phase is Phase.READY and before.phase is not Phase.READY and state.url:
             self._point_at_server(state)
         if not state.running:  # stopped, failed or detached: nothing of ours on the GPUs
-            from vllm_console.widgets.gpu_gauges import GpuGauges
+            from vllm_console.widgets.gpu.gauges import GpuGauges
 
             for gauges in self.query("#gpus").results(GpuGauges):
                 ended = before.running and state.phase in (Phase.STOPPED, Phase.FAILED)
@@ -333,7 +334,7 @@ class VllmConsoleApp(App[None]):
         self.metrics.point_at(state.url, api_key)
 
     def on_gpu_gauges_updated(self, message: GpuGauges.Updated) -> None:
-        from vllm_console.widgets.gpu_gauges import memory_summary
+        from vllm_console.widgets.gpu.gauges import memory_summary
 
         self._gpu_text = memory_summary(message.snapshot)
         self._refresh_sub_title()
@@ -349,7 +350,7 @@ class VllmConsoleApp(App[None]):
 
     @work(thread=True, exclusive=True, group="server-pids", exit_on_error=False)
     def _read_server_pids(self, pid: int) -> None:
-        from vllm_console.core.procs import session_pids
+        from vllm_console.core.serve.proctable import session_pids
 
         pids = frozenset(session_pids(pid)) | {pid}
         self.call_from_thread(self._set_server_pids, pid, pids)
@@ -388,7 +389,7 @@ class VllmConsoleApp(App[None]):
     ) -> None:
         import asyncio
 
-        from vllm_console.core.launch import load_saved_specs
+        from vllm_console.core.serve.spec import load_saved_specs
         from vllm_console.screens.launch import LaunchScreen
         from vllm_console.screens.launch_form import apply_fix, initial_spec
 
@@ -439,7 +440,7 @@ class VllmConsoleApp(App[None]):
         memory could be named only as a change, with no PID to kill). One pass over /proc."""
         pid = self.server.pid if self.server_state.running else None
         if pid is not None and self.gpu_guard is not None:
-            from vllm_console.core.procs import session_pids
+            from vllm_console.core.serve.proctable import session_pids
 
             self.gpu_guard.add_pids(frozenset(session_pids(pid)) | {pid})
         self.server.stop()
@@ -488,14 +489,15 @@ class VllmConsoleApp(App[None]):
 
     @work(thread=True, exclusive=True, group="leftovers", exit_on_error=False)
     def _find_leftovers(self) -> None:
-        from vllm_console.screens.leftovers import find_leftovers
+        from vllm_console.core.serve.leftovers import find_leftovers
 
         found = find_leftovers(self.settings)
         if found:
             self.call_from_thread(self._show_leftovers, found)
 
     def _show_leftovers(self, found: list[object]) -> None:
-        from vllm_console.screens.leftovers import Leftover, LeftoversScreen
+        from vllm_console.core.serve.leftovers import Leftover
+        from vllm_console.screens.leftovers import LeftoversScreen
 
         items = [item for item in found if isinstance(item, Leftover)]
         self.push_screen(LeftoversScreen(self.settings, items), self._attach_to_run)
@@ -543,7 +545,7 @@ class VllmConsoleApp(App[None]):
     def key_help(self) -> list[KeyHelp]:
         """One line per binding of the main screen, in footer order, plus the palette."""
         from vllm_console.screens.help import KeyHelp
-        from vllm_console.widgets.server_pane import ServerPane
+        from vllm_console.widgets.server.pane import ServerPane
 
         owners = (*self.BINDINGS, *ModelBrowser.BINDINGS, *ServerPane.BINDINGS)
         bindings = [b for b in owners if isinstance(b, Binding)]

@@ -6,12 +6,9 @@ these to the App, which owns navigation and wires the browser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from textual.message import Message
-
-from vllm_console.core.launch import LaunchSpec
 
 
 class JumpToModel(Message):
@@ -29,14 +26,3 @@ class ModelDownloaded(Message):
         super().__init__()
         self.repo_id = repo_id
         self.path = path
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """What the launch dialog hands over: the model, the spec, and the exact argv to run."""
-
-    model_key: str
-    model_id: str
-    model_path: str
-    spec: LaunchSpec
-    argv: tuple[str, ...]

@@ -17,7 +17,7 @@ from contextlib import aclosing
 from typing import Any, TextIO
 
 from vllm_console.config import Settings
-from vllm_console.core.endpoint import (
+from vllm_console.core.endpoint.client import (
     Delta,
     Done,
     EndpointStatus,

@@ -12,9 +12,9 @@ import sys
 from dataclasses import dataclass
 
 from vllm_console.config import Settings
-from vllm_console.core.gpu import probe
-from vllm_console.core.procs import port_holders, port_is_free, vllm_processes
-from vllm_console.core.vllm_install import VllmCommand, find_vllm
+from vllm_console.core.gpu.nvml import probe
+from vllm_console.core.serve.install import VllmCommand, find_vllm
+from vllm_console.core.serve.proctable import port_holders, port_is_free, vllm_processes
 
 IMPORT_TIMEOUT = 120.0
 

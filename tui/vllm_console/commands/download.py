@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TextIO
 
 from vllm_console.config import Settings
-from vllm_console.core.entry import format_bytes
-from vllm_console.core.hub import (
+from vllm_console.core.catalog.entry import format_bytes
+from vllm_console.core.hub.download import (
     DownloadError,
     DownloadProgress,
     default_output_dir,

@@ -15,8 +15,8 @@ import time
 from typing import Any, TextIO
 
 from vllm_console.config import Settings
-from vllm_console.core.gpu import GpuSample, GpuSnapshot, GpuState, Sampler, gib_text, na
-from vllm_console.core.gpu_owners import is_vllm
+from vllm_console.core.gpu.nvml import GpuSample, GpuSnapshot, GpuState, Sampler, gib_text, na
+from vllm_console.core.gpu.owners import is_vllm
 
 BAR_WIDTH = 30
 CLEAR = "\x1b[H\x1b[2J"

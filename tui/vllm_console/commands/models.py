@@ -7,9 +7,9 @@ import os
 import sys
 
 from vllm_console.config import Settings
-from vllm_console.core.catalog import scan
-from vllm_console.core.catalog_index import default_index_path
-from vllm_console.core.entry import ModelEntry
+from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.catalog.index import default_index_path
+from vllm_console.core.catalog.scan import scan
 
 COLUMNS = ("MODEL", "PARAMS", "DTYPE/QUANT", "CONTEXT", "SIZE", "SOURCE", "STATUS")
 

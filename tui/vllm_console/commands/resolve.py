@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from vllm_console.config import Settings
-from vllm_console.core.resolve import Rule, resolve
+from vllm_console.core.catalog.resolve import Rule, resolve
 
 
 def cmd_resolve(settings: Settings, name: str, *, as_json: bool) -> int:

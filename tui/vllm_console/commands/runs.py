@@ -7,7 +7,7 @@ import sys
 import time
 
 from vllm_console.config import Settings
-from vllm_console.core.runs import RunArchive, RunInfo
+from vllm_console.core.serve.runs import RunArchive, RunInfo
 
 
 def _summary(run: RunInfo) -> str:

@@ -17,9 +17,14 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from vllm_console.config import Settings
-from vllm_console.core.diagnose import Finding, Phase
-from vllm_console.core.gpu_owners import Holder, check_released
-from vllm_console.core.launch import (
+from vllm_console.core.catalog.resolve import Rule, resolve
+from vllm_console.core.gpu.owners import Holder, check_released
+from vllm_console.core.serve.diagnose import Finding, Phase
+from vllm_console.core.serve.install import find_vllm
+from vllm_console.core.serve.process import ServerProcess, StopReport, health_url
+from vllm_console.core.serve.proctable import port_holders, port_is_free, session_pids
+from vllm_console.core.serve.runs import RunArchive, RunRecorder
+from vllm_console.core.serve.spec import (
     LaunchSpec,
     SpecError,
     launch_env,
@@ -27,12 +32,14 @@ from vllm_console.core.launch import (
     redact_env,
     serve_args,
 )
-from vllm_console.core.procs import port_holders, port_is_free, session_pids
-from vllm_console.core.resolve import Rule, resolve
-from vllm_console.core.runs import RunArchive, RunRecorder
-from vllm_console.core.server import ServerProcess, StopReport, health_url
-from vllm_console.core.supervisor import Exited, LogLine, PhaseChanged, Ready, Stalled, Supervisor
-from vllm_console.core.vllm_install import find_vllm
+from vllm_console.core.serve.supervisor import (
+    Exited,
+    LogLine,
+    PhaseChanged,
+    Ready,
+    Stalled,
+    Supervisor,
+)
 
 
 @dataclass(frozen=True)

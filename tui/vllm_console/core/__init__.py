@@ -1,1 +1,12 @@
-"""Everything that is not UI. No module in this package imports textual or rich."""
+"""Everything that is not UI: a library a script could use without a screen.
+
+Packages, by what they own (each one's own docstring says what it may import):
+
+- `catalog`: every model on disk (HF cache, model folders), the index, resolve, readers.
+- `hub`: downloads from the hub or a mirror.
+- `serve`: a launch's spec, which vLLM, the process, the session, diagnosis, runs, /proc.
+- `gpu`: NVML, who holds memory, will it fit.
+- `endpoint`: an OpenAI-compatible server from outside: client, SSE, /metrics.
+
+No module here imports textual or rich (an import-linter contract and a test say so).
+"""

@@ -32,7 +32,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
 class Hub(Protocol):
-    """The part of `vllm_console.core.hub` the dialog uses (tests pass a fake)."""
+    """The part of `vllm_console.core.hub.download` the dialog uses (tests pass a fake)."""
 
     DownloadError: type[Exception]
     download_model: Callable[..., Path]
@@ -42,7 +42,7 @@ class Hub(Protocol):
 
 
 def default_hub() -> Hub:
-    return cast(Hub, importlib.import_module("vllm_console.core.hub"))
+    return cast(Hub, importlib.import_module("vllm_console.core.hub.download"))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from vllm_console.core.gpu_owners import Holder
+from vllm_console.core.gpu.owners import Holder
 
 NO_PID_NOTE = (
     "NVML shows no PID for this memory (inside a container it may list the host's PIDs): "

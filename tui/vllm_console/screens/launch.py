@@ -26,12 +26,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
 from vllm_console.config import Settings
-from vllm_console.core.entry import ModelEntry
-from vllm_console.core.gpu import GpuSnapshot
-from vllm_console.core.launch import LaunchSpec, save_spec, serve_args
-from vllm_console.core.procs import port_holders, port_is_free
-from vllm_console.core.vllm_install import VllmCommand, find_vllm
-from vllm_console.messages import LaunchRequest
+from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.gpu.nvml import GpuSnapshot
+from vllm_console.core.serve.install import VllmCommand, find_vllm
+from vllm_console.core.serve.proctable import port_holders, port_is_free
+from vllm_console.core.serve.spec import LaunchRequest, LaunchSpec, save_spec, serve_args
 from vllm_console.screens import launch_form as form
 from vllm_console.screens.launch_gpu import GpuFitView
 

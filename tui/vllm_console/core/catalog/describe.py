@@ -1,0 +1,163 @@
+"""What a model's own files say: config.json, safetensors and GGUF headers, as a `Described`.
+
+Used by `catalog.detail` for cache repos (through the chosen snapshot's links) and model
+folders alike; `encode`/`decode` turn a `Described` into plain data for `catalog_index`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vllm_console.core.catalog import folders
+from vllm_console.core.catalog.entry import Format, ModelEntry
+from vllm_console.core.catalog.readers.config import (
+    ConfigInfo,
+    config_info,
+    load_json,
+    quantization_from_name,
+)
+from vllm_console.core.catalog.readers.gguf import (
+    GgufInfo,
+    merge_shards,
+    quant_from_name,
+    read_gguf,
+    shard_stem,
+)
+from vllm_console.core.catalog.readers.gguf import split_quant as split_gguf_quant
+from vllm_console.core.catalog.readers.safetensors import ParamsResult, params_from_safetensors
+
+
+@dataclass(frozen=True)
+class Described:
+    """What a model's own files say: config.json, weight headers. Merged into the entry."""
+
+    format: Format = Format.UNKNOWN
+    architecture: str | None = None
+    model_type: str | None = None
+    params: int | None = None
+    dtype: str | None = None
+    quantization: str | None = None
+    context_length: int | None = None
+    num_layers: int | None = None
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    config: dict[str, object] = dataclasses.field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+
+def encode(d: Described) -> tuple[Any, ...]:
+    """A `Described` as plain data, for the index."""
+    values = tuple(getattr(d, f.name) for f in dataclasses.fields(Described))
+    return (str(d.format), *values[1:])
+
+
+def decode(values: Any) -> Described | None:
+    try:
+        return Described(Format(values[0]), *values[1:])
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def shard_problems(paths: list[str]) -> list[str]:
+    parts = [shard_stem(os.path.basename(p)) for p in paths]
+    totals = {p[2] for p in parts if p is not None}
+    if not totals:
+        return []
+    have = {p[1] for p in parts if p is not None}
+    missing = sorted(set(range(1, max(totals) + 1)) - have)
+    if missing:
+        return [f"missing GGUF shards: {', '.join(map(str, missing))} of {max(totals)}"]
+    return []
+
+
+def describe_dir(entry: ModelEntry, folder: str, files: Sequence[str]) -> Described:
+    """What a model directory's config.json and weights say."""
+    top = [f for f in files if "/" not in f]
+    ggufs = sorted(f for f in files if f.endswith((".gguf", ".GGUF")))
+    fmt = _format_of(top, ggufs)
+    if fmt is Format.GGUF:
+        return describe_gguf(entry.id, _first_group(folder, ggufs))
+    problems: list[str] = []
+    config: dict[str, object] = {}
+    info = ConfigInfo()
+    if "config.json" not in top:
+        problems.append("no config.json")
+    else:
+        loaded, why = load_json(os.path.join(folder, "config.json"))
+        if loaded is None:
+            problems.append(f"unreadable config.json: {why}")
+        else:
+            config, info = loaded, config_info(loaded)
+    if fmt is Format.UNKNOWN:
+        problems.append("no weights")
+    params = ParamsResult(None, None)
+    if fmt is Format.SAFETENSORS:
+        params = params_from_safetensors(folder, top)
+        problems += params.problems
+    return Described(
+        format=fmt,
+        architecture=info.architecture,
+        model_type=info.model_type,
+        params=params.params,
+        dtype=info.dtype or params.dtype,
+        quantization=info.quantization or quantization_from_name(entry.id),
+        context_length=info.context_length,
+        num_layers=info.num_layers,
+        num_kv_heads=info.num_kv_heads,
+        head_dim=info.head_dim,
+        config=config,
+        problems=tuple(problems),
+    )
+
+
+def _format_of(top: Sequence[str], ggufs: Sequence[str]) -> Format:
+    if any(f.endswith(".safetensors") for f in top):
+        return Format.SAFETENSORS
+    if any(folders.is_bin_weight(f) for f in top):
+        return Format.BIN
+    if ggufs:
+        return Format.GGUF
+    return Format.UNKNOWN
+
+
+def _first_group(folder: str, ggufs: Sequence[str]) -> list[str]:
+    return folders.gguf_group(Path(folder) / ggufs[0])
+
+
+def describe_gguf(entry_id: str, paths: Sequence[str]) -> Described:
+    infos: list[GgufInfo] = []
+    problems: list[str] = []
+    for path in paths:
+        info, why = read_gguf(path)
+        if info is None:
+            problems.append(f"bad GGUF header: {os.path.basename(path)}: {why}")
+        else:
+            infos.append(info)
+    quant = quant_from_name(os.path.basename(paths[0])) if paths else None
+    if not infos:
+        dtype, quantization = split_gguf_quant(quant)
+        return Described(
+            Format.GGUF, dtype=dtype, quantization=quantization, problems=tuple(problems)
+        )
+    info = merge_shards(infos)
+    dtype, quantization = split_gguf_quant(quant or info.file_type)
+    return Described(
+        format=Format.GGUF,
+        architecture=info.architecture,
+        model_type=info.architecture,
+        params=info.params or None,
+        dtype=dtype,
+        quantization=quantization or quantization_from_name(entry_id),
+        context_length=info.arch_int("context_length"),
+        num_layers=info.arch_int("block_count"),
+        num_kv_heads=info.arch_int("attention.head_count_kv")
+        or info.arch_int("attention.head_count"),
+        head_dim=info.head_dim,
+        config=dict(info.metadata),
+        problems=tuple(problems),
+    )

@@ -1,0 +1,239 @@
+"""The Hugging Face hub cache's layout: its model repos, their refs, the snapshot each stands for.
+
+- `list_cache` (the first list) names the `models--ORG--NAME` repos and the snapshot each
+  stands for: per repo one read of `refs/main` and one stat of the snapshot it names; only a
+  repo without a usable `refs/main` has `snapshots/` listed (and its snapshots stat'ed if there
+  are several). The complete scan and the exact walk add the other snapshots;
+- `choose_snapshot` is the rule for which snapshot a repo stands for (the one `refs/main` names,
+  else the most recently modified). `resolve` uses it, and the listing follows the same rule,
+  so a name resolves to the snapshot the catalog lists;
+- `read_refs` reads every ref.
+
+Reading sizes, files and links (the catalog's complete scan, the exact walk) is `hfwalk`.
+
+Hot loops use plain strings and `os.scandir`, not `Path`: a listing of 1,000 repos is a few
+thousand short system calls, and per-item Python overhead is what the time goes to. A `Path` is
+built only for what an entry keeps (the repo and its snapshots), as a child of the cache's own
+`Path` without parsing anything again (`_child`), and entries and revisions are made by their
+`listed` constructors, which skip the frozen dataclasses' slower `__init__`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+from vllm_console.core.catalog.entry import ModelEntry, Revision, Source
+
+REPO_PREFIX = "models--"
+IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+RACY_NS = 2_000_000_000  # a folder changed less than 2 s ago is not remembered
+
+# (folder, its stat before it was read); None: cannot be vouched for (unreadable, links out)
+Seen = list[tuple[str, os.stat_result | None]]
+
+
+class SnapshotChoice(NamedTuple):
+    """Which snapshot of a cache repo stands for it, and what the choice was made from."""
+
+    chosen: str | None  # a snapshot folder's name; None: the repo has no snapshot
+    main: str | None  # the commit `refs/main` names; None: there is no `refs/main`
+    snapshots: tuple[str, ...]  # every snapshot folder, in directory order
+
+    def why(self) -> str:
+        """How the choice was made, e.g. 'refs/main -> 0123456789ab'."""
+        if self.chosen is None:
+            return "no snapshots"
+        if self.chosen == self.main:
+            return f"refs/main -> {self.chosen[:12]}"
+        lead = "refs/main names no snapshot here" if self.main else "no refs/main"
+        return f"{lead}; newest snapshot {self.chosen[:12]}"
+
+
+def repo_dir(entry: ModelEntry) -> str:
+    return os.path.join(str(entry.root), REPO_PREFIX + entry.id.replace("/", "--"))
+
+
+def main_of(entry: ModelEntry) -> str | None:
+    """The commit `refs/main` named when the entry was listed (None: not there or elsewhere)."""
+    first = entry.revisions[0] if entry.revisions else None
+    return first.commit if first and "main" in first.refs else None
+
+
+def list_cache(hf_cache: Path) -> tuple[list[ModelEntry], list[str]]:
+    """The cache's model repos and the snapshot each stands for. A missing cache is no cache;
+    unreadable, a warning.
+
+    This is the first list, so it reads as little as the choice allows: `refs/main`, and a
+    stat of the snapshot it names. When that snapshot is there it is the choice, and the entry
+    has that one revision; the repo's other snapshots are listed by the complete scan
+    (`hfwalk.scan_chosen`) and the exact walk (`with_all_revisions`). Otherwise `snapshots/`
+    is listed here (the newest is chosen) and the entry has every revision. `read_refs` reads
+    every ref.
+    """
+    root = str(hf_cache)
+    try:
+        with os.scandir(root) as it:
+            repos = [(e.name, e.path) for e in it if e.name.startswith(REPO_PREFIX) and e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return [], []
+    except OSError as exc:
+        return [], [f"unreadable folder: {root}: {exc.strerror or exc}"]
+    return [_list_repo(hf_cache, name, path) for name, path in repos], []
+
+
+def _list_repo(hf_cache: Path, name: str, path: str) -> ModelEntry:
+    repo_id = name[len(REPO_PREFIX) :].replace("--", "/")
+    repo = _child(hf_cache, name)  # `path` as a Path, without parsing `path` again
+    main = read_small(path + "/refs/main")
+    if main and _is_snapshot(path, main):
+        snapshot = _child(_child(repo, "snapshots"), main)
+        revision = Revision.listed(main, snapshot, _MAIN)
+        return ModelEntry.listed(repo_id, snapshot, Source.HF_CACHE, hf_cache, (revision,))
+    snapshots = snapshot_names(path + "/snapshots")
+    chosen = _pick(path, main, snapshots)
+    if chosen is None:
+        return ModelEntry.listed(repo_id, repo, Source.HF_CACHE, hf_cache)
+    revisions = _revisions(_child(repo, "snapshots"), chosen, snapshots, main)
+    return ModelEntry.listed(repo_id, revisions[0].path, Source.HF_CACHE, hf_cache, revisions)
+
+
+def _is_snapshot(repo: str, commit: str) -> bool:
+    """Whether `snapshots/<commit>` is a folder (or a link to one), as `snapshot_names` sees."""
+    if "/" in commit or commit in (".", ".."):
+        return False
+    try:
+        return stat.S_ISDIR(os.stat(f"{repo}/snapshots/{commit}").st_mode)
+    except (OSError, ValueError):  # ValueError: a NUL in a damaged ref
+        return False
+
+
+def _revisions(
+    base: Path, chosen: str, snapshots: Iterable[str], main: str | None
+) -> tuple[Revision, ...]:
+    """The chosen snapshot's revision, then the others sorted by commit (`base`: the
+    `snapshots` folder)."""
+    revisions = [Revision.listed(chosen, _child(base, chosen), _MAIN if chosen == main else ())]
+    revisions += [
+        Revision.listed(c, _child(base, c), _MAIN if c == main else ())
+        for c in sorted(snapshots)
+        if c != chosen
+    ]
+    return tuple(revisions)
+
+
+def with_all_revisions(entry: ModelEntry) -> ModelEntry:
+    """A listed cache entry with every snapshot of its repo as a revision (the first list may
+    name only the chosen one): the chosen revision first, as listed, then the others as
+    `snapshots/` holds them now, sorted. An entry without revisions (no snapshot when it was
+    listed) is returned as it is, and so is one whose revisions are already those."""
+    if not entry.revisions:
+        return entry
+    first = entry.revisions[0]
+    others = sorted(snapshot_names(repo_dir(entry) + "/snapshots"))
+    if first.commit in others:
+        others.remove(first.commit)
+    if len(others) == len(entry.revisions) - 1 and all(
+        r.commit == c for r, c in zip(entry.revisions[1:], others, strict=True)
+    ):
+        return entry
+    base = first.path.parent
+    return entry.with_revisions((first, *[Revision.listed(c, _child(base, c)) for c in others]))
+
+
+_MAIN = ("main",)
+
+# `parent / name` for a name read from a directory listing (one component, no separator).
+# On Python 3.11 `/` parses the name again and joins part lists: 2.6 µs a path, a fifth of the
+# listing's time with two paths per repo and one per snapshot. `Path.iterdir` makes its
+# children with `_make_child_relpath`, which trusts the name instead (0.6 µs); that is used
+# where this Python's `Path` has it (3.11, 3.12), `/` elsewhere. The paths are equal.
+_child: Callable[[Path, str], Path] = getattr(Path, "_make_child_relpath", Path.__truediv__)
+
+
+def choose_snapshot(repo: str) -> SnapshotChoice:
+    """The snapshot `refs/main` names, else the most recently modified one (`repo`: the
+    `models--ORG--NAME` folder). One read of `refs/main` and one scandir of `snapshots/`; a
+    stat per snapshot only when `refs/main` names none of several."""
+    main = read_small(repo + "/refs/main")
+    snapshots = snapshot_names(repo + "/snapshots")
+    return SnapshotChoice(_pick(repo, main, snapshots), main, snapshots)
+
+
+def _pick(repo: str, main: str | None, snapshots: tuple[str, ...]) -> str | None:
+    if main in snapshots:
+        return main
+    if len(snapshots) <= 1:
+        return snapshots[0] if snapshots else None
+
+    def mtime(commit: str) -> float:
+        try:
+            return os.stat(f"{repo}/snapshots/{commit}").st_mtime
+        except OSError:
+            return 0.0
+
+    return max(snapshots, key=mtime)
+
+
+def snapshot_names(snapshots_dir: str) -> tuple[str, ...]:
+    """The folders in `snapshots/` (links to folders included), in directory order."""
+    try:
+        with os.scandir(snapshots_dir) as it:
+            return tuple([e.name for e in it if e.is_dir()])  # ignored names are files
+    except OSError:
+        return ()
+
+
+def read_small(path: str) -> str | None:
+    """A ref file's text, with one open and one read (refs are 40 bytes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 256).decode("utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_refs(
+    refs_dir: str, main: str | None = None, seen: Seen | None = None, names: list[str] | None = None
+) -> dict[str, str]:
+    """ref name (as scan_cache_dir names it: `main`, `refs/pr/1`) -> commit hash.
+
+    `main`: the commit `refs/main` named when the repo was listed; that file is not read again.
+    `seen` gets each folder's stat (before it is listed), `names` every ref file's name.
+    """
+    found: dict[str, str] = {}
+    stack = [(refs_dir, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        if seen is not None:
+            seen.append((prefix, stat_or_none(folder)))
+        try:
+            with os.scandir(folder) as it:
+                items = [(e.name, e.path, e.is_dir()) for e in it]
+        except OSError:
+            continue
+        for name, path, is_dir in items:
+            if is_dir:
+                stack.append((path, f"{prefix}{name}/"))
+            elif name not in IGNORED_NAMES:
+                if names is not None:
+                    names.append(prefix + name)
+                commit = main if main and not prefix and name == "main" else read_small(path)
+                if commit is not None:
+                    found[prefix + name] = commit
+    return found
+
+
+def stat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None

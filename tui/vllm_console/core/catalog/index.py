@@ -1,0 +1,291 @@
+"""The catalog's complete scan remembered on disk, so that a fresh process gets it at list speed.
+
+`<cache dir>/vllm-console/catalog-index-v1.pickle` (`default_index_path`) holds, per entry of
+the last complete scan, what `catalog.detail` computed and the stamps it was computed from. An
+entry whose stamps still match is not read again; any other is detailed as usual. The index
+only ever saves work: a missing, corrupt, foreign or old-version file is ignored (and
+rewritten), and one that cannot be written leaves the scan as it was.
+
+Why a matching cache repo is unchanged (the refs are read every time; they are rewritten in
+place, and the entry is keyed by its chosen snapshot, so its commit is part of the key):
+
+- a stamp is (inode, mtime_ns, ctime_ns) of a folder, taken *before* the folder is read, so a
+  change made while it is read gives a new stamp next time, never a stale result;
+- `blobs/`: its mtime moves whenever a blob is added, removed or renamed (a download's
+  `.incomplete` becoming the blob), so the same stamp means the same blob names. A blob is
+  written once under its content's hash and never rewritten, so the same names mean the same
+  sizes and contents: repo size, `.incomplete` count, config.json and weight headers (all read
+  through links into `blobs/`). The known limit, like git's: a blob rewritten in place (not
+  what downloads do) is not noticed. A repo with a blob that is itself a link is not indexed;
+- `snapshots/`: its mtime moves whenever a snapshot folder is added, removed or renamed, so
+  the same stamp means the same other revisions (their names are kept; the first list may
+  name only the chosen one);
+- the chosen snapshot and each of its subfolders: a link cannot be changed in place, only
+  removed and created again, which moves its folder's mtime; so the same stamps mean the same
+  links to the same blobs (files, broken links, the revision's size). A snapshot holding a
+  file that is not a link into `blobs/` (a copy, a link elsewhere) is not indexed;
+- the racy rule (git's): a folder whose mtime or ctime is less than `hfcache.RACY_NS` (2 s)
+  old is not trusted, since a second change within the same timestamp tick would leave its
+  stamp as it is. A folder trusted at time T and changed later gets a newer stamp.
+
+A model folder is walked every time (its size counts every file, and a file rewritten in
+place moves no folder's mtime); what config.json and the weight headers say is reused while
+the walk finds the same file names (they decide the format) and each file read keeps its
+(inode, size, mtime_ns, ctime_ns), none of them racy.
+
+The file is a pickle of plain tuples, dicts and strings (a custom unpickler refuses anything
+else), behind a magic line and a CRC-32, written to a temporary file and renamed over the
+index. It keeps the entries of the latest scan only, and is not rewritten when nothing changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import tempfile
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from vllm_console.core.catalog import hfcache, hfwalk, nogc
+from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.catalog.readers.config import read_capped
+
+__all__ = ["CatalogIndex", "default_index_path", "file_stamps"]
+
+INDEX_NAME = "catalog-index-v1.pickle"
+MAGIC = b"vllm-console catalog index\n"
+VERSION = 2  # 2: a repo record keeps the names of its other snapshots
+MAX_INDEX_BYTES = 512 * 1024 * 1024
+
+FolderStamps = tuple[tuple[str, int, int, int], ...]  # (folder, inode, mtime_ns, ctime_ns)
+# (every file of the model, (file read, inode, size, mtime_ns, ctime_ns) of each file read)
+FileStamps = tuple[tuple[str, ...], tuple[tuple[str, int, int, int, int], ...]]
+Record = tuple[Any, ...]  # plain data only: tuples, dicts, str, int, None
+
+
+def default_index_path(home: Path, environ: Mapping[str, str]) -> Path:
+    """`$XDG_CACHE_HOME/vllm-console/...`, or `~/.cache/vllm-console/...` (XDG: an empty or
+    relative XDG_CACHE_HOME is ignored)."""
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else home / ".cache"
+    return base / "vllm-console" / INDEX_NAME
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int] | None:
+    """(inode, mtime_ns, ctime_ns), or None if the inode changed less than RACY_NS ago."""
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < hfcache.RACY_NS:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns
+
+
+def folder_stamps(seen: hfcache.Seen) -> FolderStamps | None:
+    """The stamps of the folders a scan read; None if one of them cannot be trusted."""
+    stamps: list[tuple[str, int, int, int]] = []
+    for rel, st in seen:
+        stamp = None if st is None else _stamp(st)
+        if stamp is None:
+            return None
+        stamps.append((rel, *stamp))
+    return tuple(stamps)
+
+
+def file_stamps(folder: str, names: Sequence[str], listing: Sequence[str]) -> FileStamps | None:
+    """`listing` (every file of the model: which ones exist decides its format) and (name,
+    inode, size, mtime_ns, ctime_ns) of each file read (links followed); None if one of them
+    cannot be stat'ed or changed less than RACY_NS ago."""
+    stamps: list[tuple[str, int, int, int, int]] = []
+    for name in names:
+        try:
+            st = os.stat(os.path.join(folder, name))
+        except OSError:
+            return None
+        if _stamp(st) is None:
+            return None
+        stamps.append((name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(listing), tuple(stamps)
+
+
+def _same_folders(base: str, stamps: FolderStamps) -> bool:
+    for rel, ino, mtime, ctime in stamps:
+        try:
+            st = os.stat(f"{base}/{rel}" if rel else base)
+        except OSError:
+            return False
+        if st.st_ino != ino or st.st_mtime_ns != mtime or st.st_ctime_ns != ctime:
+            return False
+    return True
+
+
+def read_refs(refs_dir: str, main: str | None) -> tuple[dict[str, str], Record | None]:
+    """`hfcache.read_refs` plus the refs' layout (folder stamps, ref file names), if trusted."""
+    seen: hfcache.Seen = []
+    names: list[str] = []
+    refs = hfcache.read_refs(refs_dir, main, seen, names)
+    stamps = folder_stamps(seen)
+    return refs, None if stamps is None else (stamps, tuple(names))
+
+
+def _read_known_refs(
+    refs_dir: str, main: str | None, layout: Record | None
+) -> dict[str, str] | None:
+    """The refs, reading only the known ref files if no refs folder changed; else None."""
+    if layout is None:
+        return None
+    stamps, names = layout
+    if not _same_folders(refs_dir, stamps):
+        return None
+    found: dict[str, str] = {}
+    for name in names:
+        commit = main if main and name == "main" else hfcache.read_small(f"{refs_dir}/{name}")
+        if commit is not None:
+            found[name] = commit
+    return found
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Plain data only: no class is ever looked up, so no code runs while loading."""
+
+    def find_class(self, module: str, name: str) -> type:
+        raise pickle.UnpicklingError(f"refused: {module}.{name}")
+
+
+def _load(path: Path) -> dict[str, Record] | None:
+    """The records of an index file; {} if there is none, None if it is unusable."""
+    try:
+        raw = read_capped(str(path), MAX_INDEX_BYTES)
+    except FileNotFoundError:
+        return {}
+    except OSError:
+        return None
+    head = len(MAGIC) + 4
+    if not raw.startswith(MAGIC) or zlib.crc32(raw[head:]) != int.from_bytes(
+        raw[len(MAGIC) : head], "little"
+    ):
+        return None
+    try:
+        with nogc.paused():  # thousands of new containers, no garbage
+            data = _PlainUnpickler(io.BytesIO(raw[head:])).load()
+    except Exception:  # a damaged pickle can fail in many ways; it is only a cache
+        return None
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        return None
+    records = data.get("records")
+    return records if isinstance(records, dict) else None
+
+
+def _key(entry: ModelEntry) -> str:
+    return f"{entry.key}\0{entry.id}"
+
+
+class CatalogIndex:
+    """The index of one scan: lookups and new records, then `save` (the records looked up or
+    made in this scan, and no others). Safe to use from several worker threads."""
+
+    def __init__(self, path: Path, records: dict[str, Record], *, stale: bool = False) -> None:
+        self.path = path
+        self._old = records
+        self._new: dict[str, Record] = {}
+        self._dirty = stale
+
+    @classmethod
+    def load(cls, path: Path) -> CatalogIndex:
+        """The index at `path`; empty (and to be rewritten) if it is missing or unusable."""
+        records = _load(path)
+        return cls(path, records or {}, stale=records is None)
+
+    def __len__(self) -> int:
+        return len(self._old)
+
+    def knows(self, entry: ModelEntry) -> bool:
+        return _key(entry) in self._old
+
+    def cached_repo(
+        self, entry: ModelEntry
+    ) -> tuple[hfwalk.ChosenScan, Any, dict[str, str]] | None:
+        """(its blobs and chosen snapshot, what `catalog` stored of its files, its refs) if
+        the cache repo's folders have not changed; else None."""
+        key = _key(entry)
+        record = self._old.get(key)
+        if record is None or record[0] != "repo":
+            return None
+        try:
+            _, stamps, layout, chosen, described = record
+            repo = hfcache.repo_dir(entry)
+            if not _same_folders(repo, stamps):
+                return None
+            main = hfcache.main_of(entry)
+            refs = _read_known_refs(repo + "/refs", main, layout)
+            if refs is None:
+                refs, new_layout = read_refs(repo + "/refs", main)
+                self._dirty |= new_layout != layout
+                layout = new_layout
+            scan = hfwalk.ChosenScan(*chosen)
+        except (TypeError, ValueError):
+            return None
+        self._new[key] = ("repo", stamps, layout, chosen, described)
+        return scan, described, refs
+
+    def remember_repo(
+        self,
+        entry: ModelEntry,
+        stamps: FolderStamps,
+        refs_layout: Record | None,
+        scan: hfwalk.ChosenScan,
+        described: Record,
+    ) -> None:
+        chosen = (
+            scan.size_bytes,
+            scan.files,
+            scan.incomplete,
+            scan.broken,
+            scan.chosen_size,
+            scan.chosen_files,
+            scan.others,
+        )
+        self._new[_key(entry)] = ("repo", stamps, refs_layout, chosen, described)
+        self._dirty = True
+
+    def cached_files(self, entry: ModelEntry, stamps: FileStamps) -> Any:
+        """What `catalog` stored of a model's files, if they still have these stamps."""
+        key = _key(entry)
+        record = self._old.get(key)
+        if record is None or record[0] != "files" or record[1] != stamps:
+            return None
+        self._new[key] = record
+        return record[2]
+
+    def remember_files(self, entry: ModelEntry, stamps: FileStamps, described: Record) -> None:
+        self._new[_key(entry)] = ("files", stamps, described)
+        self._dirty = True
+
+    def save(self) -> str | None:
+        """Write the records of this scan, if they differ from the file's. A problem (the
+        folder is not writable...) is returned as a sentence, never raised."""
+        if not self._dirty and self._new.keys() == self._old.keys():
+            return None
+        records = dict(self._new)
+        data = pickle.dumps({"version": VERSION, "records": records}, protocol=5)
+        try:
+            _write_atomic(self.path, MAGIC + zlib.crc32(data).to_bytes(4, "little") + data)
+        except OSError as exc:
+            return f"could not save the catalog index {self.path}: {exc.strerror or exc}"
+        self._old, self._new, self._dirty = records, {}, False
+        return None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".catalog-index-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

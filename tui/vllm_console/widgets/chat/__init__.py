@@ -1,0 +1,1 @@
+"""The chat pane: endpoint bar, messages, prompt, parameters and their state."""

@@ -1,0 +1,422 @@
+"""The chat pane: talk to an OpenAI-compatible endpoint to check that it works, and how fast.
+
+Parts, top to bottom: the endpoint bar (URL, key, model, probed state), the parameters, the
+messages (one Markdown widget each), the status line and the prompt. An answer streams in an
+async worker whose `async with` holds the HTTP client and the event stream: stopping the
+answer (escape) cancels the worker, which closes the connection, so the server stops
+generating. Whatever ended the answer (done, stopped, an error, a dropped connection), the
+partial text stays and the status line says what happened.
+
+Use: `ChatPane(EndpointConfig(base_url, api_key, model))`; `point_at(...)` repoints it.
+It posts `EndpointChanged` after each probe or model choice and `AnswerFinished` per answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.await_complete import AwaitComplete
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.widget import AwaitMount
+from textual.widgets import Input, Markdown, Static
+from textual.worker import Worker, WorkerState
+
+from vllm_console.core.endpoint.client import (
+    Delta,
+    Done,
+    EndpointStatus,
+    make_client,
+    probe,
+    stream_chat,
+)
+from vllm_console.widgets.chat.endpoint_bar import EndpointBar, Prober
+from vllm_console.widgets.chat.parts import ChatLog, MessageView, Outbox, PromptInput, TextSink
+from vllm_console.widgets.chat.settings_form import ChatSettings
+from vllm_console.widgets.chat.state import (
+    ASSISTANT,
+    IDLE_STATUS,
+    USER,
+    ChatParams,
+    EndpointConfig,
+    LiveAnswer,
+    Turn,
+    export_markdown,
+    export_name,
+    live_status,
+    request_messages,
+    stopped_stats,
+    turn_status,
+)
+
+__all__ = ["ChatPane", "ChatParams", "EndpointConfig", "TextSink", "Turn"]
+
+STATUS_INTERVAL_S = 0.25  # the status line's refresh while an answer streams
+FLUSH_INTERVAL_S = 0.02  # streamed text reaches the Markdown widget in batches this often,
+MAX_FLUSH_GAP_S = 0.5  # or, while rendering keeps the event loop busy, up to this seldom
+
+
+class ChatPane(Vertical):
+    """Endpoint bar, parameters, messages, status line and prompt."""
+
+    DEFAULT_CSS = Path(__file__).with_name("pane.tcss").read_text(encoding="utf-8")
+
+    BINDINGS = [
+        Binding("escape", "stop", "Stop", id="chat.stop"),
+        Binding("ctrl+l", "clear", "Clear", id="chat.clear"),
+        Binding("ctrl+s", "export", "Export .md", id="chat.export"),
+        Binding("ctrl+y", "copy_answer", "Copy answer", id="chat.copy"),
+        Binding("ctrl+t", "settings", "Settings", id="chat.settings"),
+        Binding("ctrl+r", "reprobe", "Probe", id="chat.probe"),
+    ]
+
+    class EndpointChanged(Message):
+        """The endpoint was probed, or another model was chosen."""
+
+        def __init__(self, config: EndpointConfig, status: EndpointStatus | None) -> None:
+            super().__init__()
+            self.config = config
+            self.status = status
+
+    class AnswerFinished(Message):
+        """An answer ended (done, stopped, failed); `turn.stats` says how."""
+
+        def __init__(self, turn: Turn) -> None:
+            super().__init__()
+            self.turn = turn
+
+    def __init__(
+        self,
+        endpoint: EndpointConfig,
+        *,
+        params: ChatParams | None = None,
+        export_dir: Path | None = None,
+        prober: Prober = probe,
+        id: str | None = "chat-pane",
+    ) -> None:
+        super().__init__(id=id)
+        self._endpoint = endpoint
+        self._params = params
+        self._export_dir = export_dir
+        self._prober = prober
+        self._turns: list[Turn] = []
+        self._live: LiveAnswer | None = None
+        self._worker: Worker[None] | None = None
+        self._outboxes: list[Outbox] = []
+        self._ticked_at = self._flushed_at = 0.0
+        self._lag = 0.0  # how late the flush timer runs, smoothed: the event loop's load
+
+    def compose(self) -> ComposeResult:
+        yield EndpointBar(self._endpoint, prober=self._prober)
+        yield ChatSettings(self._params)
+        yield ChatLog(id="chat-log")
+        yield Static(IDLE_STATUS, id="chat-status")
+        yield PromptInput(placeholder="Message · enter sends · ↑↓ history", id="chat-input")
+
+    def on_mount(self) -> None:
+        self.set_interval(STATUS_INTERVAL_S, self._tick, name="chat-status-clock")
+        self.set_interval(FLUSH_INTERVAL_S, self._flush, name="chat-flush")
+
+    # -- what the App reads and calls -----------------------------------------------------
+
+    @property
+    def config(self) -> EndpointConfig:
+        return self.query_one(EndpointBar).config
+
+    @property
+    def endpoint_status(self) -> EndpointStatus | None:
+        return self.query_one(EndpointBar).status
+
+    @property
+    def params(self) -> ChatParams:
+        return self.query_one(ChatSettings).params
+
+    @property
+    def turns(self) -> tuple[Turn, ...]:
+        return tuple(self._turns)
+
+    @property
+    def busy(self) -> bool:
+        """An answer is streaming."""
+        worker = self._worker
+        return worker is not None and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    def point_at(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        model: str | None = None,
+        *,
+        source: str = "settings",
+    ) -> None:
+        """Chat with another endpoint (the launched server on Ready, say); probes it."""
+        self.query_one(EndpointBar).point_at(EndpointConfig(base_url, api_key, model, source))
+
+    def focus_prompt(self) -> None:
+        self.query_one(PromptInput).focus()
+
+    def send(self, text: str) -> bool:
+        """Ask `text`; False (and the status line says why) when it cannot be sent now."""
+        text = text.strip()
+        if not text:
+            return False
+        settings = self.query_one(ChatSettings)
+        problem = None
+        if self.busy:
+            problem = "an answer is still streaming: escape stops it"
+        elif settings.errors:
+            problem = f"fix the settings first (ctrl+t): {'; '.join(settings.errors)}"
+        elif not self.config.model:
+            problem = "no model to ask: the endpoint lists none (ctrl+r probes again)"
+        if problem:
+            self._set_status(Content.styled(f"✖ {problem}", "$text-warning"))
+            return False
+        config = self.config
+        self._turns.append(Turn(USER, text))
+        answer = MessageView(ASSISTANT, model=config.model)
+        mounted = self.query_one(ChatLog).mount_all([MessageView(USER, text), answer])
+        self._live = LiveAnswer(config.model or "")
+        self._set_status(live_status(self._live))
+        self._worker = self._answer(config, settings.params, tuple(self._turns), answer, mounted)
+        self.refresh_bindings()
+        return True
+
+    def stop(self) -> None:
+        """Stop the answer being streamed; its text so far is kept."""
+        if self._worker is not None and self.busy:
+            self._worker.cancel()
+
+    async def clear(self) -> None:
+        """Forget the conversation (stopping an answer first)."""
+        self.stop()
+        await self._answered()
+        self._turns.clear()
+        await self.query_one(ChatLog).remove_children()
+        self._set_status(IDLE_STATUS)
+        self.refresh_bindings()
+
+    def load(self, turns: Sequence[Turn]) -> AwaitComplete:
+        """Show a recorded conversation (replacing this one); its last answer sets the status."""
+        self._turns = list(turns)
+        log = self.query_one(ChatLog)
+        views = [MessageView(t.role, t.content, model=t.model) for t in turns]
+
+        async def replace_all() -> None:
+            await log.remove_children()
+            await log.mount_all(views)
+            for turn, view in zip(turns, views, strict=True):
+                self._annotate(view, turn)
+            last = next((t for t in reversed(turns) if t.role == ASSISTANT), None)
+            self._set_status(turn_status(last) if last else IDLE_STATUS)
+            self.refresh_bindings()
+
+        return AwaitComplete(replace_all())
+
+    def export(self, path: Path | None = None) -> Path:
+        """Write the conversation as Markdown (in a thread); returns where."""
+        folder = self._export_dir if self._export_dir is not None else Path.cwd()
+        path = path if path is not None else folder / export_name()
+        text = export_markdown(self._turns, self.config, self.params)
+        self._write_export(path, text)
+        return path
+
+    def copy_last_answer(self) -> bool:
+        answer = self._last_answer()
+        if answer is None:
+            return False
+        self.app.copy_to_clipboard(answer)
+        self.notify(f"Copied the last answer ({len(answer):,} characters)", timeout=3)
+        return True
+
+    # -- actions --------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.busy  # False: escape goes on to whoever else wants it
+        if action == "copy_answer":
+            return True if self._last_answer() is not None else None
+        if action in ("clear", "export"):
+            return True if self._turns else None
+        return True
+
+    def action_stop(self) -> None:
+        self.stop()
+
+    async def action_clear(self) -> None:
+        await self.clear()
+
+    def action_export(self) -> None:
+        self.export()
+
+    def action_copy_answer(self) -> None:
+        self.copy_last_answer()
+
+    def action_settings(self) -> None:
+        settings = self.query_one(ChatSettings)
+        if settings.collapsed:
+            settings.focus_first()
+        else:
+            settings.collapsed = True
+            self.query_one(PromptInput).focus()
+
+    def action_reprobe(self) -> None:
+        self.query_one(EndpointBar).reprobe()
+
+    # -- events ---------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#chat-input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        prompt = self.query_one(PromptInput)
+        if self.send(event.value):
+            prompt.remember(event.value.strip())
+            prompt.value = ""
+
+    @on(EndpointBar.Changed)
+    def _endpoint_changed(self, event: EndpointBar.Changed) -> None:
+        event.stop()
+        self.post_message(self.EndpointChanged(event.config, event.status))
+
+    @on(ChatSettings.Changed)
+    def _settings_changed(self, event: ChatSettings.Changed) -> None:
+        event.stop()
+
+    # -- the answer -----------------------------------------------------------------------
+
+    def _sink(self, markdown: Markdown) -> TextSink:
+        return Markdown.get_stream(markdown)
+
+    @work(exclusive=True, group="chat-answer", exit_on_error=False)
+    async def _answer(
+        self,
+        config: EndpointConfig,
+        params: ChatParams,
+        turns: tuple[Turn, ...],
+        view: MessageView,
+        mounted: AwaitMount,
+    ) -> None:
+        await mounted
+        live = self._live or LiveAnswer(config.model or "")
+        model = config.model or ""
+        done: Done | None = None
+        answer = Outbox(self._sink(view.markdown))
+        self._outboxes = [answer]
+        thoughts: Outbox | None = None
+        try:
+            async with (
+                make_client(config.base_url) as client,
+                contextlib.aclosing(
+                    stream_chat(
+                        client,
+                        config.base_url,
+                        config.api_key,
+                        model,
+                        request_messages(params, turns),
+                        temperature=params.temperature,
+                        top_p=params.top_p,
+                        max_tokens=params.max_tokens,
+                    )
+                ) as events,
+            ):
+                async for event in events:
+                    if type(event) is Delta:
+                        live.tick()
+                        if not event.reasoning:
+                            answer.parts.append(event.text)
+                            live.text.append(event.text)
+                            continue
+                        if thoughts is None:
+                            thoughts = Outbox(self._sink(await view.reasoning()))
+                            self._outboxes.append(thoughts)
+                        thoughts.parts.append(event.text)
+                    elif type(event) is Done:
+                        done = event
+        finally:
+            turn = self._record(view, model, live, done)
+            self._outboxes = []
+            for box in (answer, thoughts):
+                if box is not None:
+                    await box.close()
+            async with view.markdown.lock:  # the stream's last append has landed
+                pass
+            self.post_message(self.AnswerFinished(turn))
+
+    async def _flush(self) -> None:
+        """Hand the streamed text on, less often while the screen struggles to keep up.
+
+        Each append re-wraps the answer's last paragraph on the next refresh; for one long
+        paragraph that is ~0.1 s at 30 KB, and appends every 20 ms would keep the event loop
+        busy rendering, slowing the stream's own reading. Waiting twice the timer's lateness
+        between appends keeps the loop at most about half busy.
+        """
+        now = time.monotonic()
+        late = max(0.0, now - self._ticked_at - FLUSH_INTERVAL_S) if self._ticked_at else 0.0
+        self._ticked_at = now
+        self._lag = 0.5 * self._lag + 0.5 * min(late, MAX_FLUSH_GAP_S)
+        if now - self._flushed_at < min(MAX_FLUSH_GAP_S, 2 * self._lag):
+            return
+        self._flushed_at = now
+        for box in self._outboxes:
+            await box.flush()
+
+    def _record(self, view: MessageView, model: str, live: LiveAnswer, done: Done | None) -> Turn:
+        """The answer joins the conversation, and the status line says how it went."""
+        if done is not None:
+            turn = Turn(ASSISTANT, done.text, model, done.stats)
+        else:
+            text = "".join(live.text)
+            turn = Turn(ASSISTANT, text, model, stopped_stats(model, live), stopped=True)
+        self._turns.append(turn)
+        self._live = None
+        self._annotate(view, turn)
+        self._set_status(turn_status(turn))
+        self.call_later(self.refresh_bindings)
+        return turn
+
+    async def _answered(self) -> None:
+        worker = self._worker
+        if worker is not None and self.busy:
+            with contextlib.suppress(Exception):
+                await worker.wait()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _annotate(self, view: MessageView, turn: Turn) -> None:
+        stats = turn.stats
+        if turn.role != ASSISTANT or stats is None:
+            return
+        if turn.stopped:
+            view.set_note(Content.styled("■ stopped", "$text-warning"))
+        elif stats.error or stats.dropped:
+            view.set_note(Content.styled(f"✖ {stats.error or 'ended early'}", "$text-error"))
+        elif stats.finish_reason == "length":
+            hint = "⚠ cut at max tokens: raise it in the settings (ctrl+t)"
+            view.set_note(Content.styled(hint, "$text-warning"))
+
+    def _set_status(self, content: Content) -> None:
+        # One line, always: no layout pass (which would re-wrap a long answer) per update.
+        self.query_one("#chat-status", Static).update(content, layout=False)
+
+    def _tick(self) -> None:
+        if self._live is not None:
+            self._set_status(live_status(self._live))
+
+    def _last_answer(self) -> str | None:
+        return next((t.content for t in reversed(self._turns) if t.role == ASSISTANT), None)
+
+    @work(thread=True, group="chat-export", exit_on_error=False)
+    def _write_export(self, path: Path, text: str) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            self.app.call_from_thread(self.notify, f"Export failed: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"Conversation saved to {path}", timeout=4)

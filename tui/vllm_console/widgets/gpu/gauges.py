@@ -1,0 +1,288 @@
+"""The GPU strip: one gauge block per GPU, sampled by its own thread worker.
+
+`GpuGauges` starts a thread worker that runs `Sampler.run` until a stop event is set (on
+unmount). The sampler thread never touches widgets: it leaves the newest snapshot in a slot
+and posts a wake-up only when none is pending, so a slow screen gets at most one repaint per
+tick, not a queue of stale ones. Each snapshot shown is then announced upwards as
+`GpuGauges.Updated`.
+
+No driver and no GPU are states shown plainly on one line, with NVML's reason: a CPU build of
+vLLM still runs, so nothing else in the console cares. The app tells the strip which PIDs
+are our server's (`server_pids`) and, for containers where NVML reports other PIDs, the
+snapshot taken at launch (`baseline`); our share is then highlighted and summed per GPU.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.content import Content
+from textual.events import Resize
+from textual.message import Message
+from textual.reactive import var
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
+
+from vllm_console.core.gpu.nvml import (
+    DEFAULT_INTERVAL,
+    GiB,
+    GpuSnapshot,
+    GpuState,
+    Sampler,
+)
+from vllm_console.core.gpu.owners import OurMemory, our_memory
+from vllm_console.widgets.gpu.block import GpuBlock
+
+SamplerFactory = Callable[..., Sampler]  # called as factory(interval=...)
+MIN_BLOCK_WIDTH = 38  # below this per block, blocks wrap onto more rows
+MAX_COLUMNS = 4
+CPU_NOTE = "a CPU build of vLLM can still run"
+
+
+def state_text(snapshot: GpuSnapshot | None) -> str:
+    """The one line shown instead of blocks: waiting, no GPU, or NVML failing."""
+    if snapshot is None:
+        return "GPUs: looking…"
+    if snapshot.state in (GpuState.NO_DRIVER, GpuState.NO_GPU):
+        return f"No GPU — {snapshot.reason}; {CPU_NOTE}"
+    return f"GPU readings unavailable — {snapshot.reason}; retrying"
+
+
+def memory_summary(snapshot: GpuSnapshot | None) -> str:
+    """A short total for a header: 'GPU 18.0/104 GiB', or 'no GPU'."""
+    if snapshot is None or not snapshot.available:
+        return "no GPU" if snapshot is not None and snapshot.state is not GpuState.ERROR else ""
+    used = sum(d.memory_used or 0 for d in snapshot.devices)
+    total = sum(d.memory_total or 0 for d in snapshot.devices)
+    return f"GPU {used / GiB:.1f}/{total / GiB:.0f} GiB"
+
+
+def columns_for(width: int, blocks: int) -> int:
+    return max(1, min(blocks, MAX_COLUMNS, width // MIN_BLOCK_WIDTH))
+
+
+class GpuGauges(Container):
+    """One gauge block per GPU, or a one-line state when there is none to show."""
+
+    DEFAULT_CSS = """
+    GpuGauges {
+        height: auto;
+        overflow-y: auto;
+        scrollbar-size-vertical: 1;
+    }
+    GpuGauges .gpu-state {
+        display: none;
+        height: auto;
+        padding: 0 1;
+        color: $text-muted;
+    }
+    GpuGauges .gpu-state.-error {
+        color: $text-warning;
+    }
+    GpuGauges.-state .gpu-state {
+        display: block;
+    }
+    GpuGauges.-state .gpu-blocks {
+        display: none;
+    }
+    GpuGauges .gpu-blocks {
+        layout: grid;
+        grid-size: 1;
+        grid-rows: auto;
+        grid-gutter: 0 1;
+        height: auto;
+    }
+    GpuGauges.-cols-2 .gpu-blocks {
+        grid-size: 2;
+    }
+    GpuGauges.-cols-3 .gpu-blocks {
+        grid-size: 3;
+    }
+    GpuGauges.-cols-4 .gpu-blocks {
+        grid-size: 4;
+    }
+    """
+
+    class Updated(Message):
+        """A new snapshot is shown; `ours` is our server's memory per GPU (empty: no server)."""
+
+        def __init__(self, snapshot: GpuSnapshot, ours: tuple[OurMemory, ...]) -> None:
+            super().__init__()
+            self.snapshot = snapshot
+            self.ours = ours
+
+    class _Sampled(Message):
+        """From the sampler thread: a snapshot waits in the slot."""
+
+    snapshot: var[GpuSnapshot | None] = var(None, always_update=True)
+    """The snapshot shown; set by the worker, or by the host when there is no sampler."""
+    server_pids: var[frozenset[int]] = var(frozenset())
+    """PIDs of the server the console launched (its whole tree); empty when none runs."""
+    baseline: var[GpuSnapshot | None] = var(None)
+    """The snapshot taken at launch: our share where NVML lists none of our PIDs."""
+
+    def __init__(
+        self,
+        sampler_factory: SamplerFactory | None = Sampler,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """`sampler_factory(interval=...)` makes the sampler; None: the host sets `snapshot`."""
+        super().__init__(id=id, classes=classes)
+        self.add_class("-state")  # until the first snapshot
+        self._factory = sampler_factory
+        self._interval = interval
+        self._stop = threading.Event()
+        self._slot_lock = threading.Lock()
+        self._slot: GpuSnapshot | None = None
+        self._wake_pending = False
+        self._paint_pending = False
+        self._state_text = ""
+        self._generation = 0  # of paints: a newer one stops an older one's remaining blocks
+
+    def compose(self) -> ComposeResult:
+        yield Static(state_text(None), classes="gpu-state")
+        yield Container(classes="gpu-blocks")
+
+    def on_mount(self) -> None:
+        self._invalidate()  # a snapshot may have been set before mounting
+        if self._factory is not None:
+            self._sample()
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        """Stop sampling (the worker's thread returns within one interval)."""
+        self._stop.set()
+
+    # -- the sampler thread ---------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="gpu-sampler", exit_on_error=False)
+    def _sample(self) -> None:
+        assert self._factory is not None
+        sampler = self._factory(interval=self._interval)
+        sampler.run(self._stop, self.deliver)
+
+    def deliver(self, snapshot: GpuSnapshot) -> None:
+        """Thread-safe: keep only the newest snapshot and wake the widget once for it.
+
+        The sampler thread calls this each tick; a host with its own sampler may too.
+        """
+        with self._slot_lock:
+            self._slot = snapshot
+            wake, self._wake_pending = not self._wake_pending, True
+        if wake:
+            self.post_message(self._Sampled())
+
+    def on_gpu_gauges__sampled(self, message: _Sampled) -> None:
+        message.stop()
+        with self._slot_lock:
+            snapshot, self._slot = self._slot, None
+            self._wake_pending = False
+        if snapshot is not None:
+            self.snapshot = snapshot
+            self.post_message(self.Updated(snapshot, self.ours()))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "gpu-sampler" or event.state is not WorkerState.ERROR:
+            return
+        error = worker.error
+        reason = f"the sampler failed: {type(error).__name__}: {error}"
+        self.snapshot = GpuSnapshot(time.time(), GpuState.ERROR, reason)
+
+    # -- painting ---------------------------------------------------------------------------
+
+    def ours(self) -> tuple[OurMemory, ...]:
+        """Our server's memory per GPU in the shown snapshot; empty when no server runs."""
+        snap = self.snapshot
+        if snap is None or not snap.available:
+            return ()
+        if not self.server_pids and self.baseline is None:
+            return ()
+        return our_memory(snap, self.server_pids, self.baseline)
+
+    def watch_snapshot(self) -> None:
+        self._invalidate()
+
+    def watch_server_pids(self) -> None:
+        self._invalidate()
+
+    def watch_baseline(self) -> None:
+        self._invalidate()
+
+    def on_resize(self, event: Resize) -> None:
+        self._set_columns()
+
+    def _invalidate(self) -> None:
+        """Repaint once, however many of snapshot, PIDs and baseline changed meanwhile."""
+        if self._paint_pending or not self.is_mounted:
+            return
+        self._paint_pending = True
+        self.call_later(self._paint)
+
+    async def _paint(self) -> None:
+        self._paint_pending = False
+        snap = self.snapshot
+        blocks = self.query_one(".gpu-blocks", Container)
+        if snap is not None and snap.devices:
+            wanted = [d.index for d in snap.devices]
+            if [b.index for b in blocks.query_children(GpuBlock)] != wanted:
+                await blocks.remove_children()
+                await blocks.mount_all(GpuBlock(i, id=f"gpu-{i}") for i in wanted)
+        self._paint_now()
+
+    def _paint_now(self) -> None:
+        snap = self.snapshot
+        shown = snap is not None and snap.state is GpuState.OK and bool(snap.devices)
+        self.set_class(not shown, "-state")
+        state = self.query_one(".gpu-state", Static)
+        text = state_text(snap)
+        if text != self._state_text:
+            self._state_text = text
+            state.update(Content(text))
+        state.set_class(snap is not None and snap.state is GpuState.ERROR, "-error")
+        blocks = self.query_one(".gpu-blocks", Container)
+        if not shown or snap is None:
+            return
+        ours = {o.index: o for o in self.ours()}
+        rings = dict(zip((d.index for d in snap.devices), snap.history, strict=False))
+        jobs: list[Callable[[], None]] = []
+        for block in blocks.query_children(GpuBlock):
+            sample = snap.device(block.index)
+            if sample is not None:
+                ring = rings.get(block.index, ())
+                jobs.append(
+                    partial(block.show, sample, ring, ours.get(block.index), self.server_pids)
+                )
+        self._generation += 1
+        self._show_blocks(self._generation, jobs)
+        self._set_columns()
+
+    def _show_blocks(self, generation: int, jobs: list[Callable[[], None]]) -> None:
+        """One block per frame: each frame then renders one block's changes, not all of them.
+
+        Painting every block in one go cost the event loop ~6 ms per block on a slow machine
+        (bench/bench_gpu_sampler.py); one per refresh keeps each pause that short. A newer
+        paint supersedes the rest of an older one.
+        """
+        if generation != self._generation or not jobs:
+            return
+        jobs[0]()
+        if len(jobs) > 1:
+            self.call_after_refresh(self._show_blocks, generation, jobs[1:])
+
+    def _set_columns(self) -> None:
+        count = len(self.query_one(".gpu-blocks", Container).children)
+        cols = columns_for(self.size.width, count)
+        for n in range(2, MAX_COLUMNS + 1):
+            self.set_class(cols == n, f"-cols-{n}")

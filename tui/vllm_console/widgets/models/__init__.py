@@ -1,0 +1,2 @@
+"""The model list: the browser (table, filter, sort), its rows, the details pane and the
+palette's model commands."""

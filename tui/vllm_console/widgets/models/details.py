@@ -1,0 +1,126 @@
+"""The details pane: everything the catalog knows about the selected model.
+
+It receives a `ModelEntry` as an attribute (data flows down) and renders it; it reads no
+files itself. Colours come from app.tcss through the classes of its parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from vllm_console.core.catalog.entry import ModelEntry, Source, format_bytes, format_tokens
+
+if TYPE_CHECKING:
+    from vllm_console.core.gpu.fit import Fit
+
+MAX_FILES_SHOWN = 12
+KEY_WIDTH = 13
+
+
+def _rows(pairs: Iterable[tuple[str, str | None]]) -> Content:
+    """Aligned `key  value` lines; pairs whose value is None are left out."""
+    lines = [
+        Content.assemble((f"{key:<{KEY_WIDTH}}", "bold"), value)
+        for key, value in pairs
+        if value is not None
+    ]
+    return Content("\n").join(lines)
+
+
+def _int(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def location_text(entry: ModelEntry) -> Content:
+    return _rows(
+        [
+            ("Path", str(entry.path)),
+            ("Found in", entry.found_how),
+            ("Format", str(entry.format) if entry.detailed else None),
+            ("Size", entry.size_text() if entry.detailed else None),
+        ]
+    )
+
+
+def config_text(entry: ModelEntry) -> Content:
+    return _rows(
+        [
+            ("Architecture", entry.architecture),
+            ("Model type", entry.model_type),
+            ("Parameters", entry.params_text() if entry.params is not None else None),
+            ("Layers", _int(entry.num_layers)),
+            ("KV heads", _int(entry.num_kv_heads)),
+            ("Head dim", _int(entry.head_dim)),
+            (
+                "Context",
+                f"{format_tokens(entry.context_length)} tokens" if entry.context_length else None,
+            ),
+            ("Dtype", entry.dtype),
+            ("Quantization", entry.quantization),
+        ]
+    )
+
+
+def revisions_text(entry: ModelEntry) -> Content:
+    lines = []
+    for revision in entry.revisions:
+        refs = ", ".join(revision.refs) or "(no ref)"
+        size = f"  {format_bytes(revision.size_bytes)}" if revision.size_bytes is not None else ""
+        # The gap belongs to the bold run: a run that starts with spaces loses them in
+        # some SVG renderers (the screenshots), gluing the commit to its ref.
+        lines.append(Content.assemble((f"{revision.commit[:12]}  ", "bold"), f"{refs}{size}"))
+    return Content("\n").join(lines)
+
+
+def files_text(entry: ModelEntry) -> Content:
+    shown = [Content(name) for name in entry.files[:MAX_FILES_SHOWN]]
+    hidden = len(entry.files) - len(shown)
+    if hidden > 0:
+        shown.append(Content(f"… and {hidden} more"))
+    return Content("\n").join(shown)
+
+
+def problems_text(entry: ModelEntry) -> Content:
+    return Content("\n").join(Content(f"⚠ {problem}") for problem in entry.problems)
+
+
+class ModelDetails(VerticalScroll):
+    """Path, how it was found, config highlights, revisions, files and problems."""
+
+    entry: reactive[ModelEntry | None] = reactive(None, recompose=True)
+    fit: reactive[Fit | None] = reactive(None, recompose=True)
+    """Whether the entry fits the GPUs as the settings would launch it; None: no GPU known."""
+
+    def compose(self) -> ComposeResult:
+        entry = self.entry
+        if entry is None:
+            yield Static("No model selected.", classes="details-hint")
+            return
+        yield Static(Content(entry.id), classes="details-title")
+        yield Static(location_text(entry), classes="details-block")
+        if not entry.detailed:
+            yield Static("Reading config and sizes…", classes="details-hint")
+            return
+        if entry.problems:
+            yield Static("Problems", classes="details-heading")
+            yield Static(problems_text(entry), classes="details-block details-problems")
+        if self.fit is not None:
+            yield Static("Fit on the GPUs", classes="details-heading")
+            yield Static(Content("\n".join(self.fit.lines())), classes="details-block")
+        config = config_text(entry)
+        if config:
+            yield Static("Config", classes="details-heading")
+            yield Static(config, classes="details-block")
+        if entry.source is Source.HF_CACHE and entry.revisions:
+            yield Static("Revisions", classes="details-heading")
+            yield Static(revisions_text(entry), classes="details-block")
+        if entry.files:
+            yield Static(f"Files ({len(entry.files)})", classes="details-heading")
+            yield Static(files_text(entry), classes="details-block details-files")
