@@ -327,9 +327,9 @@ def test_first_list_chooses_what_resolve_chooses(tmp_path: Path) -> None:
     listed = catalog.list_models(tmp_path, []).entries
     assert len(listed) == 7
     for entry, scanned in zip(listed, catalog.iter_detailed(listed), strict=True):
-        repo = hfcache.repo_dir(entry)
-        choice = hfcache.choose_snapshot(repo)
-        expected = Path(repo) / "snapshots" / choice.chosen if choice.chosen else Path(repo)
+        repo_dir = hfcache.repo_dir(entry)
+        choice = hfcache.choose_snapshot(repo_dir)
+        expected = Path(repo_dir) / "snapshots" / choice.chosen if choice.chosen else Path(repo_dir)
         assert entry.path == expected, entry.id
         assert scanned.path == entry.path
         assert [r.commit for r in scanned.revisions] == (

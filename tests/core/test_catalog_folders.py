@@ -15,11 +15,12 @@ from tests.fakes.cachegen import (
     write_model_dir,
 )
 
+from vllm_console.core.catalog import folders
 from vllm_console.core.catalog import scan as catalog
-from vllm_console.core.catalog.entry import Format, Source
+from vllm_console.core.catalog.entry import Format, ModelEntry, Source
 
 
-def _scan(*dirs: Path) -> dict[str, catalog.ModelEntry]:
+def _scan(*dirs: Path) -> dict[str, ModelEntry]:
     result = catalog.scan(dirs[0] / "no-cache-here", list(dirs))
     assert result.warnings == ()
     return {e.id: e for e in result.entries}
@@ -170,7 +171,7 @@ def test_detail_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     def boom(*_: object) -> object:
         raise RuntimeError("surprise")
 
-    monkeypatch.setattr(catalog.folders, "walk_folder", boom)
+    monkeypatch.setattr(folders, "walk_folder", boom)
     detailed = catalog.detail(entry)
     assert detailed.detailed and detailed.problems == ("could not read: RuntimeError: surprise",)
 

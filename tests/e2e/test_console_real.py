@@ -33,7 +33,8 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tests.e2e.conftest import TINY_ID
-from tests.widgets.console_helpers import free_port, wait_until
+from tests.fakes.net import free_port
+from tests.widgets.console_helpers import wait_until
 from vllm_console.app import VllmConsoleApp
 from vllm_console.config import load_settings
 from vllm_console.core.catalog.entry import Source
@@ -147,7 +148,7 @@ def own_cores(server: list[int]) -> Iterator[None]:
                 os.sched_setaffinity(int(tid), set(allowed))
 
 
-async def generation_counter(pilot: Pilot[object], app: VllmConsoleApp) -> float:
+async def generation_counter(pilot: Pilot[None], app: VllmConsoleApp) -> float:
     """`m` shows the metrics panel; its first reading's generation token counter."""
     await pilot.press("escape")
     await pilot.press("m")
@@ -163,7 +164,7 @@ def good_reading(panel: MetricsPanel) -> bool:
     return panel.snapshot is not None and not panel.snapshot.empty
 
 
-async def chat_from_the_pane(pilot: Pilot[object], app: VllmConsoleApp) -> ChatStats:
+async def chat_from_the_pane(pilot: Pilot[None], app: VllmConsoleApp) -> ChatStats:
     """`c`, greedy and 1,000 tokens in the settings, a prompt, enter: the answer streams in."""
     await pilot.press("escape")
     await pilot.press("c")
@@ -266,13 +267,11 @@ def status_text(chat: ChatPane) -> str:
     return str(chat.query_one("#chat-status", Static).render())
 
 
-async def type_text(pilot: Pilot[object], text: str) -> None:
+async def type_text(pilot: Pilot[None], text: str) -> None:
     await pilot.press(*("space" if char == " " else char for char in text))
 
 
-async def metrics_rise(
-    pilot: Pilot[object], app: VllmConsoleApp, before: float, tokens: int
-) -> None:
+async def metrics_rise(pilot: Pilot[None], app: VllmConsoleApp, before: float, tokens: int) -> None:
     """Back on the metrics panel: the counter rose by the answer's tokens; the rate shows it."""
     await pilot.press("escape")
     await pilot.press("m")

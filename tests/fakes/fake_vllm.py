@@ -36,6 +36,7 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -203,7 +204,7 @@ def become(role: str, title: str) -> None:
             ctypes.memmove(start, title.encode(), min(len(title), end - start - 1))
 
 
-def fork_role(fn, *args: object, close: tuple[int, ...] = ()) -> int:
+def fork_role(fn: Callable[..., int], *args: object, close: tuple[int, ...] = ()) -> int:
     """Fork a child that runs fn(*args) and exits with its result; the parent gets its pid."""
     pid = os.fork()
     if pid:
@@ -465,7 +466,8 @@ class Server(ThreadingHTTPServer):
 
     def server_bind(self) -> None:  # skips HTTPServer's getfqdn(), which may wait on DNS
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
 
 
 def run_api(cfg: argparse.Namespace, shown: dict[str, object]) -> int:
@@ -549,8 +551,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, dict[str, object]]:
             name, _, value = arg[2:].replace("-", "_").partition("=")
             if not value and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
                 value = extra[i + 1]
-            value = value if not value.lstrip("-").isdigit() else int(value)
-            shown[name.removeprefix("no_")] = value if value != "" else not name.startswith("no_")
+            typed: object = int(value) if value.lstrip("-").isdigit() else value
+            shown[name.removeprefix("no_")] = typed if value != "" else not name.startswith("no_")
     cfg.model = cfg.model_tag or cfg.model or "Qwen/Qwen3-0.6B"
     cfg.host, cfg.names = cfg.host or "0.0.0.0", cfg.served_model_name or [cfg.model]
     cfg.api_key = cfg.api_key or os.environ.get("VLLM_API_KEY")

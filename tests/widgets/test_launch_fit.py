@@ -42,6 +42,11 @@ def dialog(tmp_path: Path, gpus: Any, **kw: Any) -> LaunchScreen:
     )
 
 
+def verdict(view: GpuFitView) -> Verdict | None:
+    """The view's verdict now (a call, so that one read does not narrow the next)."""
+    return view.fit.verdict if view.fit is not None else None
+
+
 def shown(screen: LaunchScreen) -> str:
     return str(screen.query_one("#launch-gpu", GpuFitView).render())
 
@@ -60,13 +65,13 @@ async def test_fit_follows_the_fields_and_the_gpus(tmp_path: Path) -> None:
 
         screen.query_one("#field-gpu_memory_utilization", Input).value = "0.5"
         await pilot.pause()
-        assert view.fit.verdict is Verdict.WONT_FIT and "-wont-fit" in view.classes
+        assert verdict(view) is Verdict.WONT_FIT and "-wont-fit" in view.classes
         assert "Fit: won't fit" in shown(screen)
 
         screen.query_one("#field-gpu_memory_utilization", Input).value = "0.9"
         screen.query_one("#field-max_model_len", Input).value = "4096"
         await pilot.pause()
-        assert view.fit.verdict is Verdict.FITS and view.fit.estimate.max_model_len == 4096
+        assert verdict(view) is Verdict.FITS and view.fit.estimate.max_model_len == 4096
 
         # another process takes most of the GPU: the next sample says so within a second
         state["snap"] = snapshot_of(FakeDevice(total=24 * GiB, used=16 * GiB))
@@ -87,7 +92,7 @@ async def test_no_gpu_is_said_and_tensor_parallel_needs_gpus(tmp_path: Path) -> 
         state["snap"] = snapshot_of(FakeDevice(total=80 * GiB))
         screen.query_one("#field-tensor_parallel_size", Input).value = "2"
         await pilot.pause()
-        assert view.fit.verdict is Verdict.WONT_FIT
+        assert verdict(view) is Verdict.WONT_FIT
         assert "needs 2 GPUs (tensor x pipeline parallel), 1 here" in shown(screen)
 
 

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 from textual.widgets.data_table import ColumnKey
 
 from vllm_console.config import Settings
-from vllm_console.widgets.models.browser import Catalog, ModelBrowser
+from vllm_console.widgets.models.browser import ModelBrowser
+from vllm_console.widgets.models.catalog_port import Catalog
 
 
 class BrowserHost(App[None]):
@@ -180,7 +182,10 @@ async def test_sort_by_key_and_header(settings: Settings, demo_catalog: Any) -> 
         table = app.query_one(DataTable)
         table.post_message(
             DataTable.HeaderSelected(
-                table, table.columns["params"].key, 1, table.columns["params"].label
+                table,
+                table.columns[ColumnKey("params")].key,
+                1,
+                table.columns[ColumnKey("params")].label,
             )
         )
         await pilot.pause()
@@ -256,8 +261,8 @@ def column(app: App[None], key: str) -> dict[str, str]:
     """Model id -> the text of that column, for every row."""
     table = app.query_one(DataTable)
     return {
-        str(table.get_cell_at((i, 0))): str(
-            table.get_cell(table.coordinate_to_cell_key((i, 0))[0], key)
+        str(table.get_cell_at(Coordinate(i, 0))): str(
+            table.get_cell(table.coordinate_to_cell_key(Coordinate(i, 0))[0], key)
         )
         for i in range(table.row_count)
     }

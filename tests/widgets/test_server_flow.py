@@ -130,10 +130,10 @@ async def test_launch_phases_ready_then_stop(
             "starting API server",
         ]
         assert "server ready" in app.sub_title
-        assert app.query_one("#side").active == "tab-server"  # type: ignore[attr-defined]
+        assert app.query_one("#side").active == "tab-server"
         await pilot.pause(0.2)
         assert any("Starting vLLM server" in line for line in log_lines(app))
-        sid = app.query_one("#server")._server.pid  # type: ignore[attr-defined]
+        sid = app.query_one("#server")._server.pid
         await pilot.press("s")
         await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 20, "stopped")
         assert session_pids(sid) == [] and port_is_free("127.0.0.1", app.settings.port)
@@ -177,7 +177,7 @@ async def test_ignoring_sigterm_is_killed_after_the_grace(
     app = make_app(tmp_path, fake_catalog, make_folder_entry, stop_timeout=1.0)
     async with app.run_test(size=(120, 40)) as pilot:
         await launch_and_wait_ready(app, pilot)
-        sid = app.query_one("#server")._server.pid  # type: ignore[attr-defined]
+        sid = app.query_one("#server")._server.pid
         await pilot.press("s")
         await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 20, "stopped")
         assert "killed after the grace period" in app.server_state.note
@@ -213,7 +213,7 @@ async def test_quit_with_a_server_asks_and_cancel_keeps_it(
         assert app.server_state.phase is Phase.READY and app.is_running
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen), 5, "the question")
-        sid = app.query_one("#server")._server.pid  # type: ignore[attr-defined]
+        sid = app.query_one("#server")._server.pid
         await pilot.press("s")
         await wait_until(pilot, lambda: not app.is_running, 20, "the exit")
     assert session_pids(sid) == []
@@ -225,7 +225,7 @@ async def test_leave_running_detaches_then_leftovers_attach_and_stop(
     app = make_app(tmp_path, fake_catalog, make_folder_entry)
     async with app.run_test(size=(120, 40)) as pilot:
         await launch_and_wait_ready(app, pilot)
-        sid = app.query_one("#server")._server.pid  # type: ignore[attr-defined]
+        sid = app.query_one("#server")._server.pid
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen), 5, "the question")
         await pilot.press("l")

@@ -184,6 +184,7 @@ class VllmConsoleApp(App[None]):
 
     async def _mount_tabs_and_strip(self) -> None:
         from vllm_console.controllers.gpu_guard import GpuGuard
+        from vllm_console.screens.gpu_holders import ask_to_kill
         from vllm_console.widgets.chat.pane import ChatPane
         from vllm_console.widgets.chat.state import EndpointConfig
         from vllm_console.widgets.gpu.gauges import GpuGauges
@@ -201,7 +202,7 @@ class VllmConsoleApp(App[None]):
         await side.add_pane(TabPane("Chat", chat, id="tab-chat"))
         metrics = MetricsPanel(self.settings.base_url, self.settings.api_key)
         await side.add_pane(TabPane("Metrics", metrics, id="tab-metrics"))
-        self.gpu_guard = GpuGuard(self)
+        self.gpu_guard = GpuGuard(self, ask_to_kill)
         factory = self._sampler_factory or default_sampler_factory()
         await self.mount(GpuGauges(factory, id="gpus"), before=self.query_one(Footer))
 

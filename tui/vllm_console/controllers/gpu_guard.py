@@ -27,15 +27,21 @@ from vllm_console.core.gpu.owners import (
     ReleaseWatch,
 )
 
+# Shows the holders and answers with the PIDs to kill ([] to leave them): a dialog, which
+# the App passes in because controllers sit below screens in the layers.
+AskToKill = Callable[[App[Any], str, tuple[Holder, ...], Callable[[list[int]], None]], None]
+
 
 class GpuGuard:
     def __init__(
         self,
         app: App[Any],
+        ask_to_kill: AskToKill,
         timeout: float = RELEASE_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._app = app
+        self._ask_to_kill = ask_to_kill
         self.timeout = timeout
         self._clock = clock
         self._pids: set[int] = set()
@@ -104,19 +110,16 @@ class GpuGuard:
             self._offer_kill(result.holders, watch)
 
     def _offer_kill(self, holders: tuple[Holder, ...], watch: ReleaseWatch) -> None:
-        from vllm_console.screens.gpu_holders import GpuHoldersScreen
-
         title = f"GPU memory still held {watch.timeout:g} s after the server stopped"
-        screen = GpuHoldersScreen(title, holders)
         self.idle.clear()  # until the dialog is answered
 
-        def answered(kill: bool | None) -> None:
-            if kill:
-                self.kill(screen.pids)
+        def answered(pids: list[int]) -> None:
+            if pids:
+                self.kill(pids)
             else:
                 self.idle.set()
 
-        self._app.push_screen(screen, answered)
+        self._ask_to_kill(self._app, title, holders, answered)
 
     def kill(self, pids: list[int]) -> None:
         """SIGKILL `pids` (in a thread), say what happened, then watch them let go."""

@@ -7,10 +7,11 @@ listed too but cannot be killed from here: the dialog says so. Dismisses with Tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from textual import on
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
@@ -112,3 +113,11 @@ class GpuHoldersScreen(ModalScreen[bool]):
     @on(Button.Pressed, "#holders-leave")
     def _leave_pressed(self) -> None:
         self.action_leave()
+
+
+def ask_to_kill(
+    app: App[Any], title: str, holders: Sequence[Holder], answer: Callable[[list[int]], None]
+) -> None:
+    """Show the holders; `answer` gets the PIDs to kill, or an empty list to leave them."""
+    screen = GpuHoldersScreen(title, holders)
+    app.push_screen(screen, lambda kill: answer(screen.pids if kill else []))
