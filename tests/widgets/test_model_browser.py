@@ -13,8 +13,8 @@ from textual.widgets import DataTable, Input, Static
 from textual.widgets.data_table import ColumnKey
 
 from vllm_console.config import Settings
+from vllm_console.core.catalog.port import Catalog
 from vllm_console.widgets.models.browser import ModelBrowser
-from vllm_console.widgets.models.catalog_port import Catalog
 
 
 class BrowserHost(App[None]):

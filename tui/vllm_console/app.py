@@ -27,12 +27,12 @@ from textual.widgets import Header, TabbedContent, TabPane
 
 from vllm_console.config import Settings
 from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.catalog.port import Catalog
 from vllm_console.core.serve.diagnose import Phase
 from vllm_console.core.serve.spec import LaunchRequest
 from vllm_console.messages import JumpToModel, ModelDownloaded
 from vllm_console.widgets.footer import Footer
 from vllm_console.widgets.models.browser import ModelBrowser
-from vllm_console.widgets.models.catalog_port import Catalog
 from vllm_console.widgets.models.details import ModelDetails
 from vllm_console.widgets.models.palette import ModelCommands
 from vllm_console.widgets.server.status import ServerState, header_text

@@ -26,14 +26,9 @@ from textual.worker import get_current_worker
 
 from vllm_console.config import Settings
 from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.catalog.port import Catalog, ScanLike, default_catalog, iter_detailed
 from vllm_console.widgets.models import rows as model_rows
-from vllm_console.widgets.models.catalog_port import (
-    Catalog,
-    ScanLike,
-    default_catalog,
-    empty_state_text,
-    iter_detailed,
-)
+from vllm_console.widgets.models.empty_state import empty_state_text
 from vllm_console.widgets.models.rows import CellStyles
 
 if TYPE_CHECKING:

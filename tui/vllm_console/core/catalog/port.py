@@ -1,7 +1,4 @@
-"""The catalog as the model browser sees it: a small protocol, so tests can pass a fake.
-
-Also the empty state's text, which explains where the catalog looked.
-"""
+"""The catalog as the model browser sees it: a small protocol, so tests can pass a fake."""
 
 from __future__ import annotations
 
@@ -9,8 +6,6 @@ import importlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, cast
-
-from textual.content import Content
 
 from vllm_console.core.catalog.entry import ModelEntry
 
@@ -47,22 +42,3 @@ def iter_detailed(
     if parallel is None:
         return map(catalog.detail, entries)
     return cast(Iterator[ModelEntry], parallel(entries, index_path=index_path))
-
-
-def empty_state_text(looked_in: Sequence[Path], hf_cache: Path, scanning: bool) -> Content:
-    """Where the scan looked, how to add a folder, and that `d` downloads a model."""
-    heading = "Still looking for models…" if scanning else "No models found."
-    parts: list[str | tuple[str, str]] = [(heading, "bold"), "\n\nLooked in:\n"]
-    for path in looked_in:
-        parts.append(f"  {path}")
-        parts.append(("   (Hugging Face cache)\n", "italic") if path == hf_cache else "\n")
-    parts += [
-        ("\nAdd a folder of models\n", "bold"),
-        "  set VLLM_CONSOLE_MODEL_DIRS=/path/to/models (several: separate with ':')\n",
-        "  or start with  vllm-console --model-dirs /path/to/models\n",
-        ("\nDownload one\n", "bold"),
-        "  press ",
-        ("d", "bold"),
-        " to download a model from the hub\n",
-    ]
-    return Content.assemble(*parts)
