@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vllm_console.config import (
     KEYS,
@@ -38,7 +42,7 @@ def test_layers_in_order(tmp_path: Path) -> None:
     s = load_settings(environ=environ, cli=cli, cwd=tmp_path, home=tmp_path)
     assert s.port == 8003 and s.origin("VLLM_CONSOLE_PORT") == "command line"
     assert s.model == "from-environ" and s.origin("VLLM_MODEL") == "environment"
-    assert s.api_key == "k e y" and s.origin("VLLM_API_KEY") == str(tmp_path / ".env")
+    assert s.api_key == "k e y" and s.origin("VLLM_API_KEY") == f"{tmp_path / '.env'} line 3"
     assert s.hf_endpoint == "https://mirror.example"
 
 
@@ -90,20 +94,25 @@ def test_model_dirs(tmp_path: Path) -> None:
         ("VLLM_CONSOLE_GPU_MEMORY_UTILIZATION", "lots", "between 0 and 1"),
         ("VLLM_CONSOLE_MAX_MODEL_LEN", "-5", "whole number"),
         ("VLLM_BASE_URL", "localhost:8000", "http"),
+        ("VLLM_CONSOLE_MAX_MODEL_LEN", "100000001", "at most 100,000,000"),
+        ("VLLM_CONSOLE_MAX_MODEL_LEN", "9" * 400, "at most 100,000,000"),
+        ("VLLM_CONSOLE_HOST", "'local host'", "without spaces"),
+        ("VLLM_CONSOLE_HOST", '"127.0.0.1\\nevil"', "without spaces"),
     ],
 )
 def test_bad_values_name_key_value_origin(
     tmp_path: Path, key: str, value: str, needle: str
 ) -> None:
-    (tmp_path / ".env").write_text(f"{key}={value}\n")
+    (tmp_path / ".env").write_text(f"# settings\n{key}={value}\n")
     with pytest.raises(ConfigError) as info:
         load_settings(environ={}, cwd=tmp_path, home=tmp_path)
     err = info.value
-    assert (err.key, err.value, err.origin) == (key, value, str(tmp_path / ".env"))
+    unquoted = value.strip("'\"").replace("\\n", "\n")
+    assert (err.key, err.value, err.origin) == (key, unquoted, f"{tmp_path / '.env'} line 2")
     assert needle in err.reason
 
 
-@pytest.mark.parametrize("line", ["JUST_A_WORD", "=value", "1BAD=x", "KEY='open"])
+@pytest.mark.parametrize("line", ["=value", "A B=c", "KEY='open", 'KEY="a" junk'])
 def test_unparsable_env_line(tmp_path: Path, line: str) -> None:
     path = tmp_path / ".env"
     path.write_text(f"# fine\nVLLM_MODEL=x\n{line}\n")
@@ -123,3 +132,59 @@ def test_readme_documents_every_key() -> None:
     readme = (ROOT / "README.md").read_text()
     for key in KEYS:
         assert f"| `{key.name}` |" in readme, key.name
+
+
+def test_dotenv_forms(tmp_path: Path) -> None:
+    """What python-dotenv documents: BOM, CRLF, export, quotes, comments, multi-line values,
+    ${VAR} expansion; a key without '=' sets nothing."""
+    (tmp_path / ".env").write_bytes(
+        b"\xef\xbb\xbfVLLM_CONSOLE_PORT=8123\r\n"
+        b"export VLLM_MODEL='my model' # the served name\r\n"
+        b'VLLM_API_KEY="line one\nline two"\n'
+        b"HF_HOME=${VLLM_CONSOLE_PORT}/hf\n"
+        b"VLLM_CONSOLE_HOST\n"
+    )
+    s = load_settings(environ={}, cwd=tmp_path, home=tmp_path)
+    assert s.port == 8123 and s.origin("VLLM_CONSOLE_PORT") == f"{tmp_path / '.env'} line 1"
+    assert s.model == "my model"
+    assert s.api_key == "line one\nline two"
+    assert s.hf_home == Path("8123/hf")
+    assert s.host == "127.0.0.1" and s.origin("VLLM_CONSOLE_HOST") == "default"
+
+
+def test_dotenv_values_agree_with_the_library(tmp_path: Path) -> None:
+    """The values are python-dotenv's own, whatever the file holds."""
+    from dotenv import dotenv_values
+
+    path = tmp_path / "x.env"
+    path.write_text('A=1\nexport B=\'two words\'\nC="q\\"x"\nD=${A}${B}\nE\n')
+    expected = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    assert dict(parse_env_file(path).values) == expected
+
+
+def test_a_fifo_env_file_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / ".env"
+    os.mkfifo(fifo)
+    with pytest.raises(EnvFileError) as info:
+        load_settings(environ={}, cwd=tmp_path, home=tmp_path)
+    assert "not a regular file" in info.value.reason
+
+
+def test_a_huge_env_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"#" * (2 << 20))
+    with pytest.raises(EnvFileError) as info:
+        load_settings(environ={}, cwd=tmp_path, home=tmp_path)
+    assert "KiB" in info.value.reason
+
+
+@settings(max_examples=200, deadline=1000)
+@given(st.text(max_size=300))
+def test_any_env_text_is_a_value_or_a_named_error(text: str) -> None:
+    """Generated files: settings or an EnvFileError/ConfigError, never anything else."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / ".env").write_text(text, encoding="utf-8", errors="surrogatepass")
+        try:
+            load_settings(environ={}, cwd=folder, home=folder)
+        except (EnvFileError, ConfigError) as exc:
+            assert str(exc)

@@ -134,11 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     except EnvFileError as exc:
-        print(
-            f"vllm-console: cannot read {exc.path} line {exc.line_no}: {exc.reason}: "
-            f"{exc.line.strip()!r}",
-            file=sys.stderr,
-        )
+        where = f"{exc.path} line {exc.line_no}" if exc.line_no else str(exc.path)
+        shown = f": {exc.line.strip()!r}" if exc.line else ""
+        print(f"vllm-console: cannot read {where}: {exc.reason}{shown}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"vllm-console: cannot read settings: {exc}", file=sys.stderr)

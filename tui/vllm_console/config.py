@@ -7,7 +7,9 @@ names the key, the value and where it came from, so the CLI can print one line a
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,8 @@ class ConfigError(Exception):
 
 
 class EnvFileError(Exception):
-    """A line of a .env file that is not KEY=VALUE."""
+    """A .env file that cannot be read, or a line of it that is not KEY=VALUE (line_no 0:
+    the file as a whole)."""
 
     def __init__(self, path: Path, line_no: int, line: str, reason: str) -> None:
         self.path, self.line_no, self.line, self.reason = path, line_no, line, reason
@@ -82,6 +85,22 @@ def _parse_optional_positive_int(raw: str) -> int | None:
     if value <= 0:
         raise ValueError("expected a whole number of tokens, e.g. 4096")
     return value
+
+
+MAX_MODEL_LEN_LIMIT = 10**8  # beyond any model's context: a typo, not a setting
+
+
+def _parse_max_model_len(raw: str) -> int | None:
+    value = _parse_optional_positive_int(raw)
+    if value is not None and value > MAX_MODEL_LEN_LIMIT:
+        raise ValueError(f"expected at most {MAX_MODEL_LEN_LIMIT:,} tokens: no model has more")
+    return value
+
+
+def _parse_host(raw: str) -> str:
+    if not raw or raw != raw.strip() or any(ch.isspace() or not ch.isprintable() for ch in raw):
+        raise ValueError("expected a host name or address without spaces, e.g. 127.0.0.1")
+    return raw
 
 
 def _parse_seconds(raw: str) -> float:
@@ -149,7 +168,7 @@ KEYS: tuple[Key, ...] = (
         "",
         "extra model folders to scan, separated by ':'",
     ),
-    Key("VLLM_CONSOLE_HOST", "host", str, "127.0.0.1", "host a launched server listens on"),
+    Key("VLLM_CONSOLE_HOST", "host", _parse_host, "127.0.0.1", "host a launched server listens on"),
     Key("VLLM_CONSOLE_PORT", "port", _parse_port, "8000", "port a launched server listens on"),
     Key(
         "VLLM_CONSOLE_GPU_MEMORY_UTILIZATION",
@@ -161,7 +180,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "VLLM_CONSOLE_MAX_MODEL_LEN",
         "max_model_len",
-        _parse_optional_positive_int,
+        _parse_max_model_len,
         "",
         "max model length for launches (empty: the model's own)",
     ),
@@ -248,33 +267,58 @@ class Settings:
         return self.origins.get(key, "default")
 
 
-def parse_env_file(path: Path) -> dict[str, str]:
-    """Read KEY=VALUE lines; `export`, comments, blank lines and quotes are understood."""
-    values: dict[str, str] = {}
-    text = path.read_text(encoding="utf-8", errors="replace")
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("export "):
-            stripped = stripped[len("export ") :].lstrip()
-        name, sep, value = stripped.partition("=")
-        name = name.strip()
-        if not sep or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
-            raise EnvFileError(path, line_no, line, "expected KEY=VALUE")
-        values[name] = _unquote(value.strip(), path, line_no, line)
-    return values
+ENV_FILE_LIMIT = 1 << 20  # a settings file is a few hundred bytes; refuse anything huge
 
 
-def _unquote(value: str, path: Path, line_no: int, line: str) -> str:
-    if value[:1] in ("'", '"'):
-        quote = value[0]
-        end = value.find(quote, 1)
-        if end == -1:
-            raise EnvFileError(path, line_no, line, f"unterminated {quote} quote")
-        return value[1:end]
-    comment = value.find(" #")
-    return value[:comment].rstrip() if comment != -1 else value
+@dataclass(frozen=True)
+class EnvFile:
+    """A .env file's values and the line each key was set on (for messages)."""
+
+    path: Path
+    values: Mapping[str, str]
+    lines: Mapping[str, int]
+
+    def origin(self, key: str) -> str:
+        return f"{self.path} line {self.lines[key]}" if key in self.lines else str(self.path)
+
+
+def read_env_text(path: Path) -> str:
+    """The file's text: opened without blocking (a FIFO must not hang us), regular files only,
+    at most ENV_FILE_LIMIT bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise EnvFileError(path, 0, "", f"cannot open: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise EnvFileError(path, 0, "", "not a regular file")
+        if info.st_size > ENV_FILE_LIMIT:
+            raise EnvFileError(path, 0, "", f"over {ENV_FILE_LIMIT // 1024} KiB: not a .env file")
+        data = handle.read(ENV_FILE_LIMIT + 1)
+    return data.decode("utf-8", errors="replace")
+
+
+def parse_env_file(path: Path) -> EnvFile:
+    """Read a .env file as python-dotenv does (BOM, CRLF, `export`, quotes, comments,
+    multi-line values, ${VAR} expansion); a line it cannot parse is an `EnvFileError`
+    with its number, rather than python-dotenv's warning and a silently missing key.
+
+    A key without `=` has no value in python-dotenv's terms: it sets nothing here."""
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    text = read_env_text(path)
+    lines: dict[str, int] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.string.splitlines()[0] if binding.original.string else ""
+            raise EnvFileError(path, binding.original.line, line, "not KEY=VALUE")
+        if binding.key is not None and binding.value is not None:
+            lines[binding.key] = binding.original.line
+    parsed = dotenv_values(stream=io.StringIO(text), interpolate=True)
+    values = {key: value for key, value in parsed.items() if value is not None}
+    return EnvFile(path, values, lines)
 
 
 def load_settings(
@@ -292,28 +336,32 @@ def load_settings(
     """
     cwd = cwd or Path.cwd()
     home = home or Path(environ.get("HOME") or Path.home())
-    layers: list[tuple[str, Mapping[str, str]]] = []
+    # Each layer: how to name where a key came from, and the values.
+    layers: list[tuple[Callable[[str], str], Mapping[str, str]]] = []
     if env_file is None:
         candidate = cwd / ".env"
-        if candidate.is_file():
-            layers.append((str(candidate), parse_env_file(candidate)))
+        if candidate.exists():
+            found = parse_env_file(candidate)
+            layers.append((found.origin, found.values))
     else:
-        if not env_file.is_file():
+        if not env_file.exists():
             raise ConfigError("--env-file", str(env_file), "command line", "no such file")
-        layers.append((str(env_file), parse_env_file(env_file)))
-    layers.append(("environment", environ))
+        found = parse_env_file(env_file)
+        layers.append((found.origin, found.values))
+    layers.append((lambda _key: "environment", environ))
     if cli:
-        layers.append(("command line", {k: v for k, v in cli.items() if v is not None}))
+        given = {k: v for k, v in cli.items() if v is not None}
+        layers.append((lambda _key: "command line", given))
 
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for key in KEYS:
         raw, origin = key.default, "default"
-        for layer_origin, layer in layers:
+        for name_origin, layer in layers:
             if key.name in layer:
-                raw, origin = layer[key.name], layer_origin
+                raw, origin = layer[key.name], name_origin(key.name)
         try:
-            values[key.attr] = key.parse(raw.strip())
+            values[key.attr] = key.parse(raw if key.parse is _parse_host else raw.strip())
         except ValueError as exc:
             raise ConfigError(key.name, raw, origin, str(exc)) from None
         origins[key.name] = origin
