@@ -81,6 +81,16 @@ def test_failure_exits_nonzero_with_diagnosis(env: dict[str, str], tmp_path: Pat
     assert "--max-model-len 11568" in err
 
 
+def test_a_run_folder_that_cannot_be_made_is_a_failure(env: dict[str, str], tmp_path: Path) -> None:
+    blocker = tmp_path / "state-file"
+    blocker.write_text("a file where the state folder should be")
+    env = {**env, "XDG_STATE_HOME": str(blocker)}
+    proc = serve(env, tmp_path, "Org/Tiny", "--port", str(free_port()))
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "READY" not in out
+    assert f"vllm-console: cannot record the run under {blocker}" in err
+
+
 def test_taken_port_is_refused_naming_the_holder(env: dict[str, str], tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

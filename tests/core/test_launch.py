@@ -10,17 +10,26 @@ import pytest
 from vllm_console.core.serve.spec import (
     LaunchSpec,
     SpecError,
-    build_command,
+    launch_env,
     load_saved_specs,
     render_shell,
     save_spec,
+    serve_args,
 )
 
 VLLM = ["/env/bin/vllm", "serve"]
 
 
+def launch_command(
+    spec: LaunchSpec, *, hf_endpoint: str | None, run_dir: Path | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """argv and added environment as a launch puts them together."""
+    env = launch_env(spec, hf_endpoint=hf_endpoint, run_dir=run_dir)
+    return [*VLLM, *serve_args(spec)], env
+
+
 def test_minimal_spec() -> None:
-    argv, env = build_command(VLLM, LaunchSpec(model="/m/tiny"), hf_endpoint=None)
+    argv, env = launch_command(LaunchSpec(model="/m/tiny"), hf_endpoint=None)
     assert argv == [
         *VLLM,
         "/m/tiny",
@@ -53,7 +62,7 @@ def test_every_field() -> None:
         api_key="sk-1",
         extra_args="--seed 3 --override-generation-config '{\"temperature\": 0.5}'",
     )
-    argv, env = build_command(VLLM, spec, hf_endpoint="https://mirror.example")
+    argv, env = launch_command(spec, hf_endpoint="https://mirror.example")
     args = argv[len(VLLM) :]
     assert args[0] == "Org/Name"
     pairs = dict(zip(args[1::2], args[2::2], strict=False))
@@ -75,7 +84,7 @@ def test_every_field() -> None:
 
 def test_safe_mode_matches_the_original_workaround(tmp_path: Path) -> None:
     spec = LaunchSpec(model="/m").with_safe_mode()
-    argv, env = build_command(VLLM, spec, hf_endpoint=None, run_dir=tmp_path)
+    argv, env = launch_command(spec, hf_endpoint=None, run_dir=tmp_path)
     assert "--enforce-eager" in argv
     assert argv[argv.index("--gpu-memory-utilization") + 1] == "0.4"
     assert argv[argv.index("--max-model-len") + 1] == "512"
@@ -85,12 +94,12 @@ def test_safe_mode_matches_the_original_workaround(tmp_path: Path) -> None:
 
 def test_bad_extra_args() -> None:
     with pytest.raises(SpecError, match="extra arguments"):
-        build_command(VLLM, LaunchSpec(model="/m", extra_args="--x 'open"), hf_endpoint=None)
+        launch_command(LaunchSpec(model="/m", extra_args="--x 'open"), hf_endpoint=None)
 
 
 def test_shell_script_redacts_and_round_trips() -> None:
     spec = LaunchSpec(model="/models/with space", api_key="sk-secret")
-    argv, env = build_command(VLLM, spec, hf_endpoint=None)
+    argv, env = launch_command(spec, hf_endpoint=None)
     env["HF_TOKEN"] = "hf_secret"
     script = render_shell(argv, env)
     assert "sk-secret" not in script and "hf_secret" not in script

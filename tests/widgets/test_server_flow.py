@@ -133,7 +133,8 @@ async def test_launch_phases_ready_then_stop(
         assert app.query_one("#side").active == "tab-server"
         await pilot.pause(0.2)
         assert any("Starting vLLM server" in line for line in log_lines(app))
-        sid = app.query_one("#server")._server.pid
+        sid = app.server.pid
+        assert sid is not None
         await pilot.press("s")
         await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 20, "stopped")
         assert session_pids(sid) == [] and port_is_free("127.0.0.1", app.settings.port)
@@ -170,6 +171,22 @@ async def test_failure_shows_findings_and_relaunch_with_the_fix(
         await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 20, "stopped")
 
 
+async def test_a_run_folder_that_cannot_be_made_fails_with_the_reason_shown(
+    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any
+) -> None:
+    blocker = tmp_path / "state-file"
+    blocker.write_text("a file where the state folder should be")
+    app = make_app(tmp_path, fake_catalog, make_folder_entry, state_dir=blocker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_dialog(app, pilot)
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: app.server_state.phase is Phase.FAILED, 10, "failure")
+        note = app.server_state.note
+        assert note.startswith(f"cannot record the run under {app.settings.runs_dir}")
+        assert note in str(app.query_one("#server-status").render())
+        assert app.server.pid is None and app.check_action("stop", ()) is None
+
+
 async def test_ignoring_sigterm_is_killed_after_the_grace(
     tmp_path: Path, fake_catalog: Any, make_folder_entry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,7 +194,8 @@ async def test_ignoring_sigterm_is_killed_after_the_grace(
     app = make_app(tmp_path, fake_catalog, make_folder_entry, stop_timeout=1.0)
     async with app.run_test(size=(120, 40)) as pilot:
         await launch_and_wait_ready(app, pilot)
-        sid = app.query_one("#server")._server.pid
+        sid = app.server.pid
+        assert sid is not None
         await pilot.press("s")
         await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 20, "stopped")
         assert "killed after the grace period" in app.server_state.note
@@ -213,7 +231,8 @@ async def test_quit_with_a_server_asks_and_cancel_keeps_it(
         assert app.server_state.phase is Phase.READY and app.is_running
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen), 5, "the question")
-        sid = app.query_one("#server")._server.pid
+        sid = app.server.pid
+        assert sid is not None
         await pilot.press("s")
         await wait_until(pilot, lambda: not app.is_running, 20, "the exit")
     assert session_pids(sid) == []
@@ -225,7 +244,8 @@ async def test_leave_running_detaches_then_leftovers_attach_and_stop(
     app = make_app(tmp_path, fake_catalog, make_folder_entry)
     async with app.run_test(size=(120, 40)) as pilot:
         await launch_and_wait_ready(app, pilot)
-        sid = app.query_one("#server")._server.pid
+        sid = app.server.pid
+        assert sid is not None
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen), 5, "the question")
         await pilot.press("l")

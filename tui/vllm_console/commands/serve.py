@@ -10,6 +10,7 @@ most) and otherwise names them and exits non-zero.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import signal
 import sys
@@ -19,27 +20,12 @@ from typing import TextIO
 from vllm_console.config import Settings
 from vllm_console.core.catalog.resolve import Rule, resolve
 from vllm_console.core.gpu.owners import Holder, check_released
-from vllm_console.core.serve.diagnose import Finding, Phase
+from vllm_console.core.serve.diagnose import Finding
 from vllm_console.core.serve.install import find_vllm
-from vllm_console.core.serve.process import ServerProcess, StopReport, health_url
 from vllm_console.core.serve.proctable import port_holders, port_is_free, session_pids
-from vllm_console.core.serve.runs import RunArchive, RunRecorder
-from vllm_console.core.serve.spec import (
-    LaunchSpec,
-    SpecError,
-    launch_env,
-    redact_argv,
-    redact_env,
-    serve_args,
-)
-from vllm_console.core.serve.supervisor import (
-    Exited,
-    LogLine,
-    PhaseChanged,
-    Ready,
-    Stalled,
-    Supervisor,
-)
+from vllm_console.core.serve.session import ServerSession, SessionEnded, SessionEvent, Spawned
+from vllm_console.core.serve.spec import LaunchSpec, SpecError, redact_argv, serve_args
+from vllm_console.core.serve.supervisor import LogLine, PhaseChanged, Ready, Stalled
 
 
 @dataclass(frozen=True)
@@ -110,12 +96,9 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
     except SpecError as exc:
         print(f"vllm-console: {exc}", file=err)
         return 2
-    recorder = RunArchive(settings.runs_dir).new(opts.model, argv, {}, spec.port)
-    env = launch_env(spec, hf_endpoint=settings.hf_endpoint, run_dir=recorder.info.dir)
-    recorder.update(env=redact_env(env))
     print("$ " + shlex.join(redact_argv(argv)), file=err)
-    print(f"run archived in {recorder.info.dir}", file=err)
-    return asyncio.run(_serve(settings, spec, argv, env, recorder))
+    session = ServerSession(settings, model=opts.model, spec=spec, argv=argv)
+    return asyncio.run(_serve(session))
 
 
 def _ready_line(spec: LaunchSpec) -> str:
@@ -123,59 +106,58 @@ def _ready_line(spec: LaunchSpec) -> str:
     return f"READY http://{host}:{spec.port}/v1 {spec.served_model_name}"
 
 
-async def _serve(
-    settings: Settings,
-    spec: LaunchSpec,
-    argv: list[str],
-    env: dict[str, str],
-    recorder: RunRecorder,
-) -> int:
-    out, err = sys.stdout, sys.stderr
-    server = ServerProcess(argv, env)
-    await server.start()
-    recorder.update(pid=server.pid)
-    supervisor = Supervisor(server, health_url(spec.host, spec.port), settings.stall_timeout)
+async def _serve(session: ServerSession) -> int:
+    err = sys.stderr
     loop = asyncio.get_running_loop()
-    stop_requested = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop_requested.set)
     seen: set[int] = set()  # every PID of the server's we saw: they must let go of the GPU
-    stopper = asyncio.create_task(_stop_when(stop_requested, server, supervisor, settings, seen))
-    exited: Exited | None = None
-    pending: list[str] = []
+
+    def stop() -> None:
+        if session.stopping:
+            return
+        note_pids(session, seen)
+        print("stopping vLLM ...", file=err, flush=True)
+        session.stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    ended: SessionEnded | None = None
     try:
-        async for event in supervisor.events():
-            if isinstance(event, LogLine):
-                print(event.text, file=out, flush=True)
-                pending.append(event.text)
-                if len(pending) < 200:
-                    continue
-            elif isinstance(event, PhaseChanged):
-                print(
-                    f"[phase] {event.phase} (after {event.previous} {event.previous_seconds:.1f}s)",
-                    file=err,
-                    flush=True,
-                )
-            elif isinstance(event, Ready):
-                print(_ready_line(spec), file=out, flush=True)
-                if server.pid is not None:
-                    seen.update(session_pids(server.pid))
-            elif isinstance(event, Stalled):
-                print_finding(event.finding, err)
-            elif isinstance(event, Exited):
-                exited = event
-            recorder.write_lines(pending)
-            pending.clear()
+        async with contextlib.aclosing(session.events()) as events:
+            async for event in events:
+                if isinstance(event, SessionEnded):
+                    ended = event
+                else:
+                    _show(event, session, seen)
     finally:
-        recorder.write_lines(pending)
-        report = stopper.result() if stopper.done() and not stopper.cancelled() else None
-        stopper.cancel()
-        report = report or await server.stop(settings.stop_timeout)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     held = await asyncio.to_thread(check_released, seen) if seen else None
-    code = _finish(recorder, supervisor, exited, report, stop_requested.is_set())
+    code = _finish(ended) if ended is not None else 1
     return _report_gpu(held) or code
+
+
+def note_pids(session: ServerSession, seen: set[int]) -> None:
+    if session.pid is not None:
+        seen.update(session_pids(session.pid))
+
+
+def _show(event: SessionEvent, session: ServerSession, seen: set[int]) -> None:
+    out, err = sys.stdout, sys.stderr
+    if isinstance(event, LogLine):
+        print(event.text, file=out, flush=True)
+    elif isinstance(event, Spawned):
+        print(f"run archived in {event.run.dir}", file=err)
+    elif isinstance(event, PhaseChanged):
+        print(
+            f"[phase] {event.phase} (after {event.previous} {event.previous_seconds:.1f}s)",
+            file=err,
+            flush=True,
+        )
+    elif isinstance(event, Ready):
+        print(_ready_line(session.spec), file=out, flush=True)
+        note_pids(session, seen)
+    elif isinstance(event, Stalled):
+        print_finding(event.finding, err)
 
 
 def _report_gpu(held: list[Holder] | None) -> int:
@@ -194,46 +176,14 @@ def _report_gpu(held: list[Holder] | None) -> int:
     return 1
 
 
-def _finish(
-    recorder: RunRecorder,
-    supervisor: Supervisor,
-    exited: Exited | None,
-    report: StopReport,
-    asked_to_stop: bool,
-) -> int:
+def _finish(ended: SessionEnded) -> int:
+    """Say how the session ended: 0 when stopped as asked, 1 otherwise."""
     err = sys.stderr
-    findings = exited.findings if exited else ()
-    code = exited.returncode if exited else None
-    stopped = asked_to_stop and supervisor.phase is Phase.STOPPED
-    reason = "stopped by the user" if stopped else f"vLLM exited with code {code}"
-    recorder.finish(
-        status="stopped" if stopped else "failed",
-        returncode=code,
-        reason=reason,
-        phases=[(str(p), t) for p, t in supervisor.phase_times],
-        findings=[f.cause for f in findings],
-    )
-    if report.survivors:
-        print(f"vllm-console: processes still alive after stop: {report.survivors}", file=err)
-    if stopped:
-        print(f"stopped in {report.seconds:.1f}s", file=err)
-        return 0 if report.clean else 1
-    for finding in findings:
+    report = ended.report
+    if ended.stopped:
+        print(f"stopped in {report.seconds:.1f}s" if report else ended.note, file=err)
+        return 0
+    for finding in ended.findings:
         print_finding(finding, err)
-    print(f"vllm-console: {reason}", file=err)
+    print(f"vllm-console: {ended.reason}", file=err)
     return 1
-
-
-async def _stop_when(
-    requested: asyncio.Event,
-    server: ServerProcess,
-    supervisor: Supervisor,
-    settings: Settings,
-    seen: set[int],
-) -> StopReport:
-    await requested.wait()
-    if server.pid is not None:
-        seen.update(session_pids(server.pid))
-    supervisor.mark_stopping()
-    print("stopping vLLM ...", file=sys.stderr, flush=True)
-    return await server.stop(settings.stop_timeout)

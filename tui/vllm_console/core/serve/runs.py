@@ -117,20 +117,24 @@ class RunRecorder:
         phases: Sequence[tuple[str, float]] = (),
         findings: Sequence[str] = (),
     ) -> None:
-        self.update(
-            status=status,
-            ended=time.time(),
-            returncode=returncode,
-            reason=reason,
-            phases=[list(p) for p in phases],
-            findings=list(findings),
-        )
-        self._log.close()
+        try:
+            self.update(
+                status=status,
+                ended=time.time(),
+                returncode=returncode,
+                reason=reason,
+                phases=[list(p) for p in phases],
+                findings=list(findings),
+            )
+        finally:  # a record that cannot be written still lets go of its log
+            self._log.close()
 
     def leave_running(self, *, reason: str, phases: Sequence[tuple[str, float]] = ()) -> None:
         """The console quits and the server stays: recorded so a later console can attach."""
-        self.update(status=LEFT_RUNNING, reason=reason, phases=[list(p) for p in phases])
-        self._log.close()
+        try:
+            self.update(status=LEFT_RUNNING, reason=reason, phases=[list(p) for p in phases])
+        finally:
+            self._log.close()
 
 
 class RunArchive:

@@ -120,19 +120,6 @@ def launch_env(
     return env
 
 
-def build_command(
-    vllm_command: Sequence[str],
-    spec: LaunchSpec,
-    *,
-    hf_endpoint: str | None,
-    run_dir: Path | None = None,
-) -> tuple[list[str], dict[str, str]]:
-    """argv and added environment for one launch."""
-    return [*vllm_command, *serve_args(spec)], launch_env(
-        spec, hf_endpoint=hf_endpoint, run_dir=run_dir
-    )
-
-
 def redact_argv(argv: Sequence[str]) -> list[str]:
     out = list(argv)
     for i, arg in enumerate(out[:-1]):

@@ -2,8 +2,9 @@
 
 Events, in order: log lines, phase changes (from the log's milestones), Ready (once `/health`
 answers 200), Stalled (no progress for a while and the log points at the model hub), and
-Exited with the findings of the diagnosis. The console and the headless `serve` both consume
-these, so they see the same phases and give the same advice.
+Exited with the findings of the diagnosis. A server left running (detached) just ends the
+events, with no Exited. `ServerSession` consumes these for the console and the headless
+`serve`, so they see the same phases and give the same advice.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from vllm_console.core.serve.diagnose import Finding, Phase, diagnose, next_phase
@@ -119,13 +120,17 @@ class Supervisor:
         helpers = [asyncio.create_task(self._health()), asyncio.create_task(self._watch_stall())]
         try:
             await self._read()
-            returncode = await self.server.wait()
+            # Left running (detached): its exit is no longer ours to wait for or judge.
+            returncode = None if self.server.detached else await self.server.wait()
         finally:
             for task in helpers:
                 task.cancel()
             for task in helpers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.server.detached:
+            self._queue.put_nowait(None)
+            return
         findings = tuple(diagnose(self.tail))
         # Asked to stop: stopped. Otherwise any exit, even code 0, is a failure of the server.
         self._set_phase(Phase.STOPPED if self.phase is Phase.STOPPING else Phase.FAILED)
@@ -133,10 +138,11 @@ class Supervisor:
         self._queue.put_nowait(None)
 
     def mark_stopping(self) -> None:
-        if self.phase not in (Phase.STOPPING, Phase.STOPPED):
+        """A stop was asked: an exit from now on counts as stopped, not failed."""
+        if self.phase not in (Phase.STOPPING, Phase.STOPPED, Phase.FAILED):
             self._set_phase(Phase.STOPPING)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         runner = asyncio.create_task(self._run())
         try:
             while (event := await self._queue.get()) is not None:

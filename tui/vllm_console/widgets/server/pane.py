@@ -1,14 +1,13 @@
 """The server pane: one vLLM server's status line, diagnosis and live log.
 
-The server lives inside an async worker (started from the event-loop thread, so the child
-is forked there) as the `async with` of a `ServerProcess`: cancelling the worker stops the
-server. The worker consumes the Supervisor's events exactly as the headless `serve` does,
-writes the run archive, and reports its state upwards as `ServerPane.StateChanged`.
+The server is a `ServerSession` read inside an async worker (started from the event-loop
+thread, so the child is forked there): cancelling the worker closes the session, which stops
+the server. The session spawns, records and judges the run exactly as for the headless
+`serve`; the pane shows its events and reports its state upwards as `ServerPane.StateChanged`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from dataclasses import replace
@@ -25,17 +24,11 @@ from textual.worker import Worker, WorkerState
 from vllm_console.config import Settings
 from vllm_console.core.serve import attach as attached
 from vllm_console.core.serve.diagnose import Phase
-from vllm_console.core.serve.process import ServerProcess, StopReport, health_url
-from vllm_console.core.serve.runs import RunArchive, RunInfo, RunRecorder
-from vllm_console.core.serve.spec import LaunchRequest, launch_env, redact_env
-from vllm_console.core.serve.supervisor import (
-    Exited,
-    LogLine,
-    PhaseChanged,
-    Ready,
-    Stalled,
-    Supervisor,
-)
+from vllm_console.core.serve.process import health_url
+from vllm_console.core.serve.runs import LEFT_RUNNING, RunInfo
+from vllm_console.core.serve.session import ServerSession, SessionEnded, SessionEvent
+from vllm_console.core.serve.spec import LaunchRequest
+from vllm_console.core.serve.supervisor import LogLine, PhaseChanged, Ready, Stalled
 from vllm_console.widgets.server.log_view import BufferedLog
 from vllm_console.widgets.server.status import (
     ServerState,
@@ -43,8 +36,6 @@ from vllm_console.widgets.server.status import (
     phases_line,
     status_line,
 )
-
-RECORD_BATCH = 200  # log lines written to the run archive at once
 
 
 class ServerPane(Vertical):
@@ -68,9 +59,7 @@ class ServerPane(Vertical):
         super().__init__(id=id)
         self._settings = settings
         self.state = ServerState()
-        self._server: ServerProcess | None = None
-        self._recorder: RunRecorder | None = None
-        self._stop_requested: asyncio.Event | None = None
+        self._session: ServerSession | None = None
         self._worker: Worker[None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -107,8 +96,8 @@ class ServerPane(Vertical):
     @property
     def pid(self) -> int | None:
         """The launched server's PID (its session id too); None when none of ours runs."""
-        server = self._server
-        return server.pid if server is not None else None
+        session = self._session
+        return session.pid if session is not None else None
 
     def launch(self, request: LaunchRequest) -> None:
         now = time.monotonic()
@@ -135,8 +124,8 @@ class ServerPane(Vertical):
             return
         if self.state.attached_run is not None:
             self._stop_attached(self.state.attached_run)
-        elif self._stop_requested is not None:
-            self._stop_requested.set()
+        elif self._session is not None:
+            self._session.stop()
 
     async def wait_idle(self) -> None:
         """Until the server worker has finished (after `stop`, say)."""
@@ -147,15 +136,9 @@ class ServerPane(Vertical):
 
     def detach(self) -> bool:
         """Leave our server running past our exit; recorded as "left running"."""
-        server, recorder = self._server, self._recorder
-        if server is None or recorder is None or not server.detach():
+        session = self._session
+        if session is None or not session.detach():
             return False
-        recorder.write_lines([])
-        recorder.leave_running(
-            phases=[(str(p), t) for p, t in self.state.phase_times],
-            reason="left running when the console quit",
-        )
-        self._recorder = None
         self._set_state(note="left running")
         return True
 
@@ -181,124 +164,54 @@ class ServerPane(Vertical):
 
     @work(exclusive=True, group="server", exit_on_error=False)
     async def _serve(self, request: LaunchRequest) -> None:
-        settings, spec = self._settings, request.spec
-        recorder = RunArchive(settings.runs_dir).new(request.model_id, request.argv, {}, spec.port)
-        env = launch_env(spec, hf_endpoint=settings.hf_endpoint, run_dir=recorder.info.dir)
-        recorder.update(env=redact_env(env))
-        self._recorder = recorder
-        server = ServerProcess(
-            request.argv,
-            env,
+        session = ServerSession(
+            self._settings,
+            model=request.model_id,
+            spec=request.spec,
+            argv=request.argv,
             detachable=True,
-            watchdog_grace=min(settings.stop_timeout, 15.0),
-            detached_log=recorder.info.log_path,
         )
-        self._stop_requested = requested = asyncio.Event()
-        exited: Exited | None = None
-        report: StopReport | None = None
-        supervisor: Supervisor | None = None
+        self._session = session
         try:
-            async with server:
-                self._server = server
-                recorder.update(pid=server.pid)
-                supervisor = Supervisor(
-                    server, health_url(spec.host, spec.port), settings.stall_timeout
-                )
-                stopper = asyncio.create_task(self._stop_when(requested, server, supervisor))
-                try:
-                    exited = await self._consume(supervisor, recorder)
-                finally:
-                    if requested.is_set():  # the stop in progress decides what is said
-                        with contextlib.suppress(Exception):
-                            report = await stopper
-                    stopper.cancel()
-                if report is None and not server.detached:
-                    report = await server.stop(settings.stop_timeout)
+            async with contextlib.aclosing(session.events()) as events:
+                async for event in events:
+                    if self._session is session:  # a newer launch owns the screen otherwise
+                        self._show(event, session)
+        except Exception as exc:  # a bug of ours: said on screen, not lost in the worker
+            if self._session is session:
+                self._set_state(phase=Phase.FAILED, note=f"the server pane failed: {exc}")
+            raise
         finally:
-            self._server = None
-            if not server.detached and self._recorder is recorder:
-                self._recorder = None
-                self._finish(recorder, supervisor, exited, report, requested.is_set())
+            if self._session is session:
+                self._session = None
 
-    async def _consume(self, supervisor: Supervisor, recorder: RunRecorder) -> Exited | None:
-        pending: list[str] = []
-        last_write = time.monotonic()
-        exited: Exited | None = None
-        log = self.log_view
-        try:
-            async for event in supervisor.events():
-                if isinstance(event, LogLine):
-                    log.feed((event.text,))
-                    pending.append(event.text)
-                    if len(pending) < RECORD_BATCH and time.monotonic() - last_write < 0.25:
-                        continue
-                elif isinstance(event, PhaseChanged):
-                    self._on_phase(event, supervisor)
-                elif isinstance(event, Ready):
-                    self._set_state(ready_at=time.monotonic())
-                elif isinstance(event, Stalled):
-                    self._set_state(findings=(*self.state.findings, event.finding))
-                elif isinstance(event, Exited):
-                    exited = event
-                recorder.write_lines(pending)
-                pending.clear()
-                last_write = time.monotonic()
-        finally:
-            recorder.write_lines(pending)
-        return exited
+    def _show(self, event: SessionEvent, session: ServerSession) -> None:
+        if isinstance(event, LogLine):
+            self.log_view.feed((event.text,))
+        elif isinstance(event, PhaseChanged):
+            times = session.phase_times
+            if event.phase in (Phase.STOPPED, Phase.FAILED):
+                # said with the session's end, which knows whether the stop was clean
+                self._set_state(phase_times=times)
+            else:
+                self._set_state(phase=event.phase, phase_since=time.monotonic(), phase_times=times)
+        elif isinstance(event, Ready):
+            self._set_state(ready_at=time.monotonic())
+        elif isinstance(event, Stalled):
+            self._set_state(findings=(*self.state.findings, event.finding))
+        elif isinstance(event, SessionEnded):
+            self._show_end(event)
 
-    def _on_phase(self, event: PhaseChanged, supervisor: Supervisor) -> None:
-        times = tuple((str(p), t) for p, t in supervisor.phase_times)
-        if event.phase in (Phase.STOPPED, Phase.FAILED):
-            # "stopped" is said only once the whole session is gone: see _finish.
-            self._set_state(phase_times=times)
+    def _show_end(self, ended: SessionEnded) -> None:
+        if ended.status == LEFT_RUNNING:
+            self._set_state(note=ended.note)
             return
-        self._set_state(phase=event.phase, phase_since=time.monotonic(), phase_times=times)
-
-    async def _stop_when(
-        self, requested: asyncio.Event, server: ServerProcess, supervisor: Supervisor
-    ) -> StopReport:
-        await requested.wait()
-        supervisor.mark_stopping()
-        return await server.stop(self._settings.stop_timeout)
-
-    def _finish(
-        self,
-        recorder: RunRecorder,
-        supervisor: Supervisor | None,
-        exited: Exited | None,
-        report: StopReport | None,
-        asked: bool,
-    ) -> None:
-        findings = exited.findings if exited else ()
-        code = exited.returncode if exited else None
-        clean = report is None or report.clean
-        if asked:
-            status, reason = "stopped", "stopped by the user"
-            took = f"{report.seconds:.1f} s" if report else "?"
-            killed = ", killed after the grace period" if report and report.killed else ""
-            note = f"stopped in {took}{killed}"
-        else:
-            status, reason = "failed", f"vLLM exited with code {code}"
-            note = f"exit code {code}"
-        if not clean and report is not None:
-            note += f"; processes still alive: {', '.join(map(str, report.survivors))}"
-        phases = supervisor.phase_times if supervisor else []
-        with contextlib.suppress(OSError):
-            recorder.finish(
-                status=status,
-                returncode=code,
-                reason=reason,
-                phases=[(str(p), t) for p, t in phases],
-                findings=[f.cause for f in findings],
-            )
-        phase = Phase.STOPPED if asked and clean else Phase.FAILED
         self._set_state(
-            phase=phase,
+            phase=ended.phase,
             phase_since=time.monotonic(),
-            phase_times=tuple((str(p), t) for p, t in phases),
-            findings=(*self.state.findings, *findings),
-            note=note,
+            phase_times=ended.phase_times,
+            findings=(*self.state.findings, *ended.findings),
+            note=ended.note,
         )
 
     @work(exclusive=True, group="server", exit_on_error=False)
