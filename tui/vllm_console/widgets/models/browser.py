@@ -58,6 +58,8 @@ class ModelTable(DataTable[object]):
 class ModelBrowser(Vertical):
     """Filter input, model table and empty state; reports the highlighted model upwards."""
 
+    DEFAULT_CSS = Path(__file__).with_name("browser.tcss").read_text(encoding="utf-8")
+
     BINDINGS = [
         Binding(
             "o",

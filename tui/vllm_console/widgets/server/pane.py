@@ -50,6 +50,8 @@ RECORD_BATCH = 200  # log lines written to the run archive at once
 class ServerPane(Vertical):
     """Status line, phase times, findings, a search field and the log of the server."""
 
+    DEFAULT_CSS = Path(__file__).with_name("pane.tcss").read_text(encoding="utf-8")
+
     BINDINGS = [
         Binding("p", "toggle_follow", "Pause", id="server.follow"),
         Binding("w", "toggle_problems", "Warnings", id="server.problems"),
