@@ -37,8 +37,20 @@ class GpuHoldersScreen(ModalScreen[bool]):
     DEFAULT_CSS = Path(__file__).with_name("gpu_holders.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
-        Binding("k", "kill", "Kill them", id="holders.kill"),
-        Binding("escape", "leave", "Leave them", id="holders.leave"),
+        Binding(
+            "k",
+            "kill",
+            "Kill them",
+            id="holders.kill",
+            tooltip="Kill these processes to free the GPU memory they hold",
+        ),
+        Binding(
+            "escape",
+            "leave",
+            "Leave them",
+            id="holders.leave",
+            tooltip="Leave them running; their memory stays taken",
+        ),
     ]
 
     def __init__(self, title: str, holders: Sequence[Holder], note: str = "") -> None:
