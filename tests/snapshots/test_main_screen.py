@@ -30,6 +30,7 @@ DEMO_SETTINGS = Settings(
 
 
 async def settle(pilot: Any) -> None:
+    await pilot.app.panes_ready.wait()  # the side tabs join after the first frame
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 

@@ -42,6 +42,7 @@ LOG = [
 
 
 async def settle(pilot: Any) -> None:
+    await pilot.app.panes_ready.wait()  # the side tabs join after the first frame
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
-import vllm_console
 from vllm_console.widgets.models.details import ModelDetails
 
 
 class DetailsHost(App[None]):
-    CSS_PATH = str(Path(vllm_console.__file__).parent / "app.tcss")  # the console's colours
+    """The pane alone: its colours come with it (details.tcss), not from the App."""
 
     def compose(self) -> ComposeResult:
         yield ModelDetails()

@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from vllm_console.controllers.gpu_guard import GpuGuard
     from vllm_console.core.serve.runs import RunInfo
     from vllm_console.screens.download import Hub
-    from vllm_console.screens.help import KeyHelp
     from vllm_console.screens.quit import QuitChoice
     from vllm_console.widgets.chat.pane import ChatPane
     from vllm_console.widgets.gpu.gauges import GpuGauges, SamplerFactory
@@ -54,28 +53,6 @@ if TYPE_CHECKING:
 # bench/bench_first_frame.py measures startup with it. Read in run_app, not at import.
 FIRST_FRAME_ENV = "VLLM_CONSOLE_EXIT_AFTER_FIRST_FRAME"
 
-KEY_DETAILS = {
-    "browser.launch": "the launch dialog for the selected model: fields, command, environment",
-    "filter": "type to narrow the table; enter or ↓ returns to it, escape clears",
-    "rescan": "look for models again (the hub cache and the model folders)",
-    "download": "download a model from the hub or HF_ENDPOINT's mirror",
-    "stop": "stop the server: SIGTERM, a grace period, then SIGKILL of its process group",
-    "log": "the server tab: phase, diagnosis and the live log",
-    "chat": "the chat tab: talk to the server (pointed at a launched one once it is ready)",
-    "metrics": "the metrics tab: the server's /metrics, read while the tab is shown",
-    "fix": "after a failure with a known fix: the launch dialog with that field changed",
-    "history": "past runs and their logs",
-    "help": "this screen",
-    "quit": "leave the console (asks first while a server runs)",
-    "browser.sort": "sort by the next column: name, params, dtype, context, size, …",
-    "browser.reverse": "reverse the sort order",
-    "server.follow": "in the log: pause or follow new lines",
-    "server.problems": "in the log: warnings and errors only, or all lines",
-    "server.search": "in the log: show only lines containing a text",
-    "server.save": "in the log: save it to a file",
-    "palette": "command palette: type a model's name to jump to it",
-    "models": "back to the model table from the chat prompt or any pane",
-}
 MAIN_ONLY = (
     "focus_models",
     "filter",
@@ -122,19 +99,86 @@ class VllmConsoleApp(App[None]):
     # Below this width the browser and the side tabs stack instead of squeezing.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("r", "rescan", "Rescan", id="rescan"),
-        Binding("d", "download", "Download", id="download"),
-        Binding("s", "stop", "Stop", id="stop"),
-        Binding("l", "show_log", "Log", id="log"),
-        Binding("c", "show_chat", "Chat", id="chat"),
-        Binding("m", "show_metrics", "Metrics", id="metrics"),
-        Binding("f", "relaunch_fix", "Fix", id="fix"),
-        Binding("h", "history", "Runs", id="history"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            id="filter",
+            tooltip="Type to narrow the model table; enter or ↓ returns to it, escape clears",
+        ),
+        Binding(
+            "r",
+            "rescan",
+            "Rescan",
+            id="rescan",
+            tooltip="Look for models again (the hub cache and the model folders)",
+        ),
+        Binding(
+            "d",
+            "download",
+            "Download",
+            id="download",
+            tooltip="Download a model from the hub or HF_ENDPOINT's mirror",
+        ),
+        Binding(
+            "s",
+            "stop",
+            "Stop",
+            id="stop",
+            tooltip="Stop the server: SIGTERM, a grace period, then SIGKILL of its process group",
+        ),
+        Binding(
+            "l",
+            "show_log",
+            "Log",
+            id="log",
+            tooltip="The server tab: phase, diagnosis and the live log",
+        ),
+        Binding(
+            "c",
+            "show_chat",
+            "Chat",
+            id="chat",
+            tooltip="The chat tab: talk to the server (pointed at a launched one once it is ready)",
+        ),
+        Binding(
+            "m",
+            "show_metrics",
+            "Metrics",
+            id="metrics",
+            tooltip="The metrics tab: the server's /metrics, read while the tab is shown",
+        ),
+        Binding(
+            "f",
+            "relaunch_fix",
+            "Fix",
+            id="fix",
+            tooltip="After a failure with a known fix: the launch dialog with that field changed",
+        ),
+        Binding("h", "history", "Runs", id="history", tooltip="Past runs and their logs"),
+        Binding(
+            "question_mark",
+            "help",
+            "Help",
+            id="help",
+            tooltip="This screen: every key, pane by pane",
+        ),
+        Binding(
+            "q",
+            "quit",
+            "Quit",
+            id="quit",
+            tooltip="Leave the console (asks first while a server runs)",
+        ),
         # Out of the chat's prompt (or any pane) back to the model table: keys work again.
-        Binding("escape", "focus_models", "Models", show=False, id="models"),
+        Binding(
+            "escape",
+            "focus_models",
+            "Models",
+            show=False,
+            id="models",
+            tooltip="Back to the model table from the chat prompt or any pane",
+        ),
     ]
 
     def __init__(
@@ -527,9 +571,9 @@ class VllmConsoleApp(App[None]):
         self.push_screen(RunsScreen(self.settings))
 
     def action_help(self) -> None:
-        from vllm_console.screens.help import HelpScreen  # dialogs load on first use
+        from vllm_console.screens.help import HelpScreen, help_sections  # loaded on first use
 
-        self.push_screen(HelpScreen(self.key_help()))
+        self.push_screen(HelpScreen(help_sections(self)))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The main screen's keys mean nothing over a dialog.
@@ -542,21 +586,6 @@ class VllmConsoleApp(App[None]):
         if action == "relaunch_fix":
             return self.server_state.fix is not None
         return True
-
-    def key_help(self) -> list[KeyHelp]:
-        """One line per binding of the main screen, in footer order, plus the palette."""
-        from vllm_console.screens.help import KeyHelp
-        from vllm_console.widgets.server.pane import ServerPane
-
-        owners = (*self.BINDINGS, *ModelBrowser.BINDINGS, *ServerPane.BINDINGS)
-        bindings = [b for b in owners if isinstance(b, Binding)]
-        bindings.insert(0, Binding("enter", "launch", "Launch", id="browser.launch"))
-        rows = [
-            KeyHelp(self.get_key_display(b), b.description, KEY_DETAILS.get(b.id or "", ""))
-            for b in bindings
-        ]
-        rows.append(KeyHelp("ctrl+p", "Palette", KEY_DETAILS["palette"]))
-        return rows
 
 
 def run_app(settings: Settings) -> int:

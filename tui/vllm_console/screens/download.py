@@ -59,8 +59,20 @@ class DownloadScreen(ModalScreen[None]):
     DEFAULT_CSS = Path(__file__).with_name("download.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel / close", id="download.cancel"),
-        Binding("ctrl+d", "start", "Download", id="download.start"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel / close",
+            id="download.cancel",
+            tooltip="Cancel the download, or close the dialog when none runs",
+        ),
+        Binding(
+            "ctrl+d",
+            "start",
+            "Download",
+            id="download.start",
+            tooltip="Download the repository typed above into the hub cache",
+        ),
     ]
 
     class Progress(Message):

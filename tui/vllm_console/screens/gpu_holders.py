@@ -8,6 +8,7 @@ listed too but cannot be killed from here: the dialog says so. Dismisses with Tr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from textual import on
@@ -34,43 +35,23 @@ def killable(holders: Sequence[Holder]) -> list[int]:
 class GpuHoldersScreen(ModalScreen[bool]):
     """A title, one line per holder, and Kill / Leave."""
 
-    DEFAULT_CSS = """
-    GpuHoldersScreen {
-        align: center middle;
-    }
-    #holders-dialog {
-        width: 96;
-        max-width: 100%;
-        height: auto;
-        max-height: 100%;
-        border: thick $error 80%;
-        background: $surface;
-        padding: 0 2;
-    }
-    #holders-title {
-        text-style: bold;
-        margin: 1 0;
-    }
-    #holders-list {
-        height: auto;
-    }
-    #holders-note {
-        color: $text-muted;
-        margin-top: 1;
-    }
-    #holders-buttons {
-        height: auto;
-        align-horizontal: right;
-        margin: 1 0;
-    }
-    #holders-buttons Button {
-        margin-left: 2;
-    }
-    """
+    DEFAULT_CSS = Path(__file__).with_name("gpu_holders.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
-        Binding("k", "kill", "Kill them", id="holders.kill"),
-        Binding("escape", "leave", "Leave them", id="holders.leave"),
+        Binding(
+            "k",
+            "kill",
+            "Kill them",
+            id="holders.kill",
+            tooltip="Kill these processes to free the GPU memory they hold",
+        ),
+        Binding(
+            "escape",
+            "leave",
+            "Leave them",
+            id="holders.leave",
+            tooltip="Leave them running; their memory stays taken",
+        ),
     ]
 
     def __init__(self, title: str, holders: Sequence[Holder], note: str = "") -> None:

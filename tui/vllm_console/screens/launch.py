@@ -41,11 +41,41 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
     DEFAULT_CSS = Path(__file__).with_name("launch.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="launch.cancel"),
-        Binding("ctrl+l", "launch", "Launch", id="launch.go"),
-        Binding("ctrl+y", "copy", "Copy command", id="launch.copy"),
-        Binding("ctrl+s", "save_script", "Save script", id="launch.save"),
-        Binding("ctrl+g", "kill_leftovers", "Kill leftovers", id="launch.kill"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="launch.cancel",
+            tooltip="Close the dialog without launching",
+        ),
+        Binding(
+            "ctrl+l",
+            "launch",
+            "Launch",
+            id="launch.go",
+            tooltip="Check the fields and launch vLLM with them",
+        ),
+        Binding(
+            "ctrl+y",
+            "copy",
+            "Copy command",
+            id="launch.copy",
+            tooltip="Copy the command line and its environment (the API key redacted)",
+        ),
+        Binding(
+            "ctrl+s",
+            "save_script",
+            "Save script",
+            id="launch.save",
+            tooltip="Save the command and its environment as a shell script at the path shown",
+        ),
+        Binding(
+            "ctrl+g",
+            "kill_leftovers",
+            "Kill leftovers",
+            id="launch.kill",
+            tooltip="Kill the vLLM processes of earlier runs that still hold GPU memory",
+        ),
     ]
 
     def __init__(

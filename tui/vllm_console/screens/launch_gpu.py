@@ -10,6 +10,7 @@ process holding GPU memory (which the free memory, and so the verdict, already c
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from textual.content import Content
 from textual.widgets import Static
@@ -72,20 +73,7 @@ def fit_lines(fit: Fit | None, leftovers: list[Holder], snapshot: GpuSnapshot | 
 class GpuFitView(Static):
     """The fit and the leftovers, under the fields; re-rendered only when they change."""
 
-    DEFAULT_CSS = """
-    GpuFitView {
-        height: auto;
-        margin: 1 0 0 0;
-        padding: 0 1;
-        border-left: outer $primary 60%;
-    }
-    GpuFitView.-wont-fit {
-        border-left: outer $error;
-    }
-    GpuFitView.-leftovers {
-        border-left: outer $warning;
-    }
-    """
+    DEFAULT_CSS = Path(__file__).with_name("launch_gpu.tcss").read_text(encoding="utf-8")
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("GPUs: looking…", id=id)

@@ -26,9 +26,27 @@ class LeftoversScreen(ModalScreen[RunInfo | None]):
     DEFAULT_CSS = Path(__file__).with_name("leftovers.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
-        Binding("s", "stop", "Stop it", id="leftovers.stop"),
-        Binding("a", "attach", "Attach", id="leftovers.attach"),
-        Binding("escape", "close", "Close", id="leftovers.close"),
+        Binding(
+            "s",
+            "stop",
+            "Stop it",
+            id="leftovers.stop",
+            tooltip="Stop the selected server left from an earlier run",
+        ),
+        Binding(
+            "a",
+            "attach",
+            "Attach",
+            id="leftovers.attach",
+            tooltip="Follow the selected server in the server pane, as if launched here",
+        ),
+        Binding(
+            "escape",
+            "close",
+            "Close",
+            id="leftovers.close",
+            tooltip="Leave them running and go on to the console",
+        ),
     ]
 
     def __init__(self, settings: Settings, leftovers: list[Leftover]) -> None:

@@ -28,9 +28,21 @@ class QuitScreen(ModalScreen[QuitChoice | None]):
     DEFAULT_CSS = Path(__file__).with_name("quit.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
-        Binding("s", "choose('stop')", "Stop and quit", id="quit.stop"),
-        Binding("l", "choose('leave')", "Leave running", id="quit.leave"),
-        Binding("escape", "cancel", "Cancel", id="quit.cancel"),
+        Binding(
+            "s",
+            "choose('stop')",
+            "Stop and quit",
+            id="quit.stop",
+            tooltip="Stop the server, wait for its GPU memory to come back, then quit",
+        ),
+        Binding(
+            "l",
+            "choose('leave')",
+            "Leave running",
+            id="quit.leave",
+            tooltip="Quit and leave the server running; the next console can attach to it",
+        ),
+        Binding("escape", "cancel", "Cancel", id="quit.cancel", tooltip="Stay in the console"),
     ]
 
     def __init__(self, label: str) -> None:

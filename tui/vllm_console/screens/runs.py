@@ -30,9 +30,15 @@ class RunsScreen(Screen[None]):
     DEFAULT_CSS = Path(__file__).with_name("runs.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
-        Binding("escape", "close", "Back", id="runs.close"),
-        Binding("h", "close", "Back", show=False, id="runs.close_h"),
-        Binding("w", "toggle_problems", "Warnings", id="runs.problems"),
+        Binding("escape", "close", "Back", id="runs.close", tooltip="Back to the console"),
+        Binding("h", "close", "Back", show=False, id="runs.close_h", tooltip="Back to the console"),
+        Binding(
+            "w",
+            "toggle_problems",
+            "Warnings",
+            id="runs.problems",
+            tooltip="In the run's log: warnings and errors only, or all lines",
+        ),
     ]
 
     def __init__(self, settings: Settings) -> None:

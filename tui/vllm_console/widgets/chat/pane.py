@@ -69,12 +69,48 @@ class ChatPane(Vertical):
     DEFAULT_CSS = Path(__file__).with_name("pane.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
-        Binding("escape", "stop", "Stop", id="chat.stop"),
-        Binding("ctrl+l", "clear", "Clear", id="chat.clear"),
-        Binding("ctrl+s", "export", "Export .md", id="chat.export"),
-        Binding("ctrl+y", "copy_answer", "Copy answer", id="chat.copy"),
-        Binding("ctrl+t", "settings", "Settings", id="chat.settings"),
-        Binding("ctrl+r", "reprobe", "Probe", id="chat.probe"),
+        Binding(
+            "escape",
+            "stop",
+            "Stop",
+            id="chat.stop",
+            tooltip="Stop the answer being streamed; its text so far is kept",
+        ),
+        Binding(
+            "ctrl+l",
+            "clear",
+            "Clear",
+            id="chat.clear",
+            tooltip="Forget the conversation and start a new one",
+        ),
+        Binding(
+            "ctrl+s",
+            "export",
+            "Export .md",
+            id="chat.export",
+            tooltip="Save the conversation as a Markdown file in the current folder",
+        ),
+        Binding(
+            "ctrl+y",
+            "copy_answer",
+            "Copy answer",
+            id="chat.copy",
+            tooltip="Copy the last answer to the clipboard",
+        ),
+        Binding(
+            "ctrl+t",
+            "settings",
+            "Settings",
+            id="chat.settings",
+            tooltip="Show or hide the parameters: temperature, top_p, max tokens, system prompt",
+        ),
+        Binding(
+            "ctrl+r",
+            "reprobe",
+            "Probe",
+            id="chat.probe",
+            tooltip="Probe the endpoint again: is it up, which models does it serve",
+        ),
     ]
 
     class EndpointChanged(Message):

@@ -64,9 +64,29 @@ class PromptInput(Input):
     """An Input that remembers what was sent: up and down walk back and forth through it."""
 
     BINDINGS = [
-        Binding("enter", "submit", "Send", id="chat.send"),
-        Binding("up", "history(-1)", "Previous message", show=False, id="chat.history_back"),
-        Binding("down", "history(1)", "Next message", show=False, id="chat.history_forward"),
+        Binding(
+            "enter",
+            "submit",
+            "Send",
+            id="chat.send",
+            tooltip="Send the prompt; the answer streams in below the conversation",
+        ),
+        Binding(
+            "up",
+            "history(-1)",
+            "Previous message",
+            show=False,
+            id="chat.history_back",
+            tooltip="Recall the message sent before (again for older ones)",
+        ),
+        Binding(
+            "down",
+            "history(1)",
+            "Next message",
+            show=False,
+            id="chat.history_forward",
+            tooltip="Recall the next message sent, then what you were typing",
+        ),
     ]
 
     def __init__(self, *, placeholder: str = "", id: str | None = None) -> None:

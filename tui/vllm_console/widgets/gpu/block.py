@@ -14,6 +14,7 @@ changed.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from rich.text import Text
@@ -106,18 +107,7 @@ class MemoryBar(Widget):
 
     COMPONENT_CLASSES = {"memory-bar--ours", "memory-bar--free"}
 
-    DEFAULT_CSS = """
-    MemoryBar {
-        width: 1fr;
-        height: 1;
-    }
-    MemoryBar > .memory-bar--ours {
-        color: $primary-lighten-1;
-    }
-    MemoryBar > .memory-bar--free {
-        color: $foreground 15%;
-    }
-    """
+    DEFAULT_CSS = Path(__file__).with_name("memory_bar.tcss").read_text(encoding="utf-8")
 
     def __init__(self, *, classes: str | None = None) -> None:
         super().__init__(classes=classes)
@@ -154,12 +144,7 @@ class MemoryBar(Widget):
 class HistorySpark(Widget):
     """The last ~2 minutes of one quantity as a text sparkline, as wide as the widget."""
 
-    DEFAULT_CSS = """
-    HistorySpark {
-        width: 1fr;
-        height: 1;
-    }
-    """
+    DEFAULT_CSS = Path(__file__).with_name("history_spark.tcss").read_text(encoding="utf-8")
 
     def __init__(self, *, classes: str | None = None) -> None:
         super().__init__(classes=classes)
@@ -179,12 +164,7 @@ class HistorySpark(Widget):
 class ProcessRow(Widget):
     """'● 1234 VLLM::EngineCore ……… 14.0 GiB', the memory right-aligned to the row's width."""
 
-    DEFAULT_CSS = """
-    ProcessRow {
-        width: 1fr;
-        height: 1;
-    }
-    """
+    DEFAULT_CSS = Path(__file__).with_name("process_row.tcss").read_text(encoding="utf-8")
 
     def __init__(self, *, classes: str | None = None) -> None:
         super().__init__(classes=classes)
@@ -208,93 +188,7 @@ class ProcessRow(Widget):
 class GpuBlock(Vertical):
     """The gauges of one GPU; `show()` gives it the newest data."""
 
-    DEFAULT_CSS = """
-    GpuBlock {
-        height: auto;
-        min-width: 30;
-        border: round $panel-lighten-2;
-        border-title-color: $text;
-        border-title-style: bold;
-        border-subtitle-color: $text-muted;
-        padding: 0 1;
-    }
-    GpuBlock.-serving {
-        border: round $primary;
-    }
-    GpuBlock .gpu-row {
-        height: 1;
-    }
-    GpuBlock .gpu-mem-text {
-        width: auto;
-        margin-left: 1;
-    }
-    GpuBlock .gpu-label {
-        width: auto;
-        color: $text-muted;
-        margin-right: 1;
-    }
-    GpuBlock .gpu-label.-second {
-        margin-left: 1;
-    }
-    GpuBlock .gpu-util-text {
-        width: 5;
-        text-align: right;
-    }
-    GpuBlock .gpu-spark.-mem {
-        color: $foreground 55%;
-    }
-    GpuBlock .gpu-spark.-util {
-        color: $secondary-lighten-2;
-    }
-    GpuBlock .-mem-ok {
-        color: $success;
-    }
-    GpuBlock .-mem-warn {
-        color: $warning;
-    }
-    GpuBlock .-mem-high {
-        color: $error;
-    }
-    GpuBlock .-mem-na {
-        color: $text-muted;
-    }
-    GpuBlock .gpu-ours {
-        height: 1;
-        color: $text-primary;
-        text-style: bold;
-    }
-    GpuBlock .gpu-ours.-none {
-        color: $text-muted;
-        text-style: none;
-    }
-    GpuBlock .gpu-procs {
-        height: auto;
-    }
-    GpuBlock ProcessRow {
-        color: $text-muted;
-    }
-    GpuBlock ProcessRow.-ours {
-        color: $text-primary;
-        text-style: bold;
-    }
-    GpuBlock ProcessRow.-unused {
-        display: none;
-    }
-    GpuBlock .gpu-error {
-        display: none;
-        height: auto;
-        color: $text-error;
-    }
-    GpuBlock.-lost .gpu-error {
-        display: block;
-    }
-    GpuBlock.-lost .gpu-row, GpuBlock.-lost .gpu-procs, GpuBlock.-lost .gpu-ours {
-        display: none;
-    }
-    GpuBlock.-no-server .gpu-ours {
-        display: none;
-    }
-    """
+    DEFAULT_CSS = Path(__file__).with_name("block.tcss").read_text(encoding="utf-8")
 
     def __init__(self, index: int, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="-no-server")

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
@@ -70,44 +71,7 @@ def columns_for(width: int, blocks: int) -> int:
 class GpuGauges(Container):
     """One gauge block per GPU, or a one-line state when there is none to show."""
 
-    DEFAULT_CSS = """
-    GpuGauges {
-        height: auto;
-        overflow-y: auto;
-        scrollbar-size-vertical: 1;
-    }
-    GpuGauges .gpu-state {
-        display: none;
-        height: auto;
-        padding: 0 1;
-        color: $text-muted;
-    }
-    GpuGauges .gpu-state.-error {
-        color: $text-warning;
-    }
-    GpuGauges.-state .gpu-state {
-        display: block;
-    }
-    GpuGauges.-state .gpu-blocks {
-        display: none;
-    }
-    GpuGauges .gpu-blocks {
-        layout: grid;
-        grid-size: 1;
-        grid-rows: auto;
-        grid-gutter: 0 1;
-        height: auto;
-    }
-    GpuGauges.-cols-2 .gpu-blocks {
-        grid-size: 2;
-    }
-    GpuGauges.-cols-3 .gpu-blocks {
-        grid-size: 3;
-    }
-    GpuGauges.-cols-4 .gpu-blocks {
-        grid-size: 4;
-    }
-    """
+    DEFAULT_CSS = Path(__file__).with_name("gauges.tcss").read_text(encoding="utf-8")
 
     class Updated(Message):
         """A new snapshot is shown; `ours` is our server's memory per GPU (empty: no server)."""

@@ -47,11 +47,21 @@ FIT_MEMORY_STEP = 256 << 20
 class ModelTable(DataTable[object]):
     """The model table; enter on a row is "launch this model", and the footer says so."""
 
-    BINDINGS = [Binding("enter", "select_cursor", "Launch", id="browser.launch")]
+    BINDINGS = [
+        Binding(
+            "enter",
+            "select_cursor",
+            "Launch",
+            id="browser.launch",
+            tooltip="The launch dialog for the selected model: fields, command, environment",
+        )
+    ]
 
 
 class ModelBrowser(Vertical):
     """Filter input, model table and empty state; reports the highlighted model upwards."""
+
+    DEFAULT_CSS = Path(__file__).with_name("browser.tcss").read_text(encoding="utf-8")
 
     BINDINGS = [
         Binding(
@@ -59,7 +69,7 @@ class ModelBrowser(Vertical):
             "cycle_sort",
             "Sort",
             id="browser.sort",
-            tooltip="Sort by the next column (or click a column header)",
+            tooltip="Sort by the next column (name, params, size, …) or click a column header",
         ),
         Binding(
             "O",

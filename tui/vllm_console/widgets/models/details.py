@@ -1,12 +1,13 @@
 """The details pane: everything the catalog knows about the selected model.
 
 It receives a `ModelEntry` as an attribute (data flows down) and renders it; it reads no
-files itself. Colours come from app.tcss through the classes of its parts.
+files itself. Colours come from details.tcss through the classes of its parts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -93,6 +94,9 @@ def problems_text(entry: ModelEntry) -> Content:
 
 class ModelDetails(VerticalScroll):
     """Path, how it was found, config highlights, revisions, files and problems."""
+
+    DEFAULT_CSS = Path(__file__).with_name("details.tcss").read_text(encoding="utf-8")
+    SCOPED_CSS = False  # a rule for narrow screens starts at the Screen (see details.tcss)
 
     entry: reactive[ModelEntry | None] = reactive(None, recompose=True)
     fit: reactive[Fit | None] = reactive(None, recompose=True)

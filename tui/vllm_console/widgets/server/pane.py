@@ -41,11 +41,37 @@ from vllm_console.widgets.server.status import (
 class ServerPane(Vertical):
     """Status line, phase times, findings, a search field and the log of the server."""
 
+    DEFAULT_CSS = Path(__file__).with_name("pane.tcss").read_text(encoding="utf-8")
+
     BINDINGS = [
-        Binding("p", "toggle_follow", "Pause", id="server.follow"),
-        Binding("w", "toggle_problems", "Warnings", id="server.problems"),
-        Binding("slash", "search", "Search log", id="server.search"),
-        Binding("ctrl+s", "save_log", "Save log", id="server.save"),
+        Binding(
+            "p",
+            "toggle_follow",
+            "Pause",
+            id="server.follow",
+            tooltip="Pause the log where it is, or follow new lines again",
+        ),
+        Binding(
+            "w",
+            "toggle_problems",
+            "Warnings",
+            id="server.problems",
+            tooltip="Show warnings and errors only, or all lines",
+        ),
+        Binding(
+            "slash",
+            "search",
+            "Search log",
+            id="server.search",
+            tooltip="Show only the lines that contain a text; escape clears it",
+        ),
+        Binding(
+            "ctrl+s",
+            "save_log",
+            "Save log",
+            id="server.save",
+            tooltip="Save the whole log to a file (in the saved-logs folder beside the runs)",
+        ),
     ]
 
     class StateChanged(Message):
