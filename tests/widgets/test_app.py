@@ -7,9 +7,10 @@ from typing import Any
 from textual.command import CommandPalette
 from textual.widgets import DataTable, Input
 
-from vllm_console.app import VllmConsoleApp, catalog_summary
+from vllm_console.app import VllmConsoleApp
 from vllm_console.config import Settings
 from vllm_console.screens.help import HelpScreen
+from vllm_console.widgets.header_line import catalog_summary
 from vllm_console.widgets.models.details import ModelDetails
 
 
