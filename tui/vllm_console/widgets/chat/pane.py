@@ -55,6 +55,7 @@ from vllm_console.widgets.chat.state import (
     stopped_stats,
     turn_status,
 )
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 __all__ = ["ChatPane", "ChatParams", "EndpointConfig", "TextSink", "Turn"]
 
@@ -63,7 +64,7 @@ FLUSH_INTERVAL_S = 0.02  # streamed text reaches the Markdown widget in batches 
 MAX_FLUSH_GAP_S = 0.5  # or, while rendering keeps the event loop busy, up to this seldom
 
 
-class ChatPane(Vertical):
+class ChatPane(ReportsWorkerErrors, Vertical):
     """Endpoint bar, parameters, messages, status line and prompt."""
 
     DEFAULT_CSS = Path(__file__).with_name("pane.tcss").read_text(encoding="utf-8")

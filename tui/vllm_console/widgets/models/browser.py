@@ -35,6 +35,7 @@ from vllm_console.widgets.models.catalog_port import (
     iter_detailed,
 )
 from vllm_console.widgets.models.rows import CellStyles
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 if TYPE_CHECKING:
     from vllm_console.core.gpu.fit import Fit
@@ -55,7 +56,7 @@ class ModelTable(DataTable[object]):
     BINDINGS = [Binding("enter", "select_cursor", "Launch", id="browser.launch")]
 
 
-class ModelBrowser(Vertical):
+class ModelBrowser(ReportsWorkerErrors, Vertical):
     """Filter input, model table and empty state; reports the highlighted model upwards."""
 
     BINDINGS = [

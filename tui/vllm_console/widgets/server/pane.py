@@ -43,11 +43,12 @@ from vllm_console.widgets.server.status import (
     phases_line,
     status_line,
 )
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 RECORD_BATCH = 200  # log lines written to the run archive at once
 
 
-class ServerPane(Vertical):
+class ServerPane(ReportsWorkerErrors, Vertical):
     """Status line, phase times, findings, a search field and the log of the server."""
 
     BINDINGS = [
