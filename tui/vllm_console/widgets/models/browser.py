@@ -2,7 +2,8 @@
 
 The fast listing puts rows on screen at once; a thread worker then details each entry
 (metadata, sizes, problems) and posts them in batches, so the table changes a few times a
-second at most however many models there are, and the UI never waits for the disk.
+second at most however many models there are, and the UI never waits for the disk. With GPUs
+known, the fit column's verdicts are worked out in thread workers too (`fits.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from vllm_console.widgets.models.catalog_port import (
     empty_state_text,
     iter_detailed,
 )
+from vllm_console.widgets.models.fits import FitJob, GpuFits, work_out_fits
 from vllm_console.widgets.models.rows import CellStyles
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
@@ -46,8 +48,6 @@ BATCH_INTERVAL = 0.25
 MIN_NAME_WIDTH = 20
 # Enough for ids such as meta-llama/Llama-3.1-8B-Instruct; below it optional columns go.
 WANTED_NAME_WIDTH = 32
-# The fit column is worked out again when a GPU's free memory moves by this much.
-FIT_MEMORY_STEP = 256 << 20
 
 
 class ModelTable(DataTable[object]):
@@ -126,6 +126,15 @@ class ModelBrowser(ReportsWorkerErrors, Vertical):
             super().__init__()
             self.generation, self.error = generation, error
 
+    class FitsWorkedOut(Message):
+        """Fit worker -> browser: verdicts by entry key, for the GPUs of `generation`."""
+
+        bubble = False
+
+        def __init__(self, generation: int, fits: dict[str, Fit]) -> None:
+            super().__init__()
+            self.generation, self.fits = generation, fits
+
     scanning: reactive[bool] = reactive(False)
     sort_column: reactive[str | None] = reactive(None, init=False)
     sort_reverse: reactive[bool] = reactive(False, init=False)
@@ -144,10 +153,7 @@ class ModelBrowser(ReportsWorkerErrors, Vertical):
         self._pending_select: tuple[Path | None, str | None] | None = None
         self._styles: CellStyles | None = None
         self._columns: tuple[model_rows.Column, ...] = model_rows.COLUMNS
-        self._gpus: GpuSnapshot | None = None  # the strip's latest, while it reports GPUs
-        self._gpus_key: tuple[object, ...] = ()
-        self._frees: list[int] = []  # each GPU's free memory when the fits were worked out
-        self.fits: dict[str, Fit] = {}  # by entry key, for the fit column
+        self._gpu_fits = GpuFits()
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Filter models (/)", id="model-filter")
@@ -176,7 +182,7 @@ class ModelBrowser(ReportsWorkerErrors, Vertical):
         return self.content_region.width - others - padding
 
     def _all_columns(self) -> tuple[model_rows.Column, ...]:
-        return model_rows.columns_for(self._gpus is not None)
+        return model_rows.columns_for(self._gpu_fits.gpus is not None)
 
     def _fitting_columns(self) -> tuple[model_rows.Column, ...]:
         """All columns if the names still fit; else without the optional ones (Source)."""
@@ -245,50 +251,42 @@ class ModelBrowser(ReportsWorkerErrors, Vertical):
         self._post_catalog()
         self._scan(self._generation)
 
-    def set_gpus(self, snapshot: GpuSnapshot | None) -> None:
-        """The GPU strip's newest snapshot: the fit column follows the GPUs' free memory.
+    @property
+    def fits(self) -> dict[str, Fit]:
+        """The fit column's verdicts by entry key, as far as they are worked out."""
+        return self._gpu_fits.fits
 
-        Fits are worked out again only when a GPU comes or goes or its free memory moves by
-        FIT_MEMORY_STEP or more since they were, not on every sample.
-        """
-        gpus = snapshot if snapshot is not None and snapshot.devices else None
-        devices = gpus.devices if gpus is not None else ()
-        key = tuple((d.index, d.memory_total) for d in devices)
-        frees = [d.memory_free or 0 for d in devices]
-        moved = any(abs(a - b) >= FIT_MEMORY_STEP for a, b in zip(frees, self._frees, strict=False))
-        if key == self._gpus_key and (gpus is None) == (self._gpus is None) and not moved:
-            self._gpus = gpus
+    def set_gpus(self, snapshot: GpuSnapshot | None) -> None:
+        """The GPU strip's newest snapshot: the fit column follows the GPUs' free memory
+        (worked out again in a thread when it moved enough, see `fits.py`)."""
+        had = self._gpu_fits.gpus is not None
+        if not self._gpu_fits.follow(snapshot):
             return
-        self._frees = frees
-        had = self._gpus is not None
-        self._gpus, self._gpus_key = gpus, key
-        self.fits = {}
         self._work_out_fits(self._entries.values())
-        if had != (gpus is not None):
-            if gpus is None and self.sort_column == "fit":
+        if had != (self._gpu_fits.gpus is not None):
+            if self._gpu_fits.gpus is None and self.sort_column == "fit":
                 self.sort_column = None  # rebuilds the columns itself
             self._rebuild_columns()
-        else:
-            self._refresh_rows()
 
     def _work_out_fits(self, entries: Iterable[ModelEntry]) -> None:
-        """The fit of each entry as the settings would launch it on the visible GPUs."""
-        if self._gpus is None:
-            return
-        from vllm_console.core.gpu.fit import visible_gpus, will_it_fit
-        from vllm_console.core.serve.spec import LaunchSpec
-
         settings = self._settings
-        gpus = visible_gpus(self._gpus.devices, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        for entry in entries:
-            if not entry.detailed:
-                continue
-            spec = LaunchSpec(
-                str(entry.path),
-                gpu_memory_utilization=settings.gpu_memory_utilization,
-                max_model_len=settings.max_model_len,
-            )
-            self.fits[entry.key] = will_it_fit(entry, spec, gpus)
+        job = self._gpu_fits.job(
+            entries,
+            os.environ.get("CUDA_VISIBLE_DEVICES"),
+            settings.gpu_memory_utilization,
+            settings.max_model_len,
+        )
+        if job is not None:
+            self._fit(job)
+
+    @work(thread=True, group="model-fits", exit_on_error=False)
+    def _fit(self, job: FitJob) -> None:
+        self.post_message(self.FitsWorkedOut(job.generation, work_out_fits(job)))
+
+    @on(FitsWorkedOut)
+    def _on_fits(self, message: FitsWorkedOut) -> None:
+        if self._gpu_fits.worked_out(message.generation, message.fits):
+            self._refresh_rows(changed=list(message.fits))
 
     def select(self, key: str) -> bool:
         """Put the cursor on the entry with this key, clearing a filter that hides it."""
