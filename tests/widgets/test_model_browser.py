@@ -68,14 +68,14 @@ async def test_detailed_entries_are_applied_in_batches(
     entries = [make_folder_entry(f"model-{i:03}", params=i * 1000) for i in range(300)]
     app = BrowserHost(settings, fake_catalog(entries))
     refreshes = 0
-    original = ModelBrowser._refresh_rows
+    original = ModelBrowser.refresh_rows
 
     def counting(self: ModelBrowser, changed: Any = None) -> None:
         nonlocal refreshes
         refreshes += 1
         original(self, changed)
 
-    monkeypatch.setattr(ModelBrowser, "_refresh_rows", counting)
+    monkeypatch.setattr(ModelBrowser, "refresh_rows", counting)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         table = app.query_one(DataTable)
@@ -327,7 +327,7 @@ async def test_fits_are_worked_out_off_the_ui_thread(
     """A thousand models take ~0.1 s of will_it_fit: never on the event loop's thread."""
     import threading
 
-    from vllm_console.widgets.models import browser as browser_module
+    from vllm_console.widgets.models import feed as feed_module
 
     threads: list[threading.Thread] = []
 
@@ -335,8 +335,8 @@ async def test_fits_are_worked_out_off_the_ui_thread(
         threads.append(threading.current_thread())
         return work_out_fits(job)
 
-    work_out_fits = browser_module.work_out_fits
-    monkeypatch.setattr(browser_module, "work_out_fits", recording)
+    work_out_fits = feed_module.work_out_fits
+    monkeypatch.setattr(feed_module, "work_out_fits", recording)
     app = BrowserHost(settings, demo_catalog)
     async with app.run_test(size=(160, 40)) as pilot:
         await settle(app, pilot)
