@@ -48,6 +48,11 @@ def test_the_contract_holds() -> None:
             "vllm_console.core.endpoint.sse -> vllm_console.core.catalog.entry",
         ),
         (
+            "controllers/gpu_guard.py",
+            "import vllm_console.screens.gpu_holders",
+            "vllm_console.controllers.gpu_guard -> vllm_console.screens.gpu_holders",
+        ),
+        (
             "widgets/footer.py",
             "import vllm_console.app",
             "vllm_console.widgets.footer -> vllm_console.app",

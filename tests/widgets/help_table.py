@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 from rich.console import Console
 from textual.screen import Screen
@@ -12,7 +13,7 @@ from textual.widgets import Static
 WIDE = 400  # wide enough that no explanation wraps: one binding, one line
 
 
-def help_rows(screen: Screen[object]) -> dict[str, list[tuple[str, ...]]]:
+def help_rows(screen: Screen[Any]) -> dict[str, list[tuple[str, ...]]]:
     """Each section's rows as (key, description, explanation), in the order shown."""
     rows: dict[str, list[tuple[str, ...]]] = {}
     title = ""
@@ -29,6 +30,6 @@ def help_rows(screen: Screen[object]) -> dict[str, list[tuple[str, ...]]]:
     return rows
 
 
-def help_text(screen: Screen[object]) -> str:
+def help_text(screen: Screen[Any]) -> str:
     """Every row of every section, one per line."""
     return "\n".join("  ".join(row) for section in help_rows(screen).values() for row in section)

@@ -8,9 +8,11 @@ from textual.command import CommandPalette
 from textual.widgets import DataTable, Input
 
 from tests.widgets.help_table import help_text
-from vllm_console.app import VllmConsoleApp, catalog_summary
+from vllm_console.app import VllmConsoleApp
 from vllm_console.config import Settings
 from vllm_console.screens.help import HelpScreen
+from vllm_console.screens.quit import QuitScreen
+from vllm_console.widgets.header_line import catalog_summary
 from vllm_console.widgets.models.details import ModelDetails
 
 
@@ -21,6 +23,16 @@ async def settle(app: VllmConsoleApp, pilot: Any) -> None:
         await app.workers.wait_for_complete()
         await pilot.pause()
     await pilot.pause()
+
+
+async def quit_with_q(app: VllmConsoleApp, pilot: Any) -> None:
+    """q with no server running: the App ends at once, status 0, without asking."""
+    await pilot.press("q")
+    await pilot.pause()
+    assert not app.is_running
+    assert app.return_code == 0
+    assert not any(isinstance(screen, QuitScreen) for screen in app.screen_stack)
+    assert len(app.screen_stack) == 1  # no dialog of any kind was pushed
 
 
 async def test_opens_on_the_browser_with_a_summary(settings: Settings, demo_catalog: Any) -> None:
@@ -52,7 +64,7 @@ async def test_slash_focuses_the_filter(settings: Settings, demo_catalog: Any) -
         assert app.query_one(Input).value == "gemma"
         assert app.query_one(DataTable).row_count == 1
         assert app.focused is app.query_one(DataTable)
-        await pilot.press("q")  # q in the table quits (it was text in the filter)
+        await quit_with_q(app, pilot)  # q in the table quits (it was text in the filter)
 
 
 async def test_help_screen_opens_and_closes(settings: Settings, demo_catalog: Any) -> None:
@@ -124,8 +136,7 @@ async def test_q_quits_with_status_zero(settings: Settings, demo_catalog: Any) -
     app = VllmConsoleApp(settings, catalog=demo_catalog)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        await pilot.press("q")
-        await pilot.pause()
+        await quit_with_q(app, pilot)
     assert app.return_code == 0
 
 
@@ -141,6 +152,5 @@ async def test_empty_state_keeps_the_keys_working(settings: Settings, fake_catal
         await settle(app, pilot)
         assert app.focused is app.query_one(DataTable)  # not the filter: q must not be text
         assert not app.query_one("#details").display or not app.query_one("#details").region
-        await pilot.press("q")
-        await pilot.pause()
+        await quit_with_q(app, pilot)
     assert app.return_code == 0

@@ -70,14 +70,14 @@ async def test_detailed_entries_are_applied_in_batches(
     entries = [make_folder_entry(f"model-{i:03}", params=i * 1000) for i in range(300)]
     app = BrowserHost(settings, fake_catalog(entries))
     refreshes = 0
-    original = ModelBrowser._refresh_rows
+    original = ModelBrowser.refresh_rows
 
     def counting(self: ModelBrowser, changed: Any = None) -> None:
         nonlocal refreshes
         refreshes += 1
         original(self, changed)
 
-    monkeypatch.setattr(ModelBrowser, "_refresh_rows", counting)
+    monkeypatch.setattr(ModelBrowser, "refresh_rows", counting)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         table = app.query_one(DataTable)
@@ -257,6 +257,12 @@ def gpu_snapshot(*gib: float, used: float = 0.5) -> Any:
     return Sampler(FakeNvml(devices)).sample_once()
 
 
+async def fits_worked_out(app: App[None], pilot: Any) -> None:
+    """Until the fit workers are done and their verdicts are in the table."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 def column(app: App[None], key: str) -> dict[str, str]:
     """Model id -> the text of that column, for every row."""
     table = app.query_one(DataTable)
@@ -278,7 +284,7 @@ async def test_fit_column_appears_with_gpus_and_follows_free_memory(
         table = app.query_one(DataTable)
         assert "fit" not in [str(k.value) for k in table.columns]  # no GPU known: no column
         browser.set_gpus(gpu_snapshot(24))
-        await pilot.pause()
+        await fits_worked_out(app, pilot)
         assert [str(k.value) for k in table.columns][-2:] == ["fit", "status"]
         fits = column(app, "fit")
         assert fits["Qwen/Qwen2.5-7B-Instruct"] == "fits"
@@ -287,7 +293,7 @@ async def test_fit_column_appears_with_gpus_and_follows_free_memory(
         assert fits["Qwen2.5-32B-Instruct-AWQ"] in ("tight", "won't fit")
         # a process takes most of the GPU: the 7B no longer fits
         browser.set_gpus(gpu_snapshot(24, used=16))
-        await pilot.pause()
+        await fits_worked_out(app, pilot)
         assert column(app, "fit")["Qwen/Qwen2.5-7B-Instruct"] == "won't fit"
         # sorting by fit puts what fits first and the unknown last
         browser.sort_column = "fit"
@@ -310,9 +316,37 @@ async def test_fit_column_is_recomputed_only_when_free_memory_moves(
         await settle(app, pilot)
         browser = app.query_one(ModelBrowser)
         browser.set_gpus(gpu_snapshot(80))
-        await pilot.pause()
+        await fits_worked_out(app, pilot)
         first = browser.fits
         browser.set_gpus(gpu_snapshot(80, used=0.6))  # 100 MiB more: same verdicts
+        await fits_worked_out(app, pilot)
         assert browser.fits is first
         browser.set_gpus(gpu_snapshot(80, used=8))
+        await fits_worked_out(app, pilot)
         assert browser.fits is not first
+
+
+async def test_fits_are_worked_out_off_the_ui_thread(
+    settings: Settings, demo_catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thousand models take ~0.1 s of will_it_fit: never on the event loop's thread."""
+    import threading
+
+    from vllm_console.widgets.models import feed as feed_module
+    from vllm_console.widgets.models.fits import work_out_fits
+
+    threads: list[threading.Thread] = []
+
+    def recording(job: Any) -> Any:
+        threads.append(threading.current_thread())
+        return work_out_fits(job)
+
+    monkeypatch.setattr(feed_module, "work_out_fits", recording)
+    app = BrowserHost(settings, demo_catalog)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(app, pilot)
+        browser = app.query_one(ModelBrowser)
+        browser.set_gpus(gpu_snapshot(24))
+        await fits_worked_out(app, pilot)
+        assert column(app, "fit")["Qwen/Qwen2.5-7B-Instruct"] == "fits"
+    assert threads and threading.main_thread() not in threads

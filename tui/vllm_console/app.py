@@ -2,73 +2,54 @@
 
 It owns no data of its own: the model browser scans, the details pane renders, the server
 pane runs vLLM, dialogs launch and download. The App passes their messages on (a highlighted
-model goes to the details pane, a launch request to the server pane) and decides which
-screen is shown. Heavy modules are imported by workers after the first frame, never here.
+model goes to the details pane, the server's to `controllers.server`, which launches, stops,
+quits and watches the GPUs after a stop) and decides which screen and tab are shown. A worker
+that fails anywhere is said in one notification (`widgets.worker_errors`). Heavy modules are
+imported by workers after the first frame, never here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import Screen
 from textual.widget import MountError
-from textual.widgets import Header, TabbedContent, TabPane
+from textual.widgets import Header, TabbedContent
 
+from vllm_console.app_keys import APP_BINDINGS
 from vllm_console.config import Settings
+from vllm_console.controllers.server import ServerController
 from vllm_console.core.catalog.entry import ModelEntry
 from vllm_console.core.catalog.port import Catalog
-from vllm_console.core.serve.diagnose import Phase
-from vllm_console.core.serve.spec import LaunchRequest
 from vllm_console.messages import JumpToModel, ModelDownloaded
+from vllm_console.screens.dialogs import Dialogs
 from vllm_console.widgets.footer import Footer
+from vllm_console.widgets.header_line import HeaderLine, catalog_summary, title_content
 from vllm_console.widgets.models.browser import ModelBrowser
 from vllm_console.widgets.models.details import ModelDetails
 from vllm_console.widgets.models.palette import ModelCommands
-from vllm_console.widgets.server.status import ServerState, header_text
+from vllm_console.widgets.server.status import ServerState
+from vllm_console.widgets.side import WIDE_TABS, PaneLookup
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors, WorkerFailed, failure_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from vllm_console.controllers.gpu_guard import GpuGuard
-    from vllm_console.core.serve.runs import RunInfo
     from vllm_console.screens.download import Hub
-    from vllm_console.screens.quit import QuitChoice
-    from vllm_console.widgets.chat.pane import ChatPane
     from vllm_console.widgets.gpu.gauges import GpuGauges, SamplerFactory
-    from vllm_console.widgets.metrics.panel import MetricsPanel
     from vllm_console.widgets.server.pane import ServerPane
 
-# Set to a file path, the console writes time.time() there after its first frame and exits:
-# bench/bench_first_frame.py measures startup with it. Read in run_app, not at import.
-FIRST_FRAME_ENV = "VLLM_CONSOLE_EXIT_AFTER_FIRST_FRAME"
-
-MAIN_ONLY = (
-    "focus_models",
-    "filter",
-    "rescan",
-    "download",
-    "help",
-    "stop",
-    "show_log",
-    "show_chat",
-    "show_metrics",
-    "relaunch_fix",
-    "history",
-)
 NEEDS_PANES = ("stop", "show_log", "show_chat", "show_metrics", "relaunch_fix")
-WIDE_TABS = ("tab-server", "tab-chat", "tab-metrics")  # tabs that widen the side
-PIDS_INTERVAL = 2.0  # seconds between reads of the server's process tree (for the GPU strip)
+MAIN_ONLY = (*NEEDS_PANES, "focus_models", "filter", "rescan", "download", "help", "history")
 
 
 def default_sampler_factory() -> SamplerFactory:
@@ -78,19 +59,7 @@ def default_sampler_factory() -> SamplerFactory:
     return Sampler
 
 
-def catalog_summary(entries: Iterable[ModelEntry], scanning: bool) -> str:
-    """The header's line, e.g. '12 models · 3 with problems · scanning…'."""
-    entries = tuple(entries)
-    parts = [f"{len(entries)} model{'' if len(entries) == 1 else 's'}"]
-    problems = sum(1 for entry in entries if entry.problems)
-    if problems:
-        parts.append(f"{problems} with problems")
-    if scanning:
-        parts.append("scanning…")
-    return " · ".join(parts)
-
-
-class VllmConsoleApp(App[None]):
+class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
     """The console: the model browser, its details and the server, with dialogs over them."""
 
     CSS_PATH = "app.tcss"
@@ -98,88 +67,7 @@ class VllmConsoleApp(App[None]):
     COMMANDS = App.COMMANDS | {ModelCommands}
     # Below this width the browser and the side tabs stack instead of squeezing.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            id="filter",
-            tooltip="Type to narrow the model table; enter or ↓ returns to it, escape clears",
-        ),
-        Binding(
-            "r",
-            "rescan",
-            "Rescan",
-            id="rescan",
-            tooltip="Look for models again (the hub cache and the model folders)",
-        ),
-        Binding(
-            "d",
-            "download",
-            "Download",
-            id="download",
-            tooltip="Download a model from the hub or HF_ENDPOINT's mirror",
-        ),
-        Binding(
-            "s",
-            "stop",
-            "Stop",
-            id="stop",
-            tooltip="Stop the server: SIGTERM, a grace period, then SIGKILL of its process group",
-        ),
-        Binding(
-            "l",
-            "show_log",
-            "Log",
-            id="log",
-            tooltip="The server tab: phase, diagnosis and the live log",
-        ),
-        Binding(
-            "c",
-            "show_chat",
-            "Chat",
-            id="chat",
-            tooltip="The chat tab: talk to the server (pointed at a launched one once it is ready)",
-        ),
-        Binding(
-            "m",
-            "show_metrics",
-            "Metrics",
-            id="metrics",
-            tooltip="The metrics tab: the server's /metrics, read while the tab is shown",
-        ),
-        Binding(
-            "f",
-            "relaunch_fix",
-            "Fix",
-            id="fix",
-            tooltip="After a failure with a known fix: the launch dialog with that field changed",
-        ),
-        Binding("h", "history", "Runs", id="history", tooltip="Past runs and their logs"),
-        Binding(
-            "question_mark",
-            "help",
-            "Help",
-            id="help",
-            tooltip="This screen: every key, pane by pane",
-        ),
-        Binding(
-            "q",
-            "quit",
-            "Quit",
-            id="quit",
-            tooltip="Leave the console (asks first while a server runs)",
-        ),
-        # Out of the chat's prompt (or any pane) back to the model table: keys work again.
-        Binding(
-            "escape",
-            "focus_models",
-            "Models",
-            show=False,
-            id="models",
-            tooltip="Back to the model table from the chat prompt or any pane",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(APP_BINDINGS)
 
     def __init__(
         self,
@@ -199,13 +87,12 @@ class VllmConsoleApp(App[None]):
         self._first_frame_file = first_frame_file
         self._check_leftovers = check_leftovers
         self.catalog_entries: tuple[ModelEntry, ...] = ()
-        self._catalog_text = ""
+        self.header_line = HeaderLine()
         self.server_state = ServerState()  # the server pane's, as its last message said
         self._sampler_factory = sampler_factory  # None: the real one, once the strip mounts
-        self._gpu_text = ""
         self._highlighted: ModelEntry | None = None  # for the details pane, once mounted
         self.panes_ready = asyncio.Event()  # set once the tabs after the first frame are in
-        self.gpu_guard: GpuGuard | None = None  # with the GPU strip, after the first frame
+        self.servers = ServerController(self, Dialogs())
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▲")
@@ -227,40 +114,25 @@ class VllmConsoleApp(App[None]):
         self._update_side()
 
     async def _mount_tabs_and_strip(self) -> None:
-        from vllm_console.controllers.gpu_guard import GpuGuard
-        from vllm_console.screens.gpu_holders import ask_to_kill
-        from vllm_console.widgets.chat.pane import ChatPane
-        from vllm_console.widgets.chat.state import EndpointConfig
         from vllm_console.widgets.gpu.gauges import GpuGauges
-        from vllm_console.widgets.metrics.panel import MetricsPanel
-        from vllm_console.widgets.server.pane import ServerPane
+        from vllm_console.widgets.side import SideTabs
 
-        side = TabbedContent(id="side")
+        side = SideTabs(id="side")
         await self.query_one("#main").mount(side)
-        await side.add_pane(TabPane("Details", ModelDetails(id="details"), id="tab-details"))
-        self.query_one("#details", ModelDetails).entry = self._highlighted
-        chat = ChatPane(EndpointConfig.from_settings(self.settings), export_dir=self.settings.cwd)
-        await side.add_pane(
-            TabPane("Server", ServerPane(self.settings, id="server"), id="tab-server")
-        )
-        await side.add_pane(TabPane("Chat", chat, id="tab-chat"))
-        metrics = MetricsPanel(self.settings.base_url, self.settings.api_key)
-        await side.add_pane(TabPane("Metrics", metrics, id="tab-metrics"))
-        self.gpu_guard = GpuGuard(self, ask_to_kill)
+        await side.add_panes(self.settings, self._highlighted)
         factory = self._sampler_factory or default_sampler_factory()
         await self.mount(GpuGauges(factory, id="gpus"), before=self.query_one(Footer))
+        self.servers.panes_mounted()
 
     def on_mount(self) -> None:
-        self._catalog_text = catalog_summary((), scanning=True)
         self._refresh_sub_title()
         self.query_one("#model-table").focus()
         self.set_interval(1.0, self._refresh_sub_title, name="header-clock")
-        self.set_interval(PIDS_INTERVAL, self._refresh_server_pids, name="server-pids")
         if self._first_frame_file is not None:
             self.call_after_refresh(self._first_frame_reached)
         self.call_after_refresh(self._mount_rest)
         if self._check_leftovers and self._first_frame_file is None:
-            self.call_after_refresh(self._find_leftovers)
+            self.call_after_refresh(self.servers.find_leftovers)
 
     def _first_frame_reached(self) -> None:
         assert self._first_frame_file is not None
@@ -268,43 +140,15 @@ class VllmConsoleApp(App[None]):
         self.exit()
 
     def format_title(self, title: str, sub_title: str) -> Content:
-        # One separator, owned by the title: no styled run starts with a space.
-        if not sub_title:
-            return Content(title)
-        return Content.assemble(f"{title} ", (f"│ {sub_title}", "dim"))
+        return title_content(title, sub_title)
 
     def _refresh_sub_title(self) -> None:
-        server = header_text(self.server_state)
-        parts = (self._catalog_text, server, self._gpu_text)
-        self.sub_title = " · ".join(part for part in parts if part)
+        self.sub_title = self.header_line.text(self.server_state)
 
     @property
-    def browser(self) -> ModelBrowser:
-        return self.query_one("#browser", ModelBrowser)
-
-    @property
-    def server(self) -> ServerPane:
-        from vllm_console.widgets.server.pane import ServerPane
-
-        return self.query_one("#server", ServerPane)
-
-    @property
-    def chat(self) -> ChatPane:
-        from vllm_console.widgets.chat.pane import ChatPane
-
-        return self.query_one(ChatPane)
-
-    @property
-    def metrics(self) -> MetricsPanel:
-        from vllm_console.widgets.metrics.panel import MetricsPanel
-
-        return self.query_one(MetricsPanel)
-
-    @property
-    def gauges(self) -> GpuGauges:
-        from vllm_console.widgets.gpu.gauges import GpuGauges
-
-        return self.query_one("#gpus", GpuGauges)
+    def gpu_guard(self) -> GpuGuard | None:
+        """Whether a stopped server's GPU memory comes back; None before the strip is in."""
+        return self.servers.guard
 
     def palette_entries(self) -> tuple[ModelEntry, ...]:
         return self.catalog_entries
@@ -327,7 +171,7 @@ class VllmConsoleApp(App[None]):
     @on(ModelBrowser.CatalogChanged)
     def _catalog_changed(self, message: ModelBrowser.CatalogChanged) -> None:
         self.catalog_entries = message.entries
-        self._catalog_text = catalog_summary(message.entries, message.scanning)
+        self.header_line.catalog = catalog_summary(message.entries, message.scanning)
         self._refresh_sub_title()
         self._update_side()
 
@@ -345,66 +189,26 @@ class VllmConsoleApp(App[None]):
     @on(ModelBrowser.Chosen)
     def _model_chosen(self, message: ModelBrowser.Chosen) -> None:
         if self.panes_ready.is_set():  # the server pane joins just after the first frame
-            self._open_launch(message.entry)
+            self.servers.open_launch(message.entry)
 
     def on_server_pane_state_changed(self, message: ServerPane.StateChanged) -> None:
         before, self.server_state = self.server_state, message.state
-        state = message.state
-        if state.phase is Phase.READY and before.phase is not Phase.READY and state.url:
-            self._point_at_server(state)
-        if not state.running:  # stopped, failed or detached: nothing of ours on the GPUs
-            from vllm_console.widgets.gpu.gauges import GpuGauges
-
-            for gauges in self.query("#gpus").results(GpuGauges):
-                ended = before.running and state.phase in (Phase.STOPPED, Phase.FAILED)
-                if ended and self.gpu_guard is not None:  # does the memory come back?
-                    self.gpu_guard.server_ended(gauges.baseline)
-                gauges.server_pids = frozenset()
-                gauges.baseline = None
+        self.servers.state_changed(before, message.state)
         self._refresh_sub_title()
         self._update_side()
         self.refresh_bindings()
 
-    def _point_at_server(self, state: ServerState) -> None:
-        """On Ready the chat and the metrics follow the server (and stay after it stops)."""
-        assert state.url is not None
-        request = state.request
-        model: str | None
-        if request is not None:
-            model = request.spec.served_model_name or request.spec.model
-            api_key = request.spec.api_key or self.settings.api_key
-        else:  # attached to an earlier run
-            model, api_key = state.label or None, self.settings.api_key
-        self.chat.point_at(state.url, api_key, model, source="local server")
-        self.metrics.point_at(state.url, api_key)
-
     def on_gpu_gauges_updated(self, message: GpuGauges.Updated) -> None:
         from vllm_console.widgets.gpu.gauges import memory_summary
 
-        self._gpu_text = memory_summary(message.snapshot)
+        self.header_line.gpus = memory_summary(message.snapshot)
         self._refresh_sub_title()
         self.browser.set_gpus(message.snapshot)
-        if self.gpu_guard is not None:
-            self.gpu_guard.seen(message.ours)
-            self.gpu_guard.snapshot(message.snapshot)
+        self.servers.gauges_updated(message)
 
-    def _refresh_server_pids(self) -> None:
-        pid = self.server.pid if self.server_state.running else None
-        if pid is not None:
-            self._read_server_pids(pid)
-
-    @work(thread=True, exclusive=True, group="server-pids", exit_on_error=False)
-    def _read_server_pids(self, pid: int) -> None:
-        from vllm_console.core.serve.proctable import session_pids
-
-        pids = frozenset(session_pids(pid)) | {pid}
-        self.call_from_thread(self._set_server_pids, pid, pids)
-
-    def _set_server_pids(self, pid: int, pids: frozenset[int]) -> None:
-        if self.server_state.running and self.server.pid == pid:
-            self.gauges.server_pids = pids
-            if self.gpu_guard is not None:
-                self.gpu_guard.add_pids(pids)
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        # Markup off: an exception's text may hold brackets that would be read as styles.
+        self.notify(failure_line(message.worker), severity="error", timeout=10, markup=False)
 
     @on(TabbedContent.TabActivated, "#side")
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
@@ -420,137 +224,38 @@ class VllmConsoleApp(App[None]):
     def _model_downloaded(self, message: ModelDownloaded) -> None:
         self.browser.rescan(select_path=message.path, select_id=message.repo_id)
 
-    # -- launching ------------------------------------------------------------------------
-
-    def _open_launch(self, entry: ModelEntry) -> None:
-        if self.server_state.running:
-            self.notify("A server is running: stop it (s) before launching another.")
-            return
-        self._launch_dialog(entry.key, entry.id, str(entry.path))
-
-    @work(exclusive=True, group="launch-dialog", exit_on_error=False)
-    async def _launch_dialog(
-        self, key: str, model_id: str, path: str, fix: tuple[str, object] | None = None
-    ) -> None:
-        import asyncio
-
-        from vllm_console.core.serve.spec import load_saved_specs
-        from vllm_console.screens.launch import LaunchScreen
-        from vllm_console.screens.launch_form import apply_fix, initial_spec
-
-        saved = await asyncio.to_thread(load_saved_specs, self.settings.specs_file)
-        spec = initial_spec(self.settings, path, model_id, saved.get(key))
-        if fix is not None:
-            spec = apply_fix(spec, *fix)
-        guard = self.gpu_guard
-        screen = LaunchScreen(
-            self.settings,
-            model_key=key,
-            model_id=model_id,
-            spec=spec,
-            changed=fix[0] if fix else None,
-            entry=next((e for e in self.browser.entries if e.key == key), None),
-            gpus=lambda: self.gauges.snapshot,
-            kill=guard.kill if guard is not None else None,
-        )
-        request = await self.push_screen_wait(screen)
-        if request is not None:
-            self._launch(request)
-
-    def _launch(self, request: LaunchRequest) -> None:
-        gauges = self.gauges
-        gauges.server_pids = frozenset()
-        gauges.baseline = gauges.snapshot  # before our server takes any memory
-        if self.gpu_guard is not None:
-            self.gpu_guard.launched()
-        self.server.launch(request)
-        self.query_one("#side", TabbedContent).active = "tab-server"
+    # -- the server: launch, stop, quit (controllers.server does the work) -----------------
 
     def action_relaunch_fix(self) -> None:
-        state = self.server_state
-        finding, request = state.fix, state.request
-        if finding is None or finding.fix is None or request is None:
-            return
-        fix = (finding.fix.field, finding.fix.value)
-        self._launch_dialog(request.model_key, request.model_id, request.model_path, fix)
-
-    # -- stop, quit and what earlier runs left -------------------------------------------
+        self.servers.relaunch_fix()
 
     def action_stop(self) -> None:
-        self._stop_server()
+        self.servers.stop()
 
-    def _stop_server(self) -> None:
-        """Stop the server, reading its processes first: a worker started since the last
-        periodic read would otherwise be unknown to the memory check after the stop (its
-        memory could be named only as a change, with no PID to kill). One pass over /proc."""
-        pid = self.server.pid if self.server_state.running else None
-        if pid is not None and self.gpu_guard is not None:
-            from vllm_console.core.serve.proctable import session_pids
+    async def action_quit(self) -> None:
+        self.servers.quit()
 
-            self.gpu_guard.add_pids(frozenset(session_pids(pid)) | {pid})
-        self.server.stop()
+    # -- tabs -------------------------------------------------------------------------------
+
+    def show_tab(self, tab: str) -> None:
+        """Bring a side tab ("tab-server", "tab-chat", ...) to the front."""
+        self.query_one("#side", TabbedContent).active = tab
 
     def action_show_log(self) -> None:
-        self.query_one("#side", TabbedContent).active = "tab-server"
+        self.show_tab("tab-server")
         self.server.log_view.focus()
 
     def action_focus_models(self) -> None:
         self.query_one("#model-table").focus()
 
     def action_show_chat(self) -> None:
-        self.query_one("#side", TabbedContent).active = "tab-chat"
+        self.show_tab("tab-chat")
         self._update_side()
         self.chat.focus_prompt()
 
     def action_show_metrics(self) -> None:
-        self.query_one("#side", TabbedContent).active = "tab-metrics"
+        self.show_tab("tab-metrics")
         self._update_side()
-
-    async def action_quit(self) -> None:
-        self._quit_flow()
-
-    @work(exclusive=True, group="quit", exit_on_error=False)
-    async def _quit_flow(self) -> None:
-        state = self.server_state
-        if not state.running or state.attached_run is not None:
-            self.exit()
-            return
-        from vllm_console.screens.quit import QuitScreen
-
-        choice: QuitChoice | None = await self.push_screen_wait(QuitScreen(state.label))
-        if choice == "leave" and self.server.detach():
-            self.exit()
-        elif choice == "stop":
-            self.notify("Stopping the server…")
-            self._stop_server()
-            await self.server.wait_idle()
-            for _ in range(40):  # the pane's last state message starts the memory check
-                if not self.server_state.running:
-                    break
-                await asyncio.sleep(0.05)
-            if self.gpu_guard is not None:  # held memory is shown (and can be killed) first
-                await self.gpu_guard.idle.wait()
-            self.exit()
-
-    @work(thread=True, exclusive=True, group="leftovers", exit_on_error=False)
-    def _find_leftovers(self) -> None:
-        from vllm_console.core.serve.leftovers import find_leftovers
-
-        found = find_leftovers(self.settings)
-        if found:
-            self.call_from_thread(self._show_leftovers, found)
-
-    def _show_leftovers(self, found: list[object]) -> None:
-        from vllm_console.core.serve.leftovers import Leftover
-        from vllm_console.screens.leftovers import LeftoversScreen
-
-        items = [item for item in found if isinstance(item, Leftover)]
-        self.push_screen(LeftoversScreen(self.settings, items), self._attach_to_run)
-
-    def _attach_to_run(self, run: RunInfo | None) -> None:
-        if run is not None:
-            self.server.attach(run)
-            self.query_one("#side", TabbedContent).active = "tab-server"
 
     # -- other actions --------------------------------------------------------------------
 
@@ -586,18 +291,3 @@ class VllmConsoleApp(App[None]):
         if action == "relaunch_fix":
             return self.server_state.fix is not None
         return True
-
-
-def run_app(settings: Settings) -> int:
-    """Run the console until the user quits; the exit status for the CLI."""
-    # What is imported by now lives as long as the process: out of the collector's reach, or
-    # the first full collection (the first frame's allocations trigger one) walks all of it,
-    # ~50 ms on a 2-core box. The CLI turns collection off while importing: on again here.
-    gc.freeze()
-    gc.enable()
-    marker = os.environ.get(FIRST_FRAME_ENV)
-    app = VllmConsoleApp(
-        settings, first_frame_file=Path(marker) if marker else None, check_leftovers=True
-    )
-    app.run()
-    return app.return_code or 0

@@ -26,6 +26,7 @@ from textual.widgets import Button, Footer, Input, Label, ProgressBar, RadioButt
 
 from vllm_console.config import Settings
 from vllm_console.messages import ModelDownloaded
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 PROGRESS_INTERVAL = 0.1
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -53,7 +54,7 @@ class Request:
     cache_dir: Path | None
 
 
-class DownloadScreen(ModalScreen[None]):
+class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
     """Asks what to download and where, then downloads it with a cancellable progress bar."""
 
     DEFAULT_CSS = Path(__file__).with_name("download.tcss").read_text(encoding="utf-8")

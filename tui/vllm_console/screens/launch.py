@@ -33,9 +33,10 @@ from vllm_console.core.serve.proctable import port_holders, port_is_free
 from vllm_console.core.serve.spec import LaunchRequest, LaunchSpec, save_spec, serve_args
 from vllm_console.screens import launch_form as form
 from vllm_console.screens.launch_gpu import GpuFitView
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 
-class LaunchScreen(ModalScreen[LaunchRequest | None]):
+class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
     """Fields on the left of each row, the command preview below; dismisses with a request."""
 
     DEFAULT_CSS = Path(__file__).with_name("launch.tcss").read_text(encoding="utf-8")

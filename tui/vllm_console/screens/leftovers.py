@@ -18,9 +18,10 @@ from vllm_console.config import Settings
 from vllm_console.core.serve.attach import stop_any
 from vllm_console.core.serve.leftovers import Leftover
 from vllm_console.core.serve.runs import RunInfo
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 
-class LeftoversScreen(ModalScreen[RunInfo | None]):
+class LeftoversScreen(ReportsWorkerErrors, ModalScreen[RunInfo | None]):
     """Lists leftovers; dismisses with the run to attach to, or None."""
 
     DEFAULT_CSS = Path(__file__).with_name("leftovers.tcss").read_text(encoding="utf-8")

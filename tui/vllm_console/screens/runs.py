@@ -16,6 +16,7 @@ from vllm_console.config import Settings
 from vllm_console.core.serve.attach import read_from
 from vllm_console.core.serve.runs import RunArchive, RunInfo
 from vllm_console.widgets.server.log_view import BufferedLog
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 
 def run_row(run: RunInfo) -> tuple[str, str, str, str]:
@@ -24,7 +25,7 @@ def run_row(run: RunInfo) -> tuple[str, str, str, str]:
     return started, model, run.status, run.reason or ""
 
 
-class RunsScreen(Screen[None]):
+class RunsScreen(ReportsWorkerErrors, Screen[None]):
     """Runs on the left, the highlighted run's log on the right."""
 
     DEFAULT_CSS = Path(__file__).with_name("runs.tcss").read_text(encoding="utf-8")

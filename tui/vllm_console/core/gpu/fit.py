@@ -17,6 +17,10 @@ An estimate, stated with its assumptions (each result carries them as notes):
 vLLM takes total x gpu_memory_utilization on each GPU, refuses to start when that is more than
 the free memory, and its KV cache (the budget less weights and margin) must hold one sequence of
 max model length.
+
+This module is the model's side (parameters, weights, KV cache per token, margin: `estimate`)
+and the entry point (`will_it_fit`); holding an estimate against the GPUs' memory, and what
+the answer looks like (`Fit`, `Verdict`), is `verdict.py`.
 """
 
 from __future__ import annotations
@@ -24,122 +28,52 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from enum import StrEnum
-from typing import Protocol, TypeVar
 
-from vllm_console.core.catalog.entry import Format, ModelEntry, format_params
+from vllm_console.core.catalog.entry import Format, ModelEntry
+from vllm_console.core.gpu.verdict import (
+    BLOCK,
+    DEFAULT_UTILIZATION,
+    NON_TORCH,
+    TIGHT_SLACK,
+    Estimate,
+    Fit,
+    GiB,
+    GpuMemory,
+    Verdict,
+    check_fit,
+    visible_gpus,
+)
 from vllm_console.core.serve.spec import LaunchSpec
 
-GiB = 1 << 30
-DEFAULT_UTILIZATION = 0.9  # vLLM's default
-NON_TORCH = GiB // 2
+__all__ = [  # the verdict's names too: callers import the fit from here
+    "BLOCK",
+    "DEFAULT_UTILIZATION",
+    "NON_TORCH",
+    "TIGHT_SLACK",
+    "Estimate",
+    "Fit",
+    "GiB",
+    "GpuMemory",
+    "Verdict",
+    "check_fit",
+    "estimate",
+    "kv_bytes_per_token",
+    "params_from_config",
+    "quant_bits",
+    "text_section",
+    "visible_gpus",
+    "will_it_fit",
+]
+
 CUDA_GRAPHS = GiB // 2
 BATCH_TOKENS = 8192
 MAX_SEQS = 256
 GROUP_SCALE_BYTES = 2.5 / 128  # an fp16 scale and a 4-bit zero per group of 128 weights
-BLOCK = 16  # vLLM's KV block: lengths round down to it
-TIGHT_SLACK = GiB  # less KV room than this beyond one full sequence is "tight"
 
 _NESTED = ("text_config", "llm_config", "language_config", "thinker_config")
 _NOT_GATED = {"gpt2", "gpt_neox", "gptj", "gpt_bigcode", "opt", "bloom", "falcon", "phi", "mpt"}
 _QKV_BIAS = {"qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl"}
 _DTYPE_BYTES = {"float32": 4, "float": 4, "float64": 8}
-
-
-class Verdict(StrEnum):
-    FITS = "fits"
-    TIGHT = "tight"
-    WONT_FIT = "won't fit"
-    NO_GPU = "no GPU"
-    UNKNOWN = "unknown"
-
-
-class GpuMemory(Protocol):
-    """What the fit needs of a GPU: `GpuSample` and `GpuBrief` both qualify."""
-
-    @property
-    def index(self) -> int: ...
-    @property
-    def memory_total(self) -> int | None: ...
-    @property
-    def memory_free(self) -> int | None: ...
-
-
-G = TypeVar("G", bound=GpuMemory)
-
-
-def _names_gpu(gpu: GpuMemory, token: str) -> bool:
-    if token.isdigit():
-        return gpu.index == int(token)
-    uuid = getattr(gpu, "uuid", None)
-    return bool(token) and isinstance(uuid, str) and uuid.startswith(token)
-
-
-def visible_gpus(gpus: Sequence[G], cuda_visible_devices: str | None) -> list[G]:
-    """The GPUs a launch sees under CUDA_VISIBLE_DEVICES (indices or UUID prefixes), in order.
-
-    Like CUDA, the list stops at the first entry that names no GPU ("" or "-1": none). Indices
-    are NVML's (PCI order): a launch should set CUDA_DEVICE_ORDER=PCI_BUS_ID to agree.
-    """
-    if cuda_visible_devices is None:
-        return list(gpus)
-    chosen: list[G] = []
-    for token in (t.strip() for t in cuda_visible_devices.split(",")):
-        match = next((g for g in gpus if _names_gpu(g, token)), None)
-        if match is None:
-            break
-        chosen.append(match)
-    return chosen
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """The model's memory for one launch spec; per-GPU figures split over TP x PP GPUs."""
-
-    params: int | None
-    params_from: str  # "safetensors", "config.json", "file size", or "" when unknown
-    weights_bytes: int | None
-    kv_bytes_per_token: int | None  # all layers, all GPUs together
-    gpus_needed: int
-    weights_per_gpu: int | None
-    kv_per_token_per_gpu: int | None
-    margin_per_gpu: int
-    max_model_len: int | None  # the spec's, else the model's context length
-    model_context: int | None
-    notes: tuple[str, ...] = ()
-
-    def summary(self) -> str:
-        weights = _gib(self.weights_bytes)
-        kv = f"{self.kv_bytes_per_token / 1024:.0f} KiB" if self.kv_bytes_per_token else "?"
-        return f"{format_params(self.params)} params, weights {weights}, KV cache {kv}/token"
-
-
-@dataclass(frozen=True)
-class Fit:
-    verdict: Verdict
-    reason: str
-    estimate: Estimate
-    gpus: tuple[int, ...] = ()
-    utilization: float | None = None
-    max_model_len: int | None = None  # largest that fits at a utilization that can start
-    utilization_needed: float | None = None  # for the estimate's max model length
-
-    def short(self) -> str:
-        return str(self.verdict)
-
-    def lines(self) -> list[str]:
-        out = [f"{self.verdict}: {self.reason}", self.estimate.summary()]
-        if self.max_model_len is not None:
-            out.append(f"largest max model length that fits: {self.max_model_len:,}")
-        if self.utilization_needed is not None:
-            beyond = " (more than the whole GPU)" if self.utilization_needed > 1 else ""
-            out.append(f"utilization needed: {self.utilization_needed:.2f}{beyond}")
-        return out + [f"note: {n}" for n in self.estimate.notes]
-
-
-def _gib(n: float | None) -> str:
-    return "?" if n is None else f"{n / GiB:.1f} GiB"
 
 
 def _int(section: Mapping[str, object], *keys: str) -> int | None:
@@ -334,76 +268,6 @@ def estimate(entry: ModelEntry, spec: LaunchSpec) -> Estimate:
         model_context=entry.context_length,
         notes=tuple(notes),
     )
-
-
-def check_fit(est: Estimate, gpus: Sequence[GpuMemory], utilization: float | None) -> Fit:
-    """Fits / tight / won't fit on the first `est.gpus_needed` of `gpus` (the chosen ones)."""
-    if not gpus:
-        return Fit(Verdict.NO_GPU, "no GPU: only a CPU build of vLLM can run this here", est)
-    if est.weights_per_gpu is None or est.kv_per_token_per_gpu is None:
-        return Fit(Verdict.UNKNOWN, "too little is known about the model to estimate", est)
-    n = est.gpus_needed
-    if len(gpus) < n:
-        return Fit(
-            Verdict.WONT_FIT, f"needs {n} GPUs (tensor x pipeline parallel), {len(gpus)} here", est
-        )
-    chosen = gpus[:n]
-    totals = [g.memory_total for g in chosen]
-    frees = [g.memory_free for g in chosen]
-    ids = tuple(g.index for g in chosen)
-    if any(v is None for v in totals + frees):
-        return Fit(Verdict.UNKNOWN, "the GPU does not report its memory", est, ids)
-    total, free = min(v for v in totals if v is not None), min(v for v in frees if v is not None)
-    return _verdict(est, ids, total, free, utilization or DEFAULT_UTILIZATION)
-
-
-def _floor2(x: float) -> float:
-    return math.floor(x * 100) / 100
-
-
-def _verdict(est: Estimate, ids: tuple[int, ...], total: int, free: int, util: float) -> Fit:
-    fixed = (est.weights_per_gpu or 0) + est.margin_per_gpu
-    kv = est.kv_per_token_per_gpu or 1
-    length = est.max_model_len or BLOCK
-    usable = min(util, _floor2(free / total))  # vLLM will not start above free / total
-    room = total * usable - fixed
-    fits_len = int(room // kv) // BLOCK * BLOCK if room > 0 else 0
-    if est.model_context:
-        fits_len = min(fits_len, est.model_context)
-    need = math.ceil((fixed + kv * length) / total * 100) / 100
-    fit = Fit(Verdict.FITS, "", est, ids, util, fits_len or None, need)
-    where = f"{_gib(free)} free of {_gib(total)} per GPU"
-    if fixed >= free:
-        why = f"weights {_gib(est.weights_per_gpu)} + margin {_gib(est.margin_per_gpu)} > {where}"
-        return _with(fit, Verdict.WONT_FIT, why)
-    if util > free / total:
-        why = f"utilization {util:.2f} asks for {_gib(total * util)}, but {where}"
-        if need <= usable:
-            why += f"; {need:.2f} would do"
-        return _with(fit, Verdict.WONT_FIT, why)
-    seqs = f"{length:,} tokens"
-    if room <= 0:
-        why = (
-            f"at utilization {util:.2f} ({_gib(total * util)}) weights "
-            f"{_gib(est.weights_per_gpu)} + margin {_gib(est.margin_per_gpu)} leave no KV cache"
-        )
-        if need <= _floor2(free / total):
-            why += f"; utilization {need:.2f} would do"
-        return _with(fit, Verdict.WONT_FIT, why)
-    if room < kv * length:
-        why = f"KV cache gets {_gib(room)}, one sequence of {seqs} needs {_gib(kv * length)}"
-        if need <= _floor2(free / total):
-            why += f"; utilization {need:.2f} would do"
-        return _with(fit, Verdict.WONT_FIT, why)
-    slack = room - kv * length
-    held = f"KV cache {_gib(room)} holds {room / (kv * length):.1f} x {seqs} at {util:.2f}"
-    if slack < max(TIGHT_SLACK, 0.1 * fixed) or free - total * util < NON_TORCH // 2:
-        return _with(fit, Verdict.TIGHT, f"{held}, little to spare; {where}")
-    return _with(fit, Verdict.FITS, f"{held}; {where}")
-
-
-def _with(fit: Fit, verdict: Verdict, reason: str) -> Fit:
-    return replace(fit, verdict=verdict, reason=reason)
 
 
 def will_it_fit(entry: ModelEntry, spec: LaunchSpec, gpus: Sequence[GpuMemory]) -> Fit:

@@ -27,12 +27,13 @@ from vllm_console.widgets.chat.state import (
     endpoint_state,
     model_options,
 )
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 Prober = Callable[[str, str | None, str | None], Awaitable[EndpointStatus]]
 TYPING_PAUSE_S = 0.6  # a probe starts this long after the last key in the URL or key field
 
 
-class EndpointBar(Vertical):
+class EndpointBar(ReportsWorkerErrors, Vertical):
     """Edits and probes the endpoint; reports each probe and model choice as `Changed`."""
 
     class Changed(Message):

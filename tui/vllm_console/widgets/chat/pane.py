@@ -2,10 +2,10 @@
 
 Parts, top to bottom: the endpoint bar (URL, key, model, probed state), the parameters, the
 messages (one Markdown widget each), the status line and the prompt. An answer streams in an
-async worker whose `async with` holds the HTTP client and the event stream: stopping the
-answer (escape) cancels the worker, which closes the connection, so the server stops
-generating. Whatever ended the answer (done, stopped, an error, a dropped connection), the
-partial text stays and the status line says what happened.
+async worker (reading and pacing: `answer.py`) whose `async with` holds the HTTP client and
+the event stream: stopping the answer (escape) cancels the worker, which closes the
+connection, so the server stops generating. Whatever ended the answer (done, stopped, an
+error, a dropped connection), the partial text stays and the status line says what happened.
 
 Use: `ChatPane(EndpointConfig(base_url, api_key, model))`; `point_at(...)` repoints it.
 It posts `EndpointChanged` after each probe or model choice and `AnswerFinished` per answer.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from textual import on, work
@@ -29,14 +30,8 @@ from textual.widget import AwaitMount
 from textual.widgets import Input, Markdown, Static
 from textual.worker import Worker, WorkerState
 
-from vllm_console.core.endpoint.client import (
-    Delta,
-    Done,
-    EndpointStatus,
-    make_client,
-    probe,
-    stream_chat,
-)
+from vllm_console.core.endpoint.client import Done, EndpointStatus, probe
+from vllm_console.widgets.chat.answer import FLUSH_INTERVAL_S, AnswerReader, FlushPacer, annotate
 from vllm_console.widgets.chat.endpoint_bar import EndpointBar, Prober
 from vllm_console.widgets.chat.parts import ChatLog, MessageView, Outbox, PromptInput, TextSink
 from vllm_console.widgets.chat.settings_form import ChatSettings
@@ -51,19 +46,17 @@ from vllm_console.widgets.chat.state import (
     export_markdown,
     export_name,
     live_status,
-    request_messages,
     stopped_stats,
     turn_status,
 )
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 __all__ = ["ChatPane", "ChatParams", "EndpointConfig", "TextSink", "Turn"]
 
 STATUS_INTERVAL_S = 0.25  # the status line's refresh while an answer streams
-FLUSH_INTERVAL_S = 0.02  # streamed text reaches the Markdown widget in batches this often,
-MAX_FLUSH_GAP_S = 0.5  # or, while rendering keeps the event loop busy, up to this seldom
 
 
-class ChatPane(Vertical):
+class ChatPane(ReportsWorkerErrors, Vertical):
     """Endpoint bar, parameters, messages, status line and prompt."""
 
     DEFAULT_CSS = Path(__file__).with_name("pane.tcss").read_text(encoding="utf-8")
@@ -146,8 +139,7 @@ class ChatPane(Vertical):
         self._live: LiveAnswer | None = None
         self._worker: Worker[None] | None = None
         self._outboxes: list[Outbox] = []
-        self._ticked_at = self._flushed_at = 0.0
-        self._lag = 0.0  # how late the flush timer runs, smoothed: the event loop's load
+        self._pacer = FlushPacer()
 
     def compose(self) -> ComposeResult:
         yield EndpointBar(self._endpoint, prober=self._prober)
@@ -248,7 +240,7 @@ class ChatPane(Vertical):
             await log.remove_children()
             await log.mount_all(views)
             for turn, view in zip(turns, views, strict=True):
-                self._annotate(view, turn)
+                annotate(view, turn)
             last = next((t for t in reversed(turns) if t.role == ASSISTANT), None)
             self._set_status(turn_status(last) if last else IDLE_STATUS)
             self.refresh_bindings()
@@ -341,66 +333,29 @@ class ChatPane(Vertical):
         await mounted
         live = self._live or LiveAnswer(config.model or "")
         model = config.model or ""
-        done: Done | None = None
-        answer = Outbox(self._sink(view.markdown))
-        self._outboxes = [answer]
-        thoughts: Outbox | None = None
+        reader = AnswerReader(Outbox(self._sink(view.markdown)), partial(self._thoughts, view))
+        self._outboxes = [reader.answer]
         try:
-            async with (
-                make_client(config.base_url) as client,
-                contextlib.aclosing(
-                    stream_chat(
-                        client,
-                        config.base_url,
-                        config.api_key,
-                        model,
-                        request_messages(params, turns),
-                        temperature=params.temperature,
-                        top_p=params.top_p,
-                        max_tokens=params.max_tokens,
-                    )
-                ) as events,
-            ):
-                async for event in events:
-                    if type(event) is Delta:
-                        live.tick()
-                        if not event.reasoning:
-                            answer.parts.append(event.text)
-                            live.text.append(event.text)
-                            continue
-                        if thoughts is None:
-                            thoughts = Outbox(self._sink(await view.reasoning()))
-                            self._outboxes.append(thoughts)
-                        thoughts.parts.append(event.text)
-                    elif type(event) is Done:
-                        done = event
+            await reader.read(config, params, turns, live)
         finally:
-            turn = self._record(view, model, live, done)
+            turn = self._record(view, model, live, reader.done)
             self._outboxes = []
-            for box in (answer, thoughts):
-                if box is not None:
-                    await box.close()
+            await reader.close()
             async with view.markdown.lock:  # the stream's last append has landed
                 pass
             self.post_message(self.AnswerFinished(turn))
 
-    async def _flush(self) -> None:
-        """Hand the streamed text on, less often while the screen struggles to keep up.
+    async def _thoughts(self, view: MessageView) -> Outbox:
+        """The answer's thinking, in its own box above it, once the first of it arrives."""
+        box = Outbox(self._sink(await view.reasoning()))
+        self._outboxes.append(box)
+        return box
 
-        Each append re-wraps the answer's last paragraph on the next refresh; for one long
-        paragraph that is ~0.1 s at 30 KB, and appends every 20 ms would keep the event loop
-        busy rendering, slowing the stream's own reading. Waiting twice the timer's lateness
-        between appends keeps the loop at most about half busy.
-        """
-        now = time.monotonic()
-        late = max(0.0, now - self._ticked_at - FLUSH_INTERVAL_S) if self._ticked_at else 0.0
-        self._ticked_at = now
-        self._lag = 0.5 * self._lag + 0.5 * min(late, MAX_FLUSH_GAP_S)
-        if now - self._flushed_at < min(MAX_FLUSH_GAP_S, 2 * self._lag):
-            return
-        self._flushed_at = now
-        for box in self._outboxes:
-            await box.flush()
+    async def _flush(self) -> None:
+        """Hand the streamed text on when the pacer says so (see `answer.FlushPacer`)."""
+        if self._pacer.due(time.monotonic()):
+            for box in self._outboxes:
+                await box.flush()
 
     def _record(self, view: MessageView, model: str, live: LiveAnswer, done: Done | None) -> Turn:
         """The answer joins the conversation, and the status line says how it went."""
@@ -411,7 +366,7 @@ class ChatPane(Vertical):
             turn = Turn(ASSISTANT, text, model, stopped_stats(model, live), stopped=True)
         self._turns.append(turn)
         self._live = None
-        self._annotate(view, turn)
+        annotate(view, turn)
         self._set_status(turn_status(turn))
         self.call_later(self.refresh_bindings)
         return turn
@@ -423,18 +378,6 @@ class ChatPane(Vertical):
                 await worker.wait()
 
     # -- helpers --------------------------------------------------------------------------
-
-    def _annotate(self, view: MessageView, turn: Turn) -> None:
-        stats = turn.stats
-        if turn.role != ASSISTANT or stats is None:
-            return
-        if turn.stopped:
-            view.set_note(Content.styled("■ stopped", "$text-warning"))
-        elif stats.error or stats.dropped:
-            view.set_note(Content.styled(f"✖ {stats.error or 'ended early'}", "$text-error"))
-        elif stats.finish_reason == "length":
-            hint = "⚠ cut at max tokens: raise it in the settings (ctrl+t)"
-            view.set_note(Content.styled(hint, "$text-warning"))
 
     def _set_status(self, content: Content) -> None:
         # One line, always: no layout pass (which would re-wrap a long answer) per update.

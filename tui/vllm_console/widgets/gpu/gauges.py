@@ -39,6 +39,7 @@ from vllm_console.core.gpu.nvml import (
 )
 from vllm_console.core.gpu.owners import OurMemory, our_memory
 from vllm_console.widgets.gpu.block import GpuBlock
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 SamplerFactory = Callable[..., Sampler]  # called as factory(interval=...)
 MIN_BLOCK_WIDTH = 38  # below this per block, blocks wrap onto more rows
@@ -68,7 +69,7 @@ def columns_for(width: int, blocks: int) -> int:
     return max(1, min(blocks, MAX_COLUMNS, width // MIN_BLOCK_WIDTH))
 
 
-class GpuGauges(Container):
+class GpuGauges(ReportsWorkerErrors, Container):
     """One gauge block per GPU, or a one-line state when there is none to show."""
 
     DEFAULT_CSS = Path(__file__).with_name("gauges.tcss").read_text(encoding="utf-8")

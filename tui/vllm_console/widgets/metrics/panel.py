@@ -26,6 +26,7 @@ from textual.worker import Worker
 
 from vllm_console.core.endpoint.client import make_client, server_root
 from vllm_console.core.endpoint.metrics import MetricsRates, MetricsSnapshot, fetch_metrics, rates
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 POLL_INTERVAL_S = 1.5
 HISTORY = 80  # readings kept for the sparkline (two minutes at 1.5 s)
@@ -100,7 +101,7 @@ def metrics_table(snapshot: MetricsSnapshot, recent: MetricsRates | None) -> Con
     return Content("\n").join(lines)
 
 
-class MetricsPanel(Vertical):
+class MetricsPanel(ReportsWorkerErrors, Vertical):
     """The figures of one vLLM server, refreshed while shown."""
 
     DEFAULT_CSS = Path(__file__).with_name("panel.tcss").read_text(encoding="utf-8")

@@ -36,9 +36,10 @@ from vllm_console.widgets.server.status import (
     phases_line,
     status_line,
 )
+from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 
-class ServerPane(Vertical):
+class ServerPane(ReportsWorkerErrors, Vertical):
     """Status line, phase times, findings, a search field and the log of the server."""
 
     DEFAULT_CSS = Path(__file__).with_name("pane.tcss").read_text(encoding="utf-8")

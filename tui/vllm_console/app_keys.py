@@ -1,0 +1,90 @@
+"""The main screen's keys: what each does, in one line for the footer and in full (the
+tooltip) for the help screen and hover. Actions that do not apply are disabled by the App's
+`check_action`."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+APP_BINDINGS: tuple[Binding, ...] = (
+    Binding(
+        "slash",
+        "filter",
+        "Filter",
+        id="filter",
+        tooltip="Type to narrow the model table; enter or ↓ returns to it, escape clears",
+    ),
+    Binding(
+        "r",
+        "rescan",
+        "Rescan",
+        id="rescan",
+        tooltip="Look for models again (the hub cache and the model folders)",
+    ),
+    Binding(
+        "d",
+        "download",
+        "Download",
+        id="download",
+        tooltip="Download a model from the hub or HF_ENDPOINT's mirror",
+    ),
+    Binding(
+        "s",
+        "stop",
+        "Stop",
+        id="stop",
+        tooltip="Stop the server: SIGTERM, a grace period, then SIGKILL of its process group",
+    ),
+    Binding(
+        "l",
+        "show_log",
+        "Log",
+        id="log",
+        tooltip="The server tab: phase, diagnosis and the live log",
+    ),
+    Binding(
+        "c",
+        "show_chat",
+        "Chat",
+        id="chat",
+        tooltip="The chat tab: talk to the server (pointed at a launched one once it is ready)",
+    ),
+    Binding(
+        "m",
+        "show_metrics",
+        "Metrics",
+        id="metrics",
+        tooltip="The metrics tab: the server's /metrics, read while the tab is shown",
+    ),
+    Binding(
+        "f",
+        "relaunch_fix",
+        "Fix",
+        id="fix",
+        tooltip="After a failure with a known fix: the launch dialog with that field changed",
+    ),
+    Binding("h", "history", "Runs", id="history", tooltip="Past runs and their logs"),
+    Binding(
+        "question_mark",
+        "help",
+        "Help",
+        id="help",
+        tooltip="This screen: every key, pane by pane",
+    ),
+    Binding(
+        "q",
+        "quit",
+        "Quit",
+        id="quit",
+        tooltip="Leave the console (asks first while a server runs)",
+    ),
+    # Out of the chat's prompt (or any pane) back to the model table: keys work again.
+    Binding(
+        "escape",
+        "focus_models",
+        "Models",
+        show=False,
+        id="models",
+        tooltip="Back to the model table from the chat prompt or any pane",
+    ),
+)

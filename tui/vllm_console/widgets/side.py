@@ -1,0 +1,83 @@
+"""The main screen's side: the Details, Server, Chat and Metrics tabs.
+
+They join right after the first frame (their imports and layout would double the time to
+it): the App mounts an empty `SideTabs`, then awaits `add_panes`. The panes do not know each
+other; the App wires their messages.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual.dom import DOMNode
+from textual.widgets import TabbedContent, TabPane
+
+from vllm_console.config import Settings
+from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.widgets.models.browser import ModelBrowser
+from vllm_console.widgets.models.details import ModelDetails
+
+if TYPE_CHECKING:
+    from vllm_console.widgets.chat.pane import ChatPane
+    from vllm_console.widgets.gpu.gauges import GpuGauges
+    from vllm_console.widgets.metrics.panel import MetricsPanel
+    from vllm_console.widgets.server.pane import ServerPane
+
+WIDE_TABS = ("tab-server", "tab-chat", "tab-metrics")  # tabs that widen the side
+
+
+class SideTabs(TabbedContent):
+    """Details of the highlighted model, the server, the chat and the metrics."""
+
+    async def add_panes(self, settings: Settings, entry: ModelEntry | None) -> None:
+        """Mount the four panes; `entry` is the model highlighted by then."""
+        from vllm_console.widgets.chat.pane import ChatPane
+        from vllm_console.widgets.chat.state import EndpointConfig
+        from vllm_console.widgets.metrics.panel import MetricsPanel
+        from vllm_console.widgets.server.pane import ServerPane
+
+        await self.add_pane(TabPane("Details", ModelDetails(id="details"), id="tab-details"))
+        self.query_one("#details", ModelDetails).entry = entry
+        chat = ChatPane(EndpointConfig.from_settings(settings), export_dir=settings.cwd)
+        await self.add_pane(TabPane("Server", ServerPane(settings, id="server"), id="tab-server"))
+        await self.add_pane(TabPane("Chat", chat, id="tab-chat"))
+        metrics = MetricsPanel(settings.base_url, settings.api_key)
+        await self.add_pane(TabPane("Metrics", metrics, id="tab-metrics"))
+
+
+class PaneLookup:
+    """Typed lookups of the main screen's panes, for the App that holds them (a mixin). Each
+    pane's module is imported on first use: the side joins after the first frame."""
+
+    @property
+    def browser(self: Any) -> ModelBrowser:
+        return _node(self).query_one("#browser", ModelBrowser)
+
+    @property
+    def server(self: Any) -> ServerPane:
+        from vllm_console.widgets.server.pane import ServerPane
+
+        return _node(self).query_one("#server", ServerPane)
+
+    @property
+    def chat(self: Any) -> ChatPane:
+        from vllm_console.widgets.chat.pane import ChatPane
+
+        return _node(self).query_one(ChatPane)
+
+    @property
+    def metrics(self: Any) -> MetricsPanel:
+        from vllm_console.widgets.metrics.panel import MetricsPanel
+
+        return _node(self).query_one(MetricsPanel)
+
+    @property
+    def gauges(self: Any) -> GpuGauges:
+        from vllm_console.widgets.gpu.gauges import GpuGauges
+
+        return _node(self).query_one("#gpus", GpuGauges)
+
+
+def _node(owner: object) -> DOMNode:
+    assert isinstance(owner, DOMNode), "PaneLookup is mixed into the App"
+    return owner
