@@ -6,6 +6,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 
+from vllm_console.core.catalog.meta import NO_META, ModelMeta
+
 
 class Source(StrEnum):
     HF_CACHE = "hf-cache"
@@ -55,7 +57,8 @@ class ModelEntry:
     """One model found on disk.
 
     The fast listing fills id, path, source, root and revisions; `detailed` is False then and
-    the metadata fields are None. The full scan returns a new entry with `detailed=True`.
+    `meta` is empty (every field None). The full scan returns a new entry with `detailed=True`
+    and `meta` what the model's own files say (`ModelMeta`).
     Problems are collected as strings, never raised: a broken folder is still an entry.
 
     For a cache repo the full scan's `size_bytes` is the sum of its blobs, and only the chosen
@@ -72,15 +75,7 @@ class ModelEntry:
     root: Path
     revisions: tuple[Revision, ...] = ()
     format: Format = Format.UNKNOWN
-    architecture: str | None = None
-    model_type: str | None = None
-    params: int | None = None
-    dtype: str | None = None
-    quantization: str | None = None
-    context_length: int | None = None
-    num_layers: int | None = None
-    num_kv_heads: int | None = None
-    head_dim: int | None = None
+    meta: ModelMeta = NO_META
     size_bytes: int | None = None
     files: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
@@ -131,18 +126,19 @@ class ModelEntry:
         return f"model folder {self.root}"
 
     def to_json(self) -> dict[str, object]:
+        meta = self.meta
         return {
             "id": self.id,
             "path": str(self.path),
             "source": str(self.source),
             "root": str(self.root),
             "format": str(self.format),
-            "architecture": self.architecture,
-            "model_type": self.model_type,
-            "params": self.params,
-            "dtype": self.dtype,
-            "quantization": self.quantization,
-            "context_length": self.context_length,
+            "architecture": meta.architecture,
+            "model_type": meta.model_type,
+            "params": meta.params,
+            "dtype": meta.dtype,
+            "quantization": meta.quantization,
+            "context_length": meta.context_length,
             "size_bytes": self.size_bytes,
             "complete": self.complete,
             "problems": list(self.problems),
@@ -154,18 +150,19 @@ class ModelEntry:
         }
 
     def params_text(self) -> str:
-        return format_params(self.params)
+        return format_params(self.meta.params)
 
     def size_text(self) -> str:
         return format_bytes(self.size_bytes)
 
     def context_text(self) -> str:
-        return format_tokens(self.context_length)
+        return format_tokens(self.meta.context_length)
 
     def dtype_text(self) -> str:
-        if self.quantization:
-            return self.quantization
-        return self.dtype or "?"
+        meta = self.meta
+        if meta.quantization:
+            return meta.quantization
+        return meta.dtype or "?"
 
     def status_text(self) -> str:
         if not self.detailed:

@@ -59,7 +59,9 @@ __all__ = ["CatalogIndex", "default_index_path", "file_stamps"]
 
 INDEX_NAME = "catalog-index-v1.pickle"
 MAGIC = b"vllm-console catalog index\n"
-VERSION = 2  # 2: a repo record keeps the names of its other snapshots
+# 2: a repo record keeps the names of its other snapshots; 3: the model's metadata is one
+# nested tuple (`ModelMeta.as_tuple`), not nine loose values
+VERSION = 3
 MAX_INDEX_BYTES = 512 * 1024 * 1024
 
 FolderStamps = tuple[tuple[str, int, int, int], ...]  # (folder, inode, mtime_ns, ctime_ns)
