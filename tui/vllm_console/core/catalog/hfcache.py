@@ -7,7 +7,8 @@
 - `choose_snapshot` is the rule for which snapshot a repo stands for (the one `refs/main` names,
   else the most recently modified). `resolve` uses it, and the listing follows the same rule,
   so a name resolves to the snapshot the catalog lists;
-- `read_refs` reads every ref.
+- `read_refs` reads every ref;
+- `stamp_of` is the rule for when a folder's stat can vouch for what was read in it.
 
 Reading sizes, files and links (the catalog's complete scan, the exact walk) is `hfwalk`.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -34,6 +36,7 @@ RACY_NS = 2_000_000_000  # a folder changed less than 2 s ago is not remembered
 
 # (folder, its stat before it was read); None: cannot be vouched for (unreadable, links out)
 Seen = list[tuple[str, os.stat_result | None]]
+Stamp = tuple[int, int, int]  # (inode, mtime_ns, ctime_ns): see `stamp_of`
 
 
 class SnapshotChoice(NamedTuple):
@@ -237,3 +240,12 @@ def stat_or_none(path: str) -> os.stat_result | None:
         return os.stat(path)
     except OSError:
         return None
+
+
+def stamp_of(st: os.stat_result | None) -> Stamp | None:
+    """(inode, mtime_ns, ctime_ns) of a folder or file stat'ed before it was read; None if
+    there is no stat, or it changed less than `RACY_NS` ago: a second change within the same
+    timestamp tick would leave the stamp as it is (git's "racy clean" rule)."""
+    if st is None or time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns

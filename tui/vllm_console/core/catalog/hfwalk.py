@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +70,7 @@ class ChosenScan:
 
 
 # repo folder -> ((chosen path, folder stamps), its walk without refs)
-_MEMO: dict[str, tuple[tuple[Path, tuple[tuple[int, int] | None, ...]], RepoWalk]] = {}
+_MEMO: dict[str, tuple[tuple[Path, tuple[hfcache.Stamp | None, ...]], RepoWalk]] = {}
 
 
 def scan_repo(entry: ModelEntry) -> RepoWalk:
@@ -140,13 +139,15 @@ def walk_repo(entry: ModelEntry) -> RepoWalk:
 
     Blobs are written once under their hash and never rewritten, and snapshot links are only
     ever added or removed, so a repo whose blobs folder and (flat) snapshot folders all have
-    the mtimes they had last time has the same sizes: those are remembered. Refs are read
-    every time (they are rewritten in place).
+    the stamps they had last time (`hfcache.stamp_of`: none changed too recently to tell) has
+    the same sizes: those are remembered. Refs are read every time (they are rewritten in
+    place).
     """
     entry = hfcache.with_all_revisions(entry)
     repo = repo_dir(entry)
     refs = read_refs(repo + "/refs")
-    stamps = [_stamp(repo + "/blobs"), *(_stamp(str(rev.path)) for rev in entry.revisions)]
+    folders = [repo + "/blobs", *(str(rev.path) for rev in entry.revisions)]
+    stamps = [hfcache.stamp_of(hfcache.stat_or_none(folder)) for folder in folders]
     key = (entry.path, tuple(stamps))
     memo = _MEMO.get(repo)
     if memo is not None and memo[0] == key:
@@ -335,22 +336,6 @@ def _sized(
         ]
     total = sum(s for s in unique if s > 0)
     return Revision(rev.commit, rev.path, refs, total, len(kept)), kept, broken
-
-
-def _stamp(path: str) -> tuple[int, int] | None:
-    """(inode, mtime_ns) of a folder, or None if it changed too recently to be trusted.
-
-    A folder's mtime moves when an entry is added, removed or renamed; one changed less than
-    `hfcache.RACY_NS` ago could change again within the same timestamp tick (git's "racy
-    clean" rule).
-    """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if time.time_ns() - st.st_mtime_ns < hfcache.RACY_NS:
-        return None
-    return st.st_ino, st.st_mtime_ns
 
 
 def _refs_by_commit(refs: dict[str, str]) -> dict[str, tuple[str, ...]]:

@@ -36,7 +36,12 @@ from vllm_console.core.catalog.describe import (
     shard_problems,
 )
 from vllm_console.core.catalog.entry import ModelEntry, Revision, Source, format_bytes
-from vllm_console.core.catalog.index import CatalogIndex, file_stamps, folder_stamps, read_refs
+from vllm_console.core.catalog.index import (
+    CatalogIndex,
+    file_stamps,
+    folder_stamps,
+    refs_with_layout,
+)
 from vllm_console.core.catalog.readers import safetensors as weights
 from vllm_console.core.catalog.readers.safetensors import INDEX_NAME
 
@@ -223,7 +228,7 @@ def _scan_cache(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:
         return _cache_entry(entry, hfwalk.with_refs(entry, hit[0], hit[2]), described)
     seen: hfcache.Seen = []
     chosen = hfwalk.scan_chosen(entry, seen)  # stamps first, then every file read
-    refs, layout = read_refs(hfcache.repo_dir(entry) + "/refs", hfcache.main_of(entry))
+    refs, layout = refs_with_layout(hfcache.repo_dir(entry) + "/refs", hfcache.main_of(entry))
     walk = hfwalk.with_refs(entry, chosen, refs)
     described = _describe_repo(entry, walk.files)
     if index is not None and (stamps := folder_stamps(seen)) is not None:
