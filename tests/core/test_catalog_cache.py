@@ -220,17 +220,6 @@ def test_listed_entries_and_revisions_are_what_their_init_makes(tmp_path: Path) 
     assert vars(made.with_revisions(other)) == vars(dataclasses.replace(made, revisions=other))
 
 
-@pytest.mark.parametrize("parent", [Path("."), Path("/"), Path("hub"), Path("/a/b")])
-def test_listing_paths_equal_joined_paths(parent: Path) -> None:
-    child, joined = hfcache._child(parent, "models--a--b"), parent / "models--a--b"
-    assert (child, str(child), child.parts, hash(child)) == (
-        joined,
-        str(joined),
-        joined.parts,
-        hash(joined),
-    )
-
-
 def test_listing_a_relative_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     commit = commit_hash("r")
     write_cache_repo(tmp_path, "a/b", [FakeRevision(commit, _files("r"), ("main",))])

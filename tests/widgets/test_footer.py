@@ -6,9 +6,11 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer as TextualFooter
-from textual.widgets._footer import FooterKey
 
+from vllm_console.compat import footer_key_type
 from vllm_console.widgets.footer import Footer
+
+FooterKey = footer_key_type()
 
 
 class Host(App[None]):

@@ -6,6 +6,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 
+from vllm_console import compat
 from vllm_console.core.catalog.meta import NO_META, ModelMeta
 
 
@@ -42,8 +43,7 @@ class Revision:
     ) -> Revision:
         """`Revision(commit, path, refs, size_bytes, nb_files)` in a third of the time: every
         field set straight into `__dict__` (see `_entry_defaults`; a test compares the two)."""
-        made = object.__new__(cls)
-        fields_ = made.__dict__
+        made, fields_ = compat.bare_instance(cls)
         fields_["commit"] = commit
         fields_["path"] = path
         fields_["refs"] = refs
@@ -91,8 +91,7 @@ class ModelEntry:
     ) -> ModelEntry:
         """`ModelEntry(id, path, source, root, revisions)` in a fifth of the time
         (see `_entry_defaults`)."""
-        made = object.__new__(cls)
-        fields_ = made.__dict__
+        made, fields_ = compat.bare_instance(cls)
         fields_.update(_ENTRY_DEFAULTS)
         fields_["config"] = {}
         fields_["id"] = id
@@ -104,8 +103,7 @@ class ModelEntry:
 
     def with_revisions(self, revisions: tuple[Revision, ...]) -> ModelEntry:
         """`dataclasses.replace(self, revisions=revisions)` in a tenth of the time."""
-        made = object.__new__(ModelEntry)
-        fields_ = made.__dict__
+        made, fields_ = compat.bare_instance(ModelEntry)
         fields_.update(self.__dict__)
         fields_["revisions"] = revisions
         return made
@@ -174,10 +172,10 @@ class ModelEntry:
 
 # The `listed` constructors skip the frozen dataclasses' `__init__`, which sets every field
 # through `object.__setattr__` (3-5 times slower; a listing makes entries by the thousand):
-# they fill a new instance's `__dict__` directly. `Revision.listed` sets all five fields;
-# `ModelEntry.listed` starts from every field's default, then sets the values given. Only
-# `ModelEntry.config` has a factory (a fresh dict each time); a new one would need the same
-# care, hence the check.
+# they fill the `__dict__` of a `compat.bare_instance`. `Revision.listed` sets all five
+# fields; `ModelEntry.listed` starts from every field's default, then sets the values given.
+# Only `ModelEntry.config` has a factory (a fresh dict each time); a new one would need the
+# same care, hence the check.
 def _entry_defaults() -> dict[str, object]:
     defaults = {f.name: f.default for f in fields(ModelEntry) if f.default is not MISSING}
     factories = {f.name for f in fields(ModelEntry) if f.default_factory is not MISSING}

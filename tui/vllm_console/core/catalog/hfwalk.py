@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vllm_console.compat import child_path
 from vllm_console.core.catalog import hfcache
 from vllm_console.core.catalog.entry import ModelEntry, Revision
 from vllm_console.core.catalog.hfcache import IGNORED_NAMES, Seen, main_of, read_refs, repo_dir
@@ -124,7 +125,7 @@ def with_refs(entry: ModelEntry, chosen: ChosenScan, refs: dict[str, str]) -> Re
     listed = entry.revisions
     if listed and chosen.others is not None:
         base = listed[0].path.parent
-        listed = (listed[0], *[Revision.listed(c, hfcache._child(base, c)) for c in chosen.others])
+        listed = (listed[0], *[Revision.listed(c, child_path(base, c)) for c in chosen.others])
     revisions = [Revision.listed(r.commit, r.path, by_commit.get(r.commit, ())) for r in listed]
     if revisions and chosen.chosen_files is not None:
         first = revisions[0]

@@ -50,7 +50,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vllm_console.core.catalog import hfcache, hfwalk, nogc
+from vllm_console import compat
+from vllm_console.core.catalog import hfcache, hfwalk
 from vllm_console.core.catalog.entry import ModelEntry
 from vllm_console.core.catalog.readers.config import read_capped
 
@@ -162,7 +163,7 @@ def _load(path: Path) -> dict[str, Record] | None:
     ):
         return None
     try:
-        with nogc.paused():  # thousands of new containers, no garbage
+        with compat.gc_paused():  # thousands of new containers, no garbage
             data = _PlainUnpickler(io.BytesIO(raw[head:])).load()
     except Exception:  # a damaged pickle can fail in many ways; it is only a cache
         return None

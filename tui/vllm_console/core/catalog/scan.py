@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from vllm_console.core.catalog import folders, hfcache, hfwalk, nogc
+from vllm_console import compat
+from vllm_console.core.catalog import folders, hfcache, hfwalk
 from vllm_console.core.catalog.describe import (
     Described,
     decode,
@@ -74,7 +75,7 @@ def _sort_key(entry: ModelEntry) -> tuple[str, int, str]:
 def list_models(hf_cache: Path, model_dirs: Sequence[Path]) -> ScanResult:
     """Names only: ids, paths and the chosen revisions; `detailed` is False and no model file
     is read. A cache repo's other revisions come with `detail` (see `hfcache.list_cache`)."""
-    with nogc.paused():
+    with compat.gc_paused():
         entries, warnings = hfcache.list_cache(hf_cache)
         looked_in = [hf_cache]
         for folder in model_dirs:
@@ -92,7 +93,7 @@ def scan(
     hf_cache: Path, model_dirs: Sequence[Path], workers: int = 1, *, index_path: Path | None = None
 ) -> ScanResult:
     """`list_models` plus `detail` of every entry, in the same order (see `iter_detailed`)."""
-    with nogc.paused():
+    with compat.gc_paused():
         listed = list_models(hf_cache, model_dirs)
         detailed = list(listed.entries)
         for i, entry in _detailed(listed.entries, workers, index_path):
@@ -124,7 +125,7 @@ def _detailed(
         todo.sort(key=lambda item: not index.knows(item[1]))  # stable: known ones first
 
     def one(item: tuple[int, ModelEntry]) -> tuple[int, ModelEntry]:
-        with nogc.paused():
+        with compat.gc_paused():
             return item[0], _detail(item[1], index)
 
     if workers <= 1:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from vllm_console import compat
 from vllm_console.core.catalog.entry import format_bytes
 from vllm_console.core.hub.job import (
     Aborted,
@@ -72,9 +73,6 @@ def prefetch(job: Job, sha: str, files: list[Remote], tracker: Tracker, max_work
 def _fetch_file(job: Job, sha: str, remote: Remote, tracker: Tracker) -> None:
     """Fetch one file into a resumable partial file, then put it where the library looks."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub._local_folder import read_download_metadata, write_download_metadata
-    from huggingface_hub.utils._fixes import WeakFileLock
-    from huggingface_hub.utils._headers import build_hf_headers
 
     tracker.check()
     url = hf_hub_url(job.repo_id, remote.name, revision=sha, endpoint=job.endpoint)
@@ -86,41 +84,38 @@ def _fetch_file(job: Job, sha: str, remote: Remote, tracker: Tracker) -> None:
         return  # not what the hub answers: leave it to the library and its errors
     final, partial, lock_path = _placement(job, remote.name, etag)
     if final.is_file() and job.local_dir is not None:
-        known = read_download_metadata(job.local_dir, remote.name)
-        if known is None or known.etag != etag:
+        if compat.hf_local_etag(job.local_dir, remote.name) != etag:
             return  # some other file by that name: the library decides (hash, or replace)
-        write_download_metadata(job.local_dir, remote.name, commit_hash=sha, etag=etag)
+        compat.hf_record_local_download(job.local_dir, remote.name, sha, etag)
         tracker.add(final.stat().st_size, remote.name)
         return
     if final.is_file():  # a blob, named by its content: done
         _link_snapshot(job, sha, remote.name, final)
         tracker.add(final.stat().st_size, remote.name)
         return
-    headers = build_hf_headers(token=job.token)
+    headers = compat.hf_headers(job.token)
     if _origin(meta.location) != _origin(url):
         headers.pop("authorization", None)  # a signed CDN url: never send the token off the hub
     partial.parent.mkdir(parents=True, exist_ok=True)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with WeakFileLock(lock_path):  # the lock the library takes for this file
+    with compat.hf_file_lock(lock_path):  # the lock the library takes for this file
         if not final.is_file():
             _stream(job, meta.location, headers, partial, meta.size, remote.name, tracker)
             final.parent.mkdir(parents=True, exist_ok=True)
             partial.replace(final)
     if job.local_dir is not None:
         # What the library writes after a download: step 3 then trusts the file as it is.
-        write_download_metadata(job.local_dir, remote.name, commit_hash=sha, etag=etag)
+        compat.hf_record_local_download(job.local_dir, remote.name, sha, etag)
     else:
         _link_snapshot(job, sha, remote.name, final)
 
 
 def _link_snapshot(job: Job, sha: str, name: str, blob: Path) -> None:
     """snapshots/<sha>/<name> -> blobs/<etag>, made by the library's own helper."""
-    from huggingface_hub.file_download import _create_symlink
-
     pointer = job.storage / "snapshots" / sha / name
     if not pointer.exists():
         pointer.parent.mkdir(parents=True, exist_ok=True)
-        _create_symlink(str(blob), str(pointer), new_blob=False)
+        compat.hf_link_blob(blob, pointer)
 
 
 def _placement(job: Job, name: str, etag: str) -> tuple[Path, Path, Path]:
@@ -226,18 +221,14 @@ def finalize(
 
 def _seed_tree_cache(job: Job, sha: str, files: list[Remote]) -> None:
     """Write the listing snapshot_download would fetch, from the probe's answer."""
-    try:
-        from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
-    except ImportError:  # an older huggingface_hub: it lists the tree itself
-        return
-    entries = {}
+    entries: dict[str, tuple[int, str, str | None, int | None]] = {}
     for f in files:
         if f.size is None or f.blob_id is None:
-            return
+            return  # an incomplete listing: let the library list the tree itself
         lfs_size = f.size if f.lfs_sha256 else None
-        entries[f.name] = TreeCacheEntry(f.size, f.blob_id, f.lfs_sha256, lfs_size)
+        entries[f.name] = (f.size, f.blob_id, f.lfs_sha256, lfs_size)
     folder = job.local_dir / ".cache" / "huggingface" if job.local_dir else job.storage
-    write_tree_cache(str(folder), sha, entries)
+    compat.hf_write_tree_cache(folder, sha, entries)  # False: an older library lists it
 
 
 def _write_ref(storage: Path, revision: str, sha: str) -> None:
@@ -293,9 +284,8 @@ def _bar_class(tracker: Tracker) -> type[_LibraryBar]:
 
 def _xet_usable() -> bool:
     from huggingface_hub import constants
-    from huggingface_hub.utils._runtime import is_xet_available
 
-    return bool(is_xet_available()) and not constants.HF_HUB_DISABLE_XET
+    return compat.hf_xet_available() and not constants.HF_HUB_DISABLE_XET
 
 
 def _origin(url: str) -> tuple[str, str]:
