@@ -175,10 +175,10 @@ async def _serve(
             loop.remove_signal_handler(sig)
     held = await asyncio.to_thread(check_released, seen) if seen else None
     code = _finish(recorder, supervisor, exited, report, stop_requested.is_set())
-    return _report_gpu(held) or code
+    return report_gpu(held) or code
 
 
-def _report_gpu(held: list[Holder] | None) -> int:
+def report_gpu(held: list[Holder] | None) -> int:
     """Say whether the GPU memory came back; 1 if something still holds it."""
     if held is None:
         return 0
