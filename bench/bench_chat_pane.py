@@ -68,7 +68,7 @@ def serve_main(rate: float, tokens: int, paragraph: int) -> int:
         def __getattr__(self, name: str) -> Any:
             return getattr(time, name)
 
-    send, stream = fo._Handler._send, fo._Handler._stream
+    send, stream = fo.Handler._send, fo.Handler._stream
 
     def timed_send(self: Any, data: bytes, *, crlf: bool = False) -> None:
         send(self, data, crlf=crlf)
@@ -87,8 +87,8 @@ def serve_main(rate: float, tokens: int, paragraph: int) -> int:
 
     fo.time = Pacer()  # type: ignore[attr-defined,assignment]
     fo.word = word
-    fo._Handler._send = timed_send  # type: ignore[method-assign]
-    fo._Handler._stream = timed_stream  # type: ignore[method-assign]
+    fo.Handler._send = timed_send  # type: ignore[method-assign]
+    fo.Handler._stream = timed_stream  # type: ignore[method-assign]
     fake = fo.FakeOpenAI(models=(MODEL,), tokens=tokens)
     fake.token_delay = 1.0 / rate
     print(fake.port, flush=True)

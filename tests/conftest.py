@@ -16,6 +16,7 @@ from textual.widgets import Input
 
 from vllm_console.config import Settings
 from vllm_console.core.catalog.entry import Format, ModelEntry, Revision, Source
+from vllm_console.core.catalog.meta import FIELD_NAMES, ModelMeta
 
 GiB = 1024**3
 
@@ -153,8 +154,18 @@ def _entry(
         "detailed": True,
     }
     defaults.update(fields)
+    # The demo lists metadata (params=..., dtype=...) beside the entry's own fields.
+    meta: dict[str, Any] = {name: defaults.pop(name) for name in FIELD_NAMES if name in defaults}
     fields_any: dict[str, Any] = defaults
-    return ModelEntry(id=id, path=path, source=source, root=root, revisions=revisions, **fields_any)
+    return ModelEntry(
+        id=id,
+        path=path,
+        source=source,
+        root=root,
+        revisions=revisions,
+        meta=ModelMeta(**meta),
+        **fields_any,
+    )
 
 
 def demo_entries() -> list[ModelEntry]:

@@ -86,3 +86,33 @@ def test_models_json_empty(clean_env: Path, capsys: pytest.CaptureFixture[str]) 
     captured = capsys.readouterr()
     assert json.loads(captured.out) == []
     assert "Looked in" in captured.err
+
+
+def test_models_json_is_flat(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Scripts read these keys: the metadata stays beside the entry's own fields."""
+    model = clean_env / "models" / "Org--Tiny"
+    model.mkdir(parents=True)
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
+    (model / "config.json").write_text(json.dumps({**config, "torch_dtype": "bfloat16"}))
+    assert main(["models", "--json"]) == 0
+    (data,) = json.loads(capsys.readouterr().out)
+    assert list(data) == [
+        "id",
+        "path",
+        "source",
+        "root",
+        "format",
+        "architecture",
+        "model_type",
+        "params",
+        "dtype",
+        "quantization",
+        "context_length",
+        "size_bytes",
+        "complete",
+        "problems",
+        "notes",
+        "revisions",
+    ]
+    assert (data["architecture"], data["model_type"]) == ("LlamaForCausalLM", "llama")
+    assert (data["dtype"], data["params"], data["problems"]) == ("bfloat16", None, ["no weights"])

@@ -110,13 +110,13 @@ def test_unknown_model_is_refused(env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_gpu_memory_after_the_stop_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
-    from vllm_console.commands.serve import _report_gpu
+    from vllm_console.commands.serve import report_gpu
     from vllm_console.core.gpu.owners import Holder
 
-    assert _report_gpu(None) == 0 and capsys.readouterr().err == ""  # no GPU: nothing said
-    assert _report_gpu([]) == 0 and capsys.readouterr().err == "GPU memory released\n"
+    assert report_gpu(None) == 0 and capsys.readouterr().err == ""  # no GPU: nothing said
+    assert report_gpu([]) == 0 and capsys.readouterr().err == "GPU memory released\n"
     held = [Holder(0, 4242, 3 << 30, "VLLM::Worker"), Holder(1, None, 1 << 30)]
-    assert _report_gpu(held) == 1
+    assert report_gpu(held) == 1
     err = capsys.readouterr().err
     assert "still held after the stop" in err
     assert "VLLM::Worker (pid 4242) holds 3.0 GiB on GPU 0" in err

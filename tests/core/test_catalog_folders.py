@@ -54,12 +54,12 @@ def test_layouts(tmp_path: Path) -> None:
     entry = by_id["Qwen/Qwen2.5-7B-Instruct"]
     assert entry.source is Source.FOLDER and entry.root == models and entry.detailed
     assert entry.path == models / "Qwen--Qwen2.5-7B-Instruct"
-    assert entry.format is Format.SAFETENSORS and entry.params == params
+    assert entry.format is Format.SAFETENSORS and entry.meta.params == params
     assert entry.problems == () and entry.complete
     assert entry.files == ("config.json", "model.safetensors", "tokenizer_config.json")
     assert entry.size_bytes == sum(f.stat().st_size for f in entry.path.iterdir())
     assert by_id["meta-llama/Llama-3.1-8B"].path == models / "meta-llama" / "Llama-3.1-8B"
-    assert by_id["Qwen/Qwen2.5-7B-Instruct-AWQ"].quantization == "AWQ 4-bit"
+    assert by_id["Qwen/Qwen2.5-7B-Instruct-AWQ"].meta.quantization == "AWQ 4-bit"
     # a folder's detail is already exact: walk_exact details a listed entry, returns the rest
     assert entry.exact and catalog.walk_exact(entry) is entry
     listed = {e.id: e for e in catalog.list_models(tmp_path / "no-cache", [models]).entries}
@@ -74,8 +74,8 @@ def test_sharded_with_and_without_total_parameters(tmp_path: Path) -> None:
     index["metadata"]["total_parameters"] = 7_615_616_512
     (tmp_path / "a" / "model.safetensors.index.json").write_text(json.dumps(index))
     by_id = _scan(tmp_path)
-    assert by_id["a"].params == 7_615_616_512
-    assert by_id["b"].params == params and by_id["b"].dtype == "bfloat16"
+    assert by_id["a"].meta.params == 7_615_616_512
+    assert by_id["b"].meta.params == params and by_id["b"].meta.dtype == "bfloat16"
 
 
 def test_bin_only_missing_config_missing_weights_bad_json(tmp_path: Path) -> None:
@@ -87,10 +87,10 @@ def test_bin_only_missing_config_missing_weights_bad_json(tmp_path: Path) -> Non
     write_model_dir(tmp_path / "badheader")
     (tmp_path / "badheader" / "model.safetensors").write_bytes(b"\xff" * 8 + b"{}")
     by_id = _scan(tmp_path)
-    assert by_id["bin"].format is Format.BIN and by_id["bin"].params is None
-    assert by_id["bin"].problems == () and by_id["bin"].architecture == "LlamaForCausalLM"
+    assert by_id["bin"].format is Format.BIN and by_id["bin"].meta.params is None
+    assert by_id["bin"].problems == () and by_id["bin"].meta.architecture == "LlamaForCausalLM"
     assert by_id["noconfig"].problems == ("no config.json",)
-    assert by_id["noconfig"].params is not None
+    assert by_id["noconfig"].meta.params is not None
     assert by_id["noweights"].problems == ("no weights",)
     assert by_id["badjson"].problems[0].startswith("unreadable config.json: invalid JSON")
     assert by_id["badheader"].problems[0].startswith("bad safetensors header: model.safetensors")
@@ -132,15 +132,16 @@ def test_gguf_files(tmp_path: Path) -> None:
     by_id = _scan(tmp_path)
     tiny = by_id["tiny-llama-Q4_K_M"]
     assert tiny.format is Format.GGUF and tiny.path == tmp_path / "tiny-llama-Q4_K_M.gguf"
-    assert tiny.quantization == "Q4_K_M" and tiny.architecture == "llama"
-    assert tiny.context_length == 4096 and tiny.num_layers == 2 and tiny.num_kv_heads == 2
-    assert tiny.head_dim == 16 and tiny.params == _gguf_params() and tiny.complete
+    meta = tiny.meta
+    assert meta.quantization == "Q4_K_M" and meta.architecture == "llama"
+    assert meta.context_length == 4096 and meta.num_layers == 2 and meta.num_kv_heads == 2
+    assert meta.head_dim == 16 and meta.params == _gguf_params() and tiny.complete
     split = by_id["split-Q8_0"]
-    assert split.params == 2 * _gguf_params() and split.quantization == "Q8_0"
+    assert split.meta.params == 2 * _gguf_params() and split.meta.quantization == "Q8_0"
     assert split.problems == ("missing GGUF shards: 3 of 3",)
     assert split.files == ("split-Q8_0-00001-of-00003.gguf", "split-Q8_0-00002-of-00003.gguf")
     assert by_id["garbage"].problems[0].startswith("bad GGUF header: garbage.gguf")
-    assert by_id["TheBloke/Tiny-GGUF"].quantization == "Q6_K"
+    assert by_id["TheBloke/Tiny-GGUF"].meta.quantization == "Q6_K"
 
 
 def test_missing_folders_are_silent_unreadable_ones_warn(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vllm_console.core.catalog.entry import Format, ModelEntry, Source
+from vllm_console.core.catalog.meta import FIELD_NAMES
 from vllm_console.core.catalog.readers.config import config_info
 from vllm_console.core.gpu.fit import (
     BLOCK,
@@ -35,29 +37,23 @@ KiB = 1 << 10
 SPEC = LaunchSpec(model="m")
 
 
-def entry_for(name: str, **changes: object) -> ModelEntry:
-    """An entry as the catalog builds it from a config.json (no safetensors: params None)."""
+def entry_for(name: str, **changes: Any) -> ModelEntry:
+    """An entry as the catalog builds it from a config.json (no safetensors: params None).
+    `changes`: the entry's own fields (format=...) and its metadata's (params=...)."""
     path = CONFIGS / f"{name}.json"
     config = json.loads(path.read_text())
-    info = config_info(config)
+    meta_changes = {key: changes.pop(key) for key in FIELD_NAMES if key in changes}
     entry = ModelEntry(
         id=name,
         path=path.parent,
         source=Source.FOLDER,
         root=path.parent,
         format=Format.SAFETENSORS,
-        architecture=info.architecture,
-        model_type=info.model_type,
-        dtype=info.dtype,
-        quantization=info.quantization,
-        context_length=info.context_length,
-        num_layers=info.num_layers,
-        num_kv_heads=info.num_kv_heads,
-        head_dim=info.head_dim,
+        meta=replace(config_info(config), **meta_changes),
         detailed=True,
         config=config,
     )
-    return replace(entry, **changes)  # type: ignore[arg-type]
+    return replace(entry, **changes)
 
 
 def gpu(total_gib: float, used_gib: float = 0.5, index: int = 0) -> GpuBrief:
@@ -108,7 +104,7 @@ def test_safetensors_params_win_when_known() -> None:
 def test_awq_ignores_the_packed_safetensors_count() -> None:
     # safetensors counts int32 elements that hold eight 4-bit weights each: ~2.2 B "params"
     entry = entry_for("qwen2.5-7b-instruct-awq", params=2_163_000_000)
-    assert entry.quantization == "AWQ 4-bit"
+    assert entry.meta.quantization == "AWQ 4-bit"
     est = estimate(entry, SPEC)
     assert est.params_from == "config.json" and est.params == 7_615_616_512
     assert est.weights_bytes is not None and close(est.weights_bytes / GiB, 5.2)
@@ -122,12 +118,12 @@ def test_bin_only_model_is_estimated_from_config() -> None:
 
 def test_multimodal_text_config_is_used() -> None:
     entry = entry_for("mistral-small-3.1-24b-instruct")
-    assert entry.num_layers == 40 and entry.num_kv_heads == 8
+    assert entry.meta.num_layers == 40 and entry.meta.num_kv_heads == 8
     est = estimate(entry, SPEC)
     assert est.kv_bytes_per_token == 40 * 8 * 128 * 2 * 2
     assert est.params is not None and close(est.params, 24.0e9)
     assert any("encoders are not counted" in n for n in est.notes)
-    with_vision = estimate(replace(entry, params=24_011_361_280), SPEC)
+    with_vision = estimate(replace(entry, meta=replace(entry.meta, params=24_011_361_280)), SPEC)
     assert any("vision encoder" in n for n in with_vision.notes)
 
 

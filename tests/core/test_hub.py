@@ -177,7 +177,7 @@ def test_cancel_stops_promptly_and_the_next_run_resumes(hub: FakeHub, tmp_path: 
 def test_stalled_server_fails_then_resumes(
     hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hub_module, "_RETRIES", 0)
+    monkeypatch.setattr(hub_module, "RETRIES", 0)
     hub.stall_after("model.safetensors", 500_000)
     out = tmp_path / "m"
     started = time.monotonic()

@@ -66,7 +66,9 @@ class _Hangup(Exception):
     pass
 
 
-class _Handler(BaseHTTPRequestHandler):
+class Handler(BaseHTTPRequestHandler):
+    """Serves the fake's routes (public: the chat-pane benchmark times its writes)."""
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # as uvicorn: each event leaves at once
     server: _Server
@@ -255,7 +257,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.hangups = threading.Event()
         self.lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", port), _Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._server.fake = self
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True

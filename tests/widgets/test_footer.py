@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer as TextualFooter
-from textual.widgets._footer import FooterKey
 
+from vllm_console.compat import footer_key_type
 from vllm_console.widgets.footer import Footer
+
+FooterKey = footer_key_type()
 
 
 class Host(App[None]):
@@ -29,7 +33,7 @@ async def _keys(
     restyled: list[str] = []
     update = FooterKey.update_node_styles
 
-    def counting(self: FooterKey, animate: bool = True) -> None:
+    def counting(self: Any, animate: bool = True) -> None:
         restyled.append(self.description)
         update(self, animate)
 

@@ -7,14 +7,13 @@ so `vllm-console models` stays quick and the console's first frame is not delaye
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vllm_console import __version__
+from vllm_console import __version__, compat
 from vllm_console.config import ConfigError, EnvFileError, Settings, settings_from_process
 
 # Set to a file path, the console writes time.time() there after its first frame and exits:
@@ -218,16 +217,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_console(settings: Settings) -> int:
     """Run the console until the user quits; the exit status."""
-    # Collecting garbage while Textual and the app are imported finds next to none and costs
-    # ~30 ms of the first frame.
-    gc.disable()
+    compat.gc_off_for_imports()
     from vllm_console.app import VllmConsoleApp
 
-    # What is imported by now lives as long as the process: out of the collector's reach, or
-    # the first full collection (the first frame's allocations trigger one) walks all of it,
-    # ~50 ms on a 2-core box.
-    gc.freeze()
-    gc.enable()
+    compat.gc_freeze_imports()
     marker = os.environ.get(FIRST_FRAME_ENV)
     app = VllmConsoleApp(
         settings, first_frame_file=Path(marker) if marker else None, check_leftovers=True

@@ -133,7 +133,7 @@ async def _serve(session: ServerSession) -> int:
             loop.remove_signal_handler(sig)
     held = await asyncio.to_thread(check_released, seen) if seen else None
     code = _finish(ended) if ended is not None else 1
-    return _report_gpu(held) or code
+    return report_gpu(held) or code
 
 
 def note_pids(session: ServerSession, seen: set[int]) -> None:
@@ -160,7 +160,7 @@ def _show(event: SessionEvent, session: ServerSession, seen: set[int]) -> None:
         print_finding(event.finding, err)
 
 
-def _report_gpu(held: list[Holder] | None) -> int:
+def report_gpu(held: list[Holder] | None) -> int:
     """Say whether the GPU memory came back; 1 if something still holds it."""
     if held is None:
         return 0

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.widgets import Footer as TextualFooter
-from textual.widgets._footer import FooterKey
+
+from vllm_console import compat
+
+FooterKey = compat.footer_key_type()
 
 
 class Footer(TextualFooter):

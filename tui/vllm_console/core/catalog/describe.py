@@ -15,12 +15,8 @@ from typing import Any
 
 from vllm_console.core.catalog import folders
 from vllm_console.core.catalog.entry import Format, ModelEntry
-from vllm_console.core.catalog.readers.config import (
-    ConfigInfo,
-    config_info,
-    load_json,
-    quantization_from_name,
-)
+from vllm_console.core.catalog.meta import NO_META, ModelMeta
+from vllm_console.core.catalog.readers.config import config_info, load_json, quantization_from_name
 from vllm_console.core.catalog.readers.gguf import (
     GgufInfo,
     merge_shards,
@@ -34,32 +30,26 @@ from vllm_console.core.catalog.readers.safetensors import ParamsResult, params_f
 
 @dataclass(frozen=True)
 class Described:
-    """What a model's own files say: config.json, weight headers. Merged into the entry."""
+    """What a model's own files say: the weights' format, the metadata, the parsed config (or
+    GGUF metadata) and what is wrong with them. Merged into the entry."""
 
     format: Format = Format.UNKNOWN
-    architecture: str | None = None
-    model_type: str | None = None
-    params: int | None = None
-    dtype: str | None = None
-    quantization: str | None = None
-    context_length: int | None = None
-    num_layers: int | None = None
-    num_kv_heads: int | None = None
-    head_dim: int | None = None
+    meta: ModelMeta = NO_META
     config: dict[str, object] = dataclasses.field(default_factory=dict)
     problems: tuple[str, ...] = ()
 
 
 def encode(d: Described) -> tuple[Any, ...]:
     """A `Described` as plain data, for the index."""
-    values = tuple(getattr(d, f.name) for f in dataclasses.fields(Described))
-    return (str(d.format), *values[1:])
+    return str(d.format), d.meta.as_tuple(), d.config, d.problems
 
 
 def decode(values: Any) -> Described | None:
+    """`encode`'s data back; None if it is not what `encode` makes (an older index)."""
     try:
-        return Described(Format(values[0]), *values[1:])
-    except (TypeError, ValueError, IndexError):
+        fmt, meta, config, problems = values
+        return Described(Format(fmt), ModelMeta(*meta), config, problems)
+    except (TypeError, ValueError):
         return None
 
 
@@ -84,7 +74,7 @@ def describe_dir(entry: ModelEntry, folder: str, files: Sequence[str]) -> Descri
         return describe_gguf(entry.id, _first_group(folder, ggufs))
     problems: list[str] = []
     config: dict[str, object] = {}
-    info = ConfigInfo()
+    info = NO_META
     if "config.json" not in top:
         problems.append("no config.json")
     else:
@@ -99,20 +89,13 @@ def describe_dir(entry: ModelEntry, folder: str, files: Sequence[str]) -> Descri
     if fmt is Format.SAFETENSORS:
         params = params_from_safetensors(folder, top)
         problems += params.problems
-    return Described(
-        format=fmt,
-        architecture=info.architecture,
-        model_type=info.model_type,
+    meta = dataclasses.replace(
+        info,
         params=params.params,
         dtype=info.dtype or params.dtype,
         quantization=info.quantization or quantization_from_name(entry.id),
-        context_length=info.context_length,
-        num_layers=info.num_layers,
-        num_kv_heads=info.num_kv_heads,
-        head_dim=info.head_dim,
-        config=config,
-        problems=tuple(problems),
     )
+    return Described(fmt, meta, config, tuple(problems))
 
 
 def _format_of(top: Sequence[str], ggufs: Sequence[str]) -> Format:
@@ -141,13 +124,11 @@ def describe_gguf(entry_id: str, paths: Sequence[str]) -> Described:
     quant = quant_from_name(os.path.basename(paths[0])) if paths else None
     if not infos:
         dtype, quantization = split_gguf_quant(quant)
-        return Described(
-            Format.GGUF, dtype=dtype, quantization=quantization, problems=tuple(problems)
-        )
+        meta = ModelMeta(dtype=dtype, quantization=quantization)
+        return Described(Format.GGUF, meta, problems=tuple(problems))
     info = merge_shards(infos)
     dtype, quantization = split_gguf_quant(quant or info.file_type)
-    return Described(
-        format=Format.GGUF,
+    meta = ModelMeta(
         architecture=info.architecture,
         model_type=info.architecture,
         params=info.params or None,
@@ -158,6 +139,5 @@ def describe_gguf(entry_id: str, paths: Sequence[str]) -> Described:
         num_kv_heads=info.arch_int("attention.head_count_kv")
         or info.arch_int("attention.head_count"),
         head_dim=info.head_dim,
-        config=dict(info.metadata),
-        problems=tuple(problems),
     )
+    return Described(Format.GGUF, meta, dict(info.metadata), tuple(problems))

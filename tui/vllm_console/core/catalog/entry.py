@@ -6,6 +6,9 @@ from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 
+from vllm_console import compat
+from vllm_console.core.catalog.meta import NO_META, ModelMeta
+
 
 class Source(StrEnum):
     HF_CACHE = "hf-cache"
@@ -40,8 +43,7 @@ class Revision:
     ) -> Revision:
         """`Revision(commit, path, refs, size_bytes, nb_files)` in a third of the time: every
         field set straight into `__dict__` (see `_entry_defaults`; a test compares the two)."""
-        made = object.__new__(cls)
-        fields_ = made.__dict__
+        made, fields_ = compat.bare_instance(cls)
         fields_["commit"] = commit
         fields_["path"] = path
         fields_["refs"] = refs
@@ -55,7 +57,8 @@ class ModelEntry:
     """One model found on disk.
 
     The fast listing fills id, path, source, root and revisions; `detailed` is False then and
-    the metadata fields are None. The full scan returns a new entry with `detailed=True`.
+    `meta` is empty (every field None). The full scan returns a new entry with `detailed=True`
+    and `meta` what the model's own files say (`ModelMeta`).
     Problems are collected as strings, never raised: a broken folder is still an entry.
 
     For a cache repo the full scan's `size_bytes` is the sum of its blobs, and only the chosen
@@ -72,15 +75,7 @@ class ModelEntry:
     root: Path
     revisions: tuple[Revision, ...] = ()
     format: Format = Format.UNKNOWN
-    architecture: str | None = None
-    model_type: str | None = None
-    params: int | None = None
-    dtype: str | None = None
-    quantization: str | None = None
-    context_length: int | None = None
-    num_layers: int | None = None
-    num_kv_heads: int | None = None
-    head_dim: int | None = None
+    meta: ModelMeta = NO_META
     size_bytes: int | None = None
     files: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
@@ -96,8 +91,7 @@ class ModelEntry:
     ) -> ModelEntry:
         """`ModelEntry(id, path, source, root, revisions)` in a fifth of the time
         (see `_entry_defaults`)."""
-        made = object.__new__(cls)
-        fields_ = made.__dict__
+        made, fields_ = compat.bare_instance(cls)
         fields_.update(_ENTRY_DEFAULTS)
         fields_["config"] = {}
         fields_["id"] = id
@@ -109,8 +103,7 @@ class ModelEntry:
 
     def with_revisions(self, revisions: tuple[Revision, ...]) -> ModelEntry:
         """`dataclasses.replace(self, revisions=revisions)` in a tenth of the time."""
-        made = object.__new__(ModelEntry)
-        fields_ = made.__dict__
+        made, fields_ = compat.bare_instance(ModelEntry)
         fields_.update(self.__dict__)
         fields_["revisions"] = revisions
         return made
@@ -131,18 +124,19 @@ class ModelEntry:
         return f"model folder {self.root}"
 
     def to_json(self) -> dict[str, object]:
+        meta = self.meta
         return {
             "id": self.id,
             "path": str(self.path),
             "source": str(self.source),
             "root": str(self.root),
             "format": str(self.format),
-            "architecture": self.architecture,
-            "model_type": self.model_type,
-            "params": self.params,
-            "dtype": self.dtype,
-            "quantization": self.quantization,
-            "context_length": self.context_length,
+            "architecture": meta.architecture,
+            "model_type": meta.model_type,
+            "params": meta.params,
+            "dtype": meta.dtype,
+            "quantization": meta.quantization,
+            "context_length": meta.context_length,
             "size_bytes": self.size_bytes,
             "complete": self.complete,
             "problems": list(self.problems),
@@ -154,18 +148,19 @@ class ModelEntry:
         }
 
     def params_text(self) -> str:
-        return format_params(self.params)
+        return format_params(self.meta.params)
 
     def size_text(self) -> str:
         return format_bytes(self.size_bytes)
 
     def context_text(self) -> str:
-        return format_tokens(self.context_length)
+        return format_tokens(self.meta.context_length)
 
     def dtype_text(self) -> str:
-        if self.quantization:
-            return self.quantization
-        return self.dtype or "?"
+        meta = self.meta
+        if meta.quantization:
+            return meta.quantization
+        return meta.dtype or "?"
 
     def status_text(self) -> str:
         if not self.detailed:
@@ -177,10 +172,10 @@ class ModelEntry:
 
 # The `listed` constructors skip the frozen dataclasses' `__init__`, which sets every field
 # through `object.__setattr__` (3-5 times slower; a listing makes entries by the thousand):
-# they fill a new instance's `__dict__` directly. `Revision.listed` sets all five fields;
-# `ModelEntry.listed` starts from every field's default, then sets the values given. Only
-# `ModelEntry.config` has a factory (a fresh dict each time); a new one would need the same
-# care, hence the check.
+# they fill the `__dict__` of a `compat.bare_instance`. `Revision.listed` sets all five
+# fields; `ModelEntry.listed` starts from every field's default, then sets the values given.
+# Only `ModelEntry.config` has a factory (a fresh dict each time); a new one would need the
+# same care, hence the check.
 def _entry_defaults() -> dict[str, object]:
     defaults = {f.name: f.default for f in fields(ModelEntry) if f.default is not MISSING}
     factories = {f.name for f in fields(ModelEntry) if f.default_factory is not MISSING}

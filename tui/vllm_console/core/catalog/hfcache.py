@@ -7,25 +7,28 @@
 - `choose_snapshot` is the rule for which snapshot a repo stands for (the one `refs/main` names,
   else the most recently modified). `resolve` uses it, and the listing follows the same rule,
   so a name resolves to the snapshot the catalog lists;
-- `read_refs` reads every ref.
+- `read_refs` reads every ref;
+- `stamp_of` is the rule for when a folder's stat can vouch for what was read in it.
 
 Reading sizes, files and links (the catalog's complete scan, the exact walk) is `hfwalk`.
 
 Hot loops use plain strings and `os.scandir`, not `Path`: a listing of 1,000 repos is a few
 thousand short system calls, and per-item Python overhead is what the time goes to. A `Path` is
 built only for what an entry keeps (the repo and its snapshots), as a child of the cache's own
-`Path` without parsing anything again (`_child`), and entries and revisions are made by their
-`listed` constructors, which skip the frozen dataclasses' slower `__init__`.
+`Path` without parsing anything again (`compat.child_path`), and entries and revisions are
+made by their `listed` constructors, which skip the frozen dataclasses' slower `__init__`.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from vllm_console.compat import child_path
 from vllm_console.core.catalog.entry import ModelEntry, Revision, Source
 
 REPO_PREFIX = "models--"
@@ -34,6 +37,7 @@ RACY_NS = 2_000_000_000  # a folder changed less than 2 s ago is not remembered
 
 # (folder, its stat before it was read); None: cannot be vouched for (unreadable, links out)
 Seen = list[tuple[str, os.stat_result | None]]
+Stamp = tuple[int, int, int]  # (inode, mtime_ns, ctime_ns): see `stamp_of`
 
 
 class SnapshotChoice(NamedTuple):
@@ -87,17 +91,17 @@ def list_cache(hf_cache: Path) -> tuple[list[ModelEntry], list[str]]:
 
 def _list_repo(hf_cache: Path, name: str, path: str) -> ModelEntry:
     repo_id = name[len(REPO_PREFIX) :].replace("--", "/")
-    repo = _child(hf_cache, name)  # `path` as a Path, without parsing `path` again
+    repo = child_path(hf_cache, name)  # `path` as a Path, without parsing `path` again
     main = read_small(path + "/refs/main")
     if main and _is_snapshot(path, main):
-        snapshot = _child(_child(repo, "snapshots"), main)
+        snapshot = child_path(child_path(repo, "snapshots"), main)
         revision = Revision.listed(main, snapshot, _MAIN)
         return ModelEntry.listed(repo_id, snapshot, Source.HF_CACHE, hf_cache, (revision,))
     snapshots = snapshot_names(path + "/snapshots")
     chosen = _pick(path, main, snapshots)
     if chosen is None:
         return ModelEntry.listed(repo_id, repo, Source.HF_CACHE, hf_cache)
-    revisions = _revisions(_child(repo, "snapshots"), chosen, snapshots, main)
+    revisions = _revisions(child_path(repo, "snapshots"), chosen, snapshots, main)
     return ModelEntry.listed(repo_id, revisions[0].path, Source.HF_CACHE, hf_cache, revisions)
 
 
@@ -116,9 +120,9 @@ def _revisions(
 ) -> tuple[Revision, ...]:
     """The chosen snapshot's revision, then the others sorted by commit (`base`: the
     `snapshots` folder)."""
-    revisions = [Revision.listed(chosen, _child(base, chosen), _MAIN if chosen == main else ())]
+    revisions = [Revision.listed(chosen, child_path(base, chosen), _MAIN if chosen == main else ())]
     revisions += [
-        Revision.listed(c, _child(base, c), _MAIN if c == main else ())
+        Revision.listed(c, child_path(base, c), _MAIN if c == main else ())
         for c in sorted(snapshots)
         if c != chosen
     ]
@@ -141,17 +145,10 @@ def with_all_revisions(entry: ModelEntry) -> ModelEntry:
     ):
         return entry
     base = first.path.parent
-    return entry.with_revisions((first, *[Revision.listed(c, _child(base, c)) for c in others]))
+    return entry.with_revisions((first, *[Revision.listed(c, child_path(base, c)) for c in others]))
 
 
 _MAIN = ("main",)
-
-# `parent / name` for a name read from a directory listing (one component, no separator).
-# On Python 3.11 `/` parses the name again and joins part lists: 2.6 µs a path, a fifth of the
-# listing's time with two paths per repo and one per snapshot. `Path.iterdir` makes its
-# children with `_make_child_relpath`, which trusts the name instead (0.6 µs); that is used
-# where this Python's `Path` has it (3.11, 3.12), `/` elsewhere. The paths are equal.
-_child: Callable[[Path, str], Path] = getattr(Path, "_make_child_relpath", Path.__truediv__)
 
 
 def choose_snapshot(repo: str) -> SnapshotChoice:
@@ -237,3 +234,12 @@ def stat_or_none(path: str) -> os.stat_result | None:
         return os.stat(path)
     except OSError:
         return None
+
+
+def stamp_of(st: os.stat_result | None) -> Stamp | None:
+    """(inode, mtime_ns, ctime_ns) of a folder or file stat'ed before it was read; None if
+    there is no stat, or it changed less than `RACY_NS` ago: a second change within the same
+    timestamp tick would leave the stamp as it is (git's "racy clean" rule)."""
+    if st is None or time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns

@@ -23,11 +23,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vllm_console.compat import child_path
 from vllm_console.core.catalog import hfcache
 from vllm_console.core.catalog.entry import ModelEntry, Revision
 from vllm_console.core.catalog.hfcache import IGNORED_NAMES, Seen, main_of, read_refs, repo_dir
@@ -71,7 +71,7 @@ class ChosenScan:
 
 
 # repo folder -> ((chosen path, folder stamps), its walk without refs)
-_MEMO: dict[str, tuple[tuple[Path, tuple[tuple[int, int] | None, ...]], RepoWalk]] = {}
+_MEMO: dict[str, tuple[tuple[Path, tuple[hfcache.Stamp | None, ...]], RepoWalk]] = {}
 
 
 def scan_repo(entry: ModelEntry) -> RepoWalk:
@@ -125,7 +125,7 @@ def with_refs(entry: ModelEntry, chosen: ChosenScan, refs: dict[str, str]) -> Re
     listed = entry.revisions
     if listed and chosen.others is not None:
         base = listed[0].path.parent
-        listed = (listed[0], *[Revision.listed(c, hfcache._child(base, c)) for c in chosen.others])
+        listed = (listed[0], *[Revision.listed(c, child_path(base, c)) for c in chosen.others])
     revisions = [Revision.listed(r.commit, r.path, by_commit.get(r.commit, ())) for r in listed]
     if revisions and chosen.chosen_files is not None:
         first = revisions[0]
@@ -140,13 +140,15 @@ def walk_repo(entry: ModelEntry) -> RepoWalk:
 
     Blobs are written once under their hash and never rewritten, and snapshot links are only
     ever added or removed, so a repo whose blobs folder and (flat) snapshot folders all have
-    the mtimes they had last time has the same sizes: those are remembered. Refs are read
-    every time (they are rewritten in place).
+    the stamps they had last time (`hfcache.stamp_of`: none changed too recently to tell) has
+    the same sizes: those are remembered. Refs are read every time (they are rewritten in
+    place).
     """
     entry = hfcache.with_all_revisions(entry)
     repo = repo_dir(entry)
     refs = read_refs(repo + "/refs")
-    stamps = [_stamp(repo + "/blobs"), *(_stamp(str(rev.path)) for rev in entry.revisions)]
+    folders = [repo + "/blobs", *(str(rev.path) for rev in entry.revisions)]
+    stamps = [hfcache.stamp_of(hfcache.stat_or_none(folder)) for folder in folders]
     key = (entry.path, tuple(stamps))
     memo = _MEMO.get(repo)
     if memo is not None and memo[0] == key:
@@ -335,22 +337,6 @@ def _sized(
         ]
     total = sum(s for s in unique if s > 0)
     return Revision(rev.commit, rev.path, refs, total, len(kept)), kept, broken
-
-
-def _stamp(path: str) -> tuple[int, int] | None:
-    """(inode, mtime_ns) of a folder, or None if it changed too recently to be trusted.
-
-    A folder's mtime moves when an entry is added, removed or renamed; one changed less than
-    `hfcache.RACY_NS` ago could change again within the same timestamp tick (git's "racy
-    clean" rule).
-    """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if time.time_ns() - st.st_mtime_ns < hfcache.RACY_NS:
-        return None
-    return st.st_ino, st.st_mtime_ns
 
 
 def _refs_by_commit(refs: dict[str, str]) -> dict[str, tuple[str, ...]]:

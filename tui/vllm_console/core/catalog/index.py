@@ -45,21 +45,23 @@ import io
 import os
 import pickle
 import tempfile
-import time
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vllm_console.core.catalog import hfcache, hfwalk, nogc
+from vllm_console import compat
+from vllm_console.core.catalog import hfcache, hfwalk
 from vllm_console.core.catalog.entry import ModelEntry
 from vllm_console.core.catalog.readers.config import read_capped
 
-__all__ = ["CatalogIndex", "default_index_path", "file_stamps"]
+__all__ = ["CatalogIndex", "default_index_path", "file_stamps", "folder_stamps", "refs_with_layout"]
 
 INDEX_NAME = "catalog-index-v1.pickle"
 MAGIC = b"vllm-console catalog index\n"
-VERSION = 2  # 2: a repo record keeps the names of its other snapshots
+# 2: a repo record keeps the names of its other snapshots; 3: the model's metadata is one
+# nested tuple (`ModelMeta.as_tuple`), not nine loose values
+VERSION = 3
 MAX_INDEX_BYTES = 512 * 1024 * 1024
 
 FolderStamps = tuple[tuple[str, int, int, int], ...]  # (folder, inode, mtime_ns, ctime_ns)
@@ -76,18 +78,11 @@ def default_index_path(home: Path, environ: Mapping[str, str]) -> Path:
     return base / "vllm-console" / INDEX_NAME
 
 
-def _stamp(st: os.stat_result) -> tuple[int, int, int] | None:
-    """(inode, mtime_ns, ctime_ns), or None if the inode changed less than RACY_NS ago."""
-    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < hfcache.RACY_NS:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns
-
-
 def folder_stamps(seen: hfcache.Seen) -> FolderStamps | None:
     """The stamps of the folders a scan read; None if one of them cannot be trusted."""
     stamps: list[tuple[str, int, int, int]] = []
     for rel, st in seen:
-        stamp = None if st is None else _stamp(st)
+        stamp = hfcache.stamp_of(st)
         if stamp is None:
             return None
         stamps.append((rel, *stamp))
@@ -104,7 +99,7 @@ def file_stamps(folder: str, names: Sequence[str], listing: Sequence[str]) -> Fi
             st = os.stat(os.path.join(folder, name))
         except OSError:
             return None
-        if _stamp(st) is None:
+        if hfcache.stamp_of(st) is None:
             return None
         stamps.append((name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return tuple(listing), tuple(stamps)
@@ -121,7 +116,7 @@ def _same_folders(base: str, stamps: FolderStamps) -> bool:
     return True
 
 
-def read_refs(refs_dir: str, main: str | None) -> tuple[dict[str, str], Record | None]:
+def refs_with_layout(refs_dir: str, main: str | None) -> tuple[dict[str, str], Record | None]:
     """`hfcache.read_refs` plus the refs' layout (folder stamps, ref file names), if trusted."""
     seen: hfcache.Seen = []
     names: list[str] = []
@@ -168,7 +163,7 @@ def _load(path: Path) -> dict[str, Record] | None:
     ):
         return None
     try:
-        with nogc.paused():  # thousands of new containers, no garbage
+        with compat.gc_paused():  # thousands of new containers, no garbage
             data = _PlainUnpickler(io.BytesIO(raw[head:])).load()
     except Exception:  # a damaged pickle can fail in many ways; it is only a cache
         return None
@@ -221,7 +216,7 @@ class CatalogIndex:
             main = hfcache.main_of(entry)
             refs = _read_known_refs(repo + "/refs", main, layout)
             if refs is None:
-                refs, new_layout = read_refs(repo + "/refs", main)
+                refs, new_layout = refs_with_layout(repo + "/refs", main)
                 self._dirty |= new_layout != layout
                 layout = new_layout
             scan = hfwalk.ChosenScan(*chosen)

@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from vllm_console.core.catalog import folders, hfcache, hfwalk, nogc
+from vllm_console import compat
+from vllm_console.core.catalog import folders, hfcache, hfwalk
 from vllm_console.core.catalog.describe import (
     Described,
     decode,
@@ -36,7 +37,12 @@ from vllm_console.core.catalog.describe import (
     shard_problems,
 )
 from vllm_console.core.catalog.entry import ModelEntry, Revision, Source, format_bytes
-from vllm_console.core.catalog.index import CatalogIndex, file_stamps, folder_stamps, read_refs
+from vllm_console.core.catalog.index import (
+    CatalogIndex,
+    file_stamps,
+    folder_stamps,
+    refs_with_layout,
+)
 from vllm_console.core.catalog.readers import safetensors as weights
 from vllm_console.core.catalog.readers.safetensors import INDEX_NAME
 
@@ -69,7 +75,7 @@ def _sort_key(entry: ModelEntry) -> tuple[str, int, str]:
 def list_models(hf_cache: Path, model_dirs: Sequence[Path]) -> ScanResult:
     """Names only: ids, paths and the chosen revisions; `detailed` is False and no model file
     is read. A cache repo's other revisions come with `detail` (see `hfcache.list_cache`)."""
-    with nogc.paused():
+    with compat.gc_paused():
         entries, warnings = hfcache.list_cache(hf_cache)
         looked_in = [hf_cache]
         for folder in model_dirs:
@@ -87,7 +93,7 @@ def scan(
     hf_cache: Path, model_dirs: Sequence[Path], workers: int = 1, *, index_path: Path | None = None
 ) -> ScanResult:
     """`list_models` plus `detail` of every entry, in the same order (see `iter_detailed`)."""
-    with nogc.paused():
+    with compat.gc_paused():
         listed = list_models(hf_cache, model_dirs)
         detailed = list(listed.entries)
         for i, entry in _detailed(listed.entries, workers, index_path):
@@ -119,7 +125,7 @@ def _detailed(
         todo.sort(key=lambda item: not index.knows(item[1]))  # stable: known ones first
 
     def one(item: tuple[int, ModelEntry]) -> tuple[int, ModelEntry]:
-        with nogc.paused():
+        with compat.gc_paused():
             return item[0], _detail(item[1], index)
 
     if workers <= 1:
@@ -204,15 +210,7 @@ def _finish(
         root=entry.root,
         revisions=entry.revisions if revisions is None else revisions,
         format=d.format,
-        architecture=d.architecture,
-        model_type=d.model_type,
-        params=d.params,
-        dtype=d.dtype,
-        quantization=d.quantization,
-        context_length=d.context_length,
-        num_layers=d.num_layers,
-        num_kv_heads=d.num_kv_heads,
-        head_dim=d.head_dim,
+        meta=d.meta,
         config=d.config,
         size_bytes=size,
         files=tuple(files),
@@ -231,7 +229,7 @@ def _scan_cache(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:
         return _cache_entry(entry, hfwalk.with_refs(entry, hit[0], hit[2]), described)
     seen: hfcache.Seen = []
     chosen = hfwalk.scan_chosen(entry, seen)  # stamps first, then every file read
-    refs, layout = read_refs(hfcache.repo_dir(entry) + "/refs", hfcache.main_of(entry))
+    refs, layout = refs_with_layout(hfcache.repo_dir(entry) + "/refs", hfcache.main_of(entry))
     walk = hfwalk.with_refs(entry, chosen, refs)
     described = _describe_repo(entry, walk.files)
     if index is not None and (stamps := folder_stamps(seen)) is not None:

@@ -155,7 +155,7 @@ def kv_bytes_per_token(
 ) -> tuple[int | None, int | None]:
     """(whole model, one GPU) bytes of KV cache per token; None where the config lacks a size."""
     t = text_section(entry.config)
-    layers = entry.num_layers or _int(t, "num_hidden_layers")
+    layers = entry.meta.num_layers or _int(t, "num_hidden_layers")
     if not layers:
         return None, None
     layers_per_gpu = math.ceil(layers / pp)
@@ -163,7 +163,7 @@ def kv_bytes_per_token(
     if lora is not None:  # MLA: one latent vector per layer, the same on every TP rank
         per_layer = (lora + (_int(t, "qk_rope_head_dim") or 0)) * kv_bytes
         return int(layers * per_layer), int(layers_per_gpu * per_layer)
-    kv, hd = entry.num_kv_heads, entry.head_dim
+    kv, hd = entry.meta.num_kv_heads, entry.meta.head_dim
     if not (kv and hd):
         return None, None
     total = layers * kv * hd * 2 * kv_bytes
@@ -202,12 +202,12 @@ def _weights(
     act = _act_bytes(entry, spec)
     if entry.format is Format.GGUF:
         notes.append("GGUF weights counted at their file size")
-        return entry.params, "GGUF", entry.size_bytes
-    checkpoint_bits = quant_bits(entry.quantization)
+        return entry.meta.params, "GGUF", entry.size_bytes
+    checkpoint_bits = quant_bits(entry.meta.quantization)
     bits = checkpoint_bits or quant_bits(spec.quantization)
     from_config = params_from_config(entry.config)
-    if entry.params and not checkpoint_bits:
-        params, source = entry.params, "safetensors"
+    if entry.meta.params and not checkpoint_bits:
+        params, source = entry.meta.params, "safetensors"
         if from_config and isinstance(entry.config.get("vision_config"), dict):
             notes.append("parameters include the vision encoder")
     elif from_config:
@@ -221,8 +221,8 @@ def _weights(
         return None, "file size", entry.size_bytes
     else:
         return None, "", None
-    if entry.quantization and not bits:
-        notes.append(f"unknown quantization {entry.quantization!r}: counted as {8 * act}-bit")
+    if (quantization := entry.meta.quantization) and not bits:
+        notes.append(f"unknown quantization {quantization!r}: counted as {8 * act}-bit")
     if not bits or bits >= 8 * act:
         return params, source, params * act
     embed = from_config[1] if from_config else 0
@@ -264,8 +264,8 @@ def estimate(entry: ModelEntry, spec: LaunchSpec) -> Estimate:
         weights_per_gpu=math.ceil(weights / (tp * pp)) if weights is not None else None,
         kv_per_token_per_gpu=kv_gpu,
         margin_per_gpu=_margin(entry, spec, act, tp),
-        max_model_len=spec.max_model_len or entry.context_length,
-        model_context=entry.context_length,
+        max_model_len=spec.max_model_len or entry.meta.context_length,
+        model_context=entry.meta.context_length,
         notes=tuple(notes),
     )
 

@@ -15,9 +15,10 @@
    when the endpoint gave no file list. The tree listing is seeded from step 1, so this step
    makes no request without a timeout (the library's own listing call has none).
 
-This module holds the public API, the probe and the error explanations; steps 2 and 3 and the
-progress tracker are in `hub_fetch`. huggingface_hub (and `hub_fetch`) are imported inside the
-functions: importing this module stays cheap.
+This module holds the public API, the probe and the error explanations; steps 2 and 3 are in
+`fetch`, and what both share (the job's settings, the remote files, the progress tracker, the
+errors) in `job`. huggingface_hub is imported inside the functions: importing this module
+stays cheap.
 """
 
 from __future__ import annotations
@@ -25,54 +26,33 @@ from __future__ import annotations
 import errno
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from vllm_console.core.catalog.entry import format_bytes
+from vllm_console.core.hub.fetch import finalize, prefetch
+from vllm_console.core.hub.job import (
+    DownloadCancelled,
+    DownloadError,
+    DownloadProgress,
+    Job,
+    ProgressCallback,
+    Remote,
+    Tracker,
+)
 
-if TYPE_CHECKING:
-    from vllm_console.core.hub.fetch import _Remote
-
-ProgressCallback = Callable[["DownloadProgress"], None]
+__all__ = [
+    "DownloadCancelled",
+    "DownloadError",
+    "DownloadProgress",
+    "ProgressCallback",
+    "default_output_dir",
+    "download_model",
+    "repo_id_problem",
+]
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
-_RETRIES = 3  # transient failures in a row, without new bytes, before giving up on a file
-
-
-@dataclass(frozen=True)
-class DownloadProgress:
-    repo_id: str
-    downloaded_bytes: int
-    total_bytes: int | None
-    files_done: int
-    files_total: int | None
-    current_file: str | None
-
-    def fraction(self) -> float | None:
-        if not self.total_bytes:
-            return None
-        return min(self.downloaded_bytes / self.total_bytes, 1.0)
-
-    def text(self) -> str:
-        files = f"{self.files_done}/{self.files_total} files" if self.files_total else "files"
-        size = format_bytes(self.downloaded_bytes)
-        if self.total_bytes is not None:
-            size += f" of {format_bytes(self.total_bytes)}"
-        return f"{files}, {size}"
-
-
-class DownloadError(Exception):
-    """A download failed; the message is one line for the user."""
-
-
-class DownloadCancelled(DownloadError):
-    """The caller's cancel event was set; partial files stay for the next run to resume."""
-
-    def __init__(self) -> None:
-        super().__init__("download cancelled; run it again to resume")
+RETRIES = 3  # transient failures in a row, without new bytes, before giving up on a file
 
 
 def repo_id_problem(repo_id: str) -> str | None:
@@ -119,10 +99,8 @@ def download_model(
         raise DownloadError(problem)
     from huggingface_hub import constants
 
-    from vllm_console.core.hub.fetch import _finalize, _prefetch, _Tracker
-
     where = (endpoint or constants.ENDPOINT).rstrip("/")
-    ctx = _Context(
+    job = Job(
         repo_id=repo_id,
         endpoint=endpoint,
         where=where,
@@ -131,78 +109,53 @@ def download_model(
         cache_dir=cache_dir,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout or float(constants.HF_HUB_DOWNLOAD_TIMEOUT),
-        retries=_RETRIES,
+        retries=RETRIES,
     )
-    with _explained(ctx, revision):
-        sha, files = _probe(ctx, revision)
-        tracker = _Tracker(repo_id, files, on_progress, cancel)
+    with _explained(job, revision):
+        sha, files = _probe(job, revision)
+        tracker = Tracker(repo_id, files, on_progress, cancel)
         tracker.emit(force=True)
-        _prefetch(ctx, sha, files or [], tracker, max_workers)
+        prefetch(job, sha, files or [], tracker, max_workers)
         tracker.check()
-        path = _finalize(ctx, revision, sha, files, tracker, max_workers)
+        path = finalize(job, revision, sha, files, tracker, max_workers)
     tracker.emit(done=True)
     return path
 
 
-@dataclass(frozen=True)
-class _Context:
-    repo_id: str
-    endpoint: str | None
-    where: str  # the endpoint as shown to the user
-    token: str | None
-    local_dir: Path | None
-    cache_dir: Path | None
-    connect_timeout: float
-    read_timeout: float
-    retries: int  # see _RETRIES
-
-    def timeout(self) -> Any:
-        import httpx2
-
-        return httpx2.Timeout(self.read_timeout, connect=self.connect_timeout)
-
-    @property
-    def storage(self) -> Path:
-        assert self.cache_dir is not None
-        return self.cache_dir / ("models--" + self.repo_id.replace("/", "--"))
-
-
-def _probe(ctx: _Context, revision: str | None) -> tuple[str, list[_Remote] | None]:
+def _probe(job: Job, revision: str | None) -> tuple[str, list[Remote] | None]:
     from huggingface_hub import HfApi
 
-    from vllm_console.core.hub.fetch import _Remote
-
-    api = HfApi(endpoint=ctx.endpoint, token=ctx.token)
+    api = HfApi(endpoint=job.endpoint, token=job.token)
     # The hint says float, but the call hands it to httpx, which takes a Timeout.
     info = api.model_info(
-        ctx.repo_id, revision=revision, files_metadata=True, timeout=ctx.timeout()
+        job.repo_id, revision=revision, files_metadata=True, timeout=job.timeout()
     )
     if not info.sha:
-        raise DownloadError(f"{ctx.where} gave no commit for {ctx.repo_id}: is it a hub mirror?")
+        raise DownloadError(f"{job.where} gave no commit for {job.repo_id}: is it a hub mirror?")
     if info.siblings is None:
         return info.sha, None
     return info.sha, [
-        _Remote(s.rfilename, s.size, s.blob_id, s.lfs.sha256 if s.lfs else None)
+        Remote(s.rfilename, s.size, s.blob_id, s.lfs.sha256 if s.lfs else None)
         for s in info.siblings
     ]
 
 
 @contextmanager
-def _explained(ctx: _Context, revision: str | None) -> Iterator[None]:
+def _explained(job: Job, revision: str | None) -> Iterator[None]:
     """Turn whatever huggingface_hub, httpx or the disk raise into a one-line DownloadError."""
     try:
         yield
     except DownloadError:
         raise
     except Exception as exc:
-        raise DownloadError(_explain(exc, ctx, revision)) from exc
+        raise DownloadError(_explain(exc, job, revision)) from exc
 
 
-def _explain(exc: BaseException, ctx: _Context, revision: str | None) -> str:
+def _explain(exc: BaseException, job: Job, revision: str | None) -> str:
     import httpx2
     from huggingface_hub import errors
 
-    where, repo = ctx.where, ctx.repo_id
+    where, repo = job.where, job.repo_id
     check = "check HF_ENDPOINT or your network"
     if isinstance(exc, errors.GatedRepoError):
         return (
@@ -223,14 +176,14 @@ def _explain(exc: BaseException, ctx: _Context, revision: str | None) -> str:
         return f"{where} answered HTTP {exc.response.status_code} for {repo}: {_line(detail)}"
     cause = exc.__cause__ or exc.__context__
     if isinstance(exc, errors.LocalEntryNotFoundError) and cause is not None:
-        return _explain(cause, ctx, revision)  # "not in the cache" hides the network's answer
+        return _explain(cause, job, revision)  # "not in the cache" hides the network's answer
     if isinstance(exc, httpx2.ConnectTimeout):
-        return f"cannot reach {where} (no connection within {ctx.connect_timeout:g} s): {check}"
+        return f"cannot reach {where} (no connection within {job.connect_timeout:g} s): {check}"
     if isinstance(exc, httpx2.ConnectError):
         return f"cannot reach {where} ({_connect_reason(exc)}): {check}"
     if isinstance(exc, httpx2.TimeoutException):
         return (
-            f"{where} stopped answering (nothing for {ctx.read_timeout:g} s): {check}; "
+            f"{where} stopped answering (nothing for {job.read_timeout:g} s): {check}; "
             "run again to resume"
         )
     if isinstance(exc, httpx2.TransportError):

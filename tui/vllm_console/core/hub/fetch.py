@@ -1,11 +1,13 @@
 """Steps 2 and 3 of `hub.download_model`: per-file fetching with resume, then the library's check.
 
-Each file goes into a partial file where huggingface_hub would put its own (blobs in the cache,
-or the folder's `.cache/huggingface/download`), under the library's lock, and is continued with
-an HTTP Range request on the next try or run. Then `snapshot_download` at the probed commit,
-with the tree listing seeded from the probe, checks everything and fetches what is left.
+`prefetch` puts each file into a partial file where huggingface_hub would put its own (blobs
+in the cache, or the folder's `.cache/huggingface/download`), under the library's lock, and
+continues it with an HTTP Range request on the next try or run. `finalize` then runs
+`snapshot_download` at the probed commit, with the tree listing seeded from the probe, which
+checks everything and fetches what is left. What this shares with `download` is in `job`.
 
-huggingface_hub is imported inside the functions, as in `hub`.
+huggingface_hub is imported inside the functions (its private helpers through
+`vllm_console.compat`), as in `download`.
 """
 
 from __future__ import annotations
@@ -13,110 +15,28 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from vllm_console import compat
 from vllm_console.core.catalog.entry import format_bytes
-from vllm_console.core.hub.download import (
+from vllm_console.core.hub.job import (
+    Aborted,
     DownloadCancelled,
     DownloadError,
-    DownloadProgress,
-    ProgressCallback,
-    _Context,
+    Job,
+    Remote,
+    Tracker,
 )
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
-class _Aborted(Exception):
-    """Another file of the same download failed: stop this one quietly."""
-
-
-@dataclass(frozen=True)
-class _Remote:
-    name: str
-    size: int | None
-    blob_id: str | None
-    lfs_sha256: str | None
-
-
-class _Tracker:
-    """Sums progress from worker threads; reports to the callback at most every `interval` s."""
-
-    def __init__(
-        self,
-        repo_id: str,
-        files: list[_Remote] | None,
-        on_progress: ProgressCallback | None,
-        cancel: threading.Event | None,
-        interval: float = 0.1,
-    ) -> None:
-        self.repo_id, self.on_progress, self.cancel = repo_id, on_progress, cancel
-        self.interval = interval
-        self.files_total = len(files) if files is not None else None
-        sizes = [f.size for f in files] if files is not None else [None]
-        self.total = sum(s for s in sizes if s is not None) if None not in sizes else None
-        self.abort = threading.Event()
-        self._lock = threading.Lock()
-        self._bytes = self._files = 0
-        self._current: str | None = None
-        self._last_emit = 0.0
-        self._shown = (0, 0)
-
-    def check(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise DownloadCancelled()
-        if self.abort.is_set():
-            raise _Aborted()
-
-    def sleep(self, seconds: float) -> None:
-        if self.cancel is not None:
-            self.cancel.wait(seconds)
-        else:
-            time.sleep(seconds)
-        self.check()
-
-    def add(self, n: int, current: str | None = None) -> None:
-        with self._lock:
-            self._bytes += n
-            self._current = current or self._current
-        self.emit()
-
-    def files_at_least(self, n: int, current: str | None = None) -> None:
-        with self._lock:
-            self._files = max(self._files, n)
-            self._current = current or self._current
-        self.emit()
-
-    def emit(self, *, force: bool = False, done: bool = False) -> None:
-        if self.on_progress is None:
-            return
-        with self._lock:
-            now = time.monotonic()
-            if not (force or done) and now - self._last_emit < self.interval:
-                return
-            self._last_emit = now
-            if done:
-                self._bytes = max(self._bytes, self.total or 0)
-                self._files = max(self._files, self.files_total or 0)
-            # Restarted transfers may step back; what the user sees never does.
-            shown = (max(self._shown[0], self._bytes), max(self._shown[1], self._files))
-            self._shown = shown
-            current = None if done else self._current
-            progress = DownloadProgress(
-                self.repo_id, shown[0], self.total, shown[1], self.files_total, current
-            )
-            # Under the lock, so that callbacks from several threads arrive in order.
-            self.on_progress(progress)
-
-
-def _prefetch(
-    ctx: _Context, sha: str, files: list[_Remote], tracker: _Tracker, max_workers: int
-) -> None:
+def prefetch(job: Job, sha: str, files: list[Remote], tracker: Tracker, max_workers: int) -> None:
+    """Step 2: every file the probe listed, `max_workers` at a time, each resumable. The first
+    failure stops the others and is raised (a cancel only if nothing else failed)."""
     from concurrent.futures import ThreadPoolExecutor
 
     if not files:
@@ -125,14 +45,14 @@ def _prefetch(
     done = [0]
     lock = threading.Lock()
 
-    def one(remote: _Remote) -> None:
+    def one(remote: Remote) -> None:
         try:
-            _fetch_file(ctx, sha, remote, tracker)
+            _fetch_file(job, sha, remote, tracker)
             with lock:
                 done[0] += 1
                 count = done[0]
             tracker.files_at_least(count, remote.name)
-        except _Aborted:
+        except Aborted:
             pass
         except BaseException as exc:  # re-raised in the caller's thread below
             tracker.abort.set()
@@ -150,83 +70,77 @@ def _prefetch(
         raise (real or errors)[0]
 
 
-def _fetch_file(ctx: _Context, sha: str, remote: _Remote, tracker: _Tracker) -> None:
+def _fetch_file(job: Job, sha: str, remote: Remote, tracker: Tracker) -> None:
     """Fetch one file into a resumable partial file, then put it where the library looks."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub._local_folder import read_download_metadata, write_download_metadata
-    from huggingface_hub.utils._fixes import WeakFileLock
-    from huggingface_hub.utils._headers import build_hf_headers
 
     tracker.check()
-    url = hf_hub_url(ctx.repo_id, remote.name, revision=sha, endpoint=ctx.endpoint)
-    meta = get_hf_file_metadata(url, token=ctx.token, timeout=ctx.timeout(), endpoint=ctx.endpoint)
+    url = hf_hub_url(job.repo_id, remote.name, revision=sha, endpoint=job.endpoint)
+    meta = get_hf_file_metadata(url, token=job.token, timeout=job.timeout(), endpoint=job.endpoint)
     if meta.xet_file_data is not None and _xet_usable():
         return  # hf_xet downloads it in step 3, resuming from its own chunk cache
     etag = meta.etag
     if etag is None or meta.commit_hash != sha:
         return  # not what the hub answers: leave it to the library and its errors
-    final, partial, lock_path = _placement(ctx, remote.name, etag)
-    if final.is_file() and ctx.local_dir is not None:
-        known = read_download_metadata(ctx.local_dir, remote.name)
-        if known is None or known.etag != etag:
+    final, partial, lock_path = _placement(job, remote.name, etag)
+    if final.is_file() and job.local_dir is not None:
+        if compat.hf_local_etag(job.local_dir, remote.name) != etag:
             return  # some other file by that name: the library decides (hash, or replace)
-        write_download_metadata(ctx.local_dir, remote.name, commit_hash=sha, etag=etag)
+        compat.hf_record_local_download(job.local_dir, remote.name, sha, etag)
         tracker.add(final.stat().st_size, remote.name)
         return
     if final.is_file():  # a blob, named by its content: done
-        _link_snapshot(ctx, sha, remote.name, final)
+        _link_snapshot(job, sha, remote.name, final)
         tracker.add(final.stat().st_size, remote.name)
         return
-    headers = build_hf_headers(token=ctx.token)
+    headers = compat.hf_headers(job.token)
     if _origin(meta.location) != _origin(url):
         headers.pop("authorization", None)  # a signed CDN url: never send the token off the hub
     partial.parent.mkdir(parents=True, exist_ok=True)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with WeakFileLock(lock_path):  # the lock the library takes for this file
+    with compat.hf_file_lock(lock_path):  # the lock the library takes for this file
         if not final.is_file():
-            _stream(ctx, meta.location, headers, partial, meta.size, remote.name, tracker)
+            _stream(job, meta.location, headers, partial, meta.size, remote.name, tracker)
             final.parent.mkdir(parents=True, exist_ok=True)
             partial.replace(final)
-    if ctx.local_dir is not None:
+    if job.local_dir is not None:
         # What the library writes after a download: step 3 then trusts the file as it is.
-        write_download_metadata(ctx.local_dir, remote.name, commit_hash=sha, etag=etag)
+        compat.hf_record_local_download(job.local_dir, remote.name, sha, etag)
     else:
-        _link_snapshot(ctx, sha, remote.name, final)
+        _link_snapshot(job, sha, remote.name, final)
 
 
-def _link_snapshot(ctx: _Context, sha: str, name: str, blob: Path) -> None:
+def _link_snapshot(job: Job, sha: str, name: str, blob: Path) -> None:
     """snapshots/<sha>/<name> -> blobs/<etag>, made by the library's own helper."""
-    from huggingface_hub.file_download import _create_symlink
-
-    pointer = ctx.storage / "snapshots" / sha / name
+    pointer = job.storage / "snapshots" / sha / name
     if not pointer.exists():
         pointer.parent.mkdir(parents=True, exist_ok=True)
-        _create_symlink(str(blob), str(pointer), new_blob=False)
+        compat.hf_link_blob(blob, pointer)
 
 
-def _placement(ctx: _Context, name: str, etag: str) -> tuple[Path, Path, Path]:
+def _placement(job: Job, name: str, etag: str) -> tuple[Path, Path, Path]:
     """(final file, partial file, lock file) in the layout huggingface_hub reads."""
-    if ctx.local_dir is not None:
-        download = ctx.local_dir / ".cache" / "huggingface" / "download"
+    if job.local_dir is not None:
+        download = job.local_dir / ".cache" / "huggingface" / "download"
         return (
-            ctx.local_dir / name,
+            job.local_dir / name,
             download / f"{name}.{etag}.incomplete",
             download / f"{name}.lock",
         )
-    assert ctx.cache_dir is not None
-    blob = ctx.storage / "blobs" / etag
-    lock = ctx.cache_dir / ".locks" / ctx.storage.name / f"{etag}.lock"  # the library's own lock
+    assert job.cache_dir is not None
+    blob = job.storage / "blobs" / etag
+    lock = job.cache_dir / ".locks" / job.storage.name / f"{etag}.lock"  # the library's own lock
     return blob, blob.with_name(etag + ".incomplete"), lock
 
 
 def _stream(
-    ctx: _Context,
+    job: Job,
     url: str,
     headers: dict[str, str],
     partial: Path,
     size: int | None,
     name: str,
-    tracker: _Tracker,
+    tracker: Tracker,
 ) -> None:
     import httpx2
     from huggingface_hub import get_session, hf_raise_for_status
@@ -244,7 +158,7 @@ def _stream(
         if have:
             request["Range"] = f"bytes={have}-"
         try:
-            with get_session().stream("GET", url, headers=request, timeout=ctx.timeout()) as resp:
+            with get_session().stream("GET", url, headers=request, timeout=job.timeout()) as resp:
                 if resp.status_code == 416:  # the partial file does not fit the remote one
                     partial.unlink(missing_ok=True)
                     tracker.add(-have)
@@ -268,55 +182,53 @@ def _stream(
                 raise httpx2.RemoteProtocolError("the server ended the file early")
         except httpx2.TransportError:
             failures += 1
-            if failures > ctx.retries:
+            if failures > job.retries:
                 raise
             tracker.sleep(1.0)
     if have != size:
         raise DownloadError(f"{name}: got {have} bytes, expected {size}; run again to retry")
 
 
-def _finalize(
-    ctx: _Context,
+def finalize(
+    job: Job,
     revision: str | None,
     sha: str,
-    files: list[_Remote] | None,
-    tracker: _Tracker,
+    files: list[Remote] | None,
+    tracker: Tracker,
     max_workers: int,
 ) -> Path:
+    """Step 3: `snapshot_download` at the probed commit checks the result and fetches what
+    step 2 left (Xet-stored files, or everything without a file list); the folder it gives."""
     from huggingface_hub import snapshot_download
 
-    if ctx.cache_dir is not None and not _COMMIT.fullmatch(revision or "main"):
-        _write_ref(ctx.storage, revision or "main", sha)
+    if job.cache_dir is not None and not _COMMIT.fullmatch(revision or "main"):
+        _write_ref(job.storage, revision or "main", sha)
     if files is not None:
-        _seed_tree_cache(ctx, sha, files)
+        _seed_tree_cache(job, sha, files)
     folder = snapshot_download(
-        ctx.repo_id,
+        job.repo_id,
         revision=sha,  # exactly what was probed, even if the branch moves meanwhile
-        cache_dir=ctx.cache_dir,
-        local_dir=ctx.local_dir,
-        endpoint=ctx.endpoint,
-        token=ctx.token,
-        etag_timeout=ctx.read_timeout,
+        cache_dir=job.cache_dir,
+        local_dir=job.local_dir,
+        endpoint=job.endpoint,
+        token=job.token,
+        etag_timeout=job.read_timeout,
         max_workers=max_workers,
         tqdm_class=_bar_class(tracker),
     )
     return Path(folder)
 
 
-def _seed_tree_cache(ctx: _Context, sha: str, files: list[_Remote]) -> None:
+def _seed_tree_cache(job: Job, sha: str, files: list[Remote]) -> None:
     """Write the listing snapshot_download would fetch, from the probe's answer."""
-    try:
-        from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
-    except ImportError:  # an older huggingface_hub: it lists the tree itself
-        return
-    entries = {}
+    entries: dict[str, tuple[int, str, str | None, int | None]] = {}
     for f in files:
         if f.size is None or f.blob_id is None:
-            return
+            return  # an incomplete listing: let the library list the tree itself
         lfs_size = f.size if f.lfs_sha256 else None
-        entries[f.name] = TreeCacheEntry(f.size, f.blob_id, f.lfs_sha256, lfs_size)
-    folder = ctx.local_dir / ".cache" / "huggingface" if ctx.local_dir else ctx.storage
-    write_tree_cache(str(folder), sha, entries)
+        entries[f.name] = (f.size, f.blob_id, f.lfs_sha256, lfs_size)
+    folder = job.local_dir / ".cache" / "huggingface" if job.local_dir else job.storage
+    compat.hf_write_tree_cache(folder, sha, entries)  # False: an older library lists it
 
 
 def _write_ref(storage: Path, revision: str, sha: str) -> None:
@@ -336,7 +248,7 @@ class _LibraryBar:
     bars; the "Reconstructing" one counts the bytes written to disk.
     """
 
-    tracker: _Tracker
+    tracker: Tracker
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         desc = str(kwargs.get("desc") or "")
@@ -366,15 +278,14 @@ class _LibraryBar:
         return lambda *args, **kwargs: None
 
 
-def _bar_class(tracker: _Tracker) -> type[_LibraryBar]:
+def _bar_class(tracker: Tracker) -> type[_LibraryBar]:
     return type("_Bar", (_LibraryBar,), {"tracker": tracker})
 
 
 def _xet_usable() -> bool:
     from huggingface_hub import constants
-    from huggingface_hub.utils._runtime import is_xet_available
 
-    return bool(is_xet_available()) and not constants.HF_HUB_DISABLE_XET
+    return compat.hf_xet_available() and not constants.HF_HUB_DISABLE_XET
 
 
 def _origin(url: str) -> tuple[str, str]:

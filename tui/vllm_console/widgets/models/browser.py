@@ -21,6 +21,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
 from textual.widgets.data_table import Column, ColumnKey
 
+from vllm_console import compat
 from vllm_console.config import Settings
 from vllm_console.core.catalog.entry import ModelEntry
 from vllm_console.core.catalog.port import Catalog
@@ -128,19 +129,11 @@ class ModelBrowser(CatalogFeed):
 
     def _set_name_width(self, name: Column) -> None:
         """Only the name column's width changes (the side panel came, the terminal was
-        resized): set it in place. Clearing and adding every row again, as a change of
-        columns needs, took ~0.4 s with 1,000 models, on the way to the first list. There is
-        no public way: this empties the table's render caches and has it measure itself again
-        (its own internals, checked to be there; else the rows are rebuilt)."""
-        table = self.table
-        clear_caches = getattr(table, "_clear_caches", None)
-        if clear_caches is None or not hasattr(table, "_require_update_dimensions"):
-            self._rebuild_columns()
-            return
+        resized): set it in place (`compat.datatable_rows_changed` says why and how), else
+        the columns and rows are rebuilt."""
         name.width = self._name_width
-        clear_caches()
-        table._require_update_dimensions = True
-        table.refresh()
+        if not compat.datatable_rows_changed(self.table):
+            self._rebuild_columns()
 
     def _rebuild_columns(self) -> None:
         self.table.clear(columns=True)

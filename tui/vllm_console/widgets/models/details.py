@@ -51,20 +51,21 @@ def location_text(entry: ModelEntry) -> Content:
 
 
 def config_text(entry: ModelEntry) -> Content:
+    meta = entry.meta
     return _rows(
         [
-            ("Architecture", entry.architecture),
-            ("Model type", entry.model_type),
-            ("Parameters", entry.params_text() if entry.params is not None else None),
-            ("Layers", _int(entry.num_layers)),
-            ("KV heads", _int(entry.num_kv_heads)),
-            ("Head dim", _int(entry.head_dim)),
+            ("Architecture", meta.architecture),
+            ("Model type", meta.model_type),
+            ("Parameters", entry.params_text() if meta.params is not None else None),
+            ("Layers", _int(meta.num_layers)),
+            ("KV heads", _int(meta.num_kv_heads)),
+            ("Head dim", _int(meta.head_dim)),
             (
                 "Context",
-                f"{format_tokens(entry.context_length)} tokens" if entry.context_length else None,
+                f"{format_tokens(meta.context_length)} tokens" if meta.context_length else None,
             ),
-            ("Dtype", entry.dtype),
-            ("Quantization", entry.quantization),
+            ("Dtype", meta.dtype),
+            ("Quantization", meta.quantization),
         ]
     )
 

@@ -52,9 +52,9 @@ def dtype_text(entry: ModelEntry) -> str:
 
 COLUMNS: tuple[Column, ...] = (
     Column("name", "Model", None, lambda e: e.id.lower()),  # takes the width left over
-    Column("params", "Params", 6, lambda e: e.params, "right"),
+    Column("params", "Params", 6, lambda e: e.meta.params, "right"),
     Column("dtype", "Dtype", 7, lambda e: dtype_text(e).lower()),
-    Column("context", "Ctx", 5, lambda e: e.context_length, "right"),
+    Column("context", "Ctx", 5, lambda e: e.meta.context_length, "right"),
     Column("size", "Size", 9, lambda e: e.size_bytes, "right"),
     Column("source", "Source", 6, source_text, optional=True),
     Column("status", "Status", 10, _status_rank),
@@ -82,8 +82,8 @@ def haystack(entry: ModelEntry) -> str:
         source_text(entry),
         entry.dtype_text(),
         dtype_text(entry),
-        entry.architecture or "",
-        entry.model_type or "",
+        entry.meta.architecture or "",
+        entry.meta.model_type or "",
     )
     return " ".join(parts).lower()
 

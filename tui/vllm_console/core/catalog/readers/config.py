@@ -1,8 +1,9 @@
 """Model metadata from config.json: architecture, dtype, quantization, context length.
 
-Nothing here loads weights. `read_config` turns a config.json into a `ConfigInfo`;
-`load_json` reads a JSON object, returning the reason instead of raising. Safetensors headers
-are read in `weights.py`, GGUF headers in `gguf.py`.
+Nothing here loads weights. `config_info` turns a parsed config.json into the catalog's
+`ModelMeta` (every field but `params`, which the weights' headers give); `load_json` reads a
+JSON object, returning the reason instead of raising. Safetensors headers are read in
+`readers.safetensors`, GGUF headers in `readers.gguf`.
 
 Context length: `max_position_embeddings` (or `n_positions`, `seq_length`, ...), looked up at
 the top level and then in `text_config`/`llm_config`/`language_config` for multimodal models.
@@ -17,7 +18,8 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+
+from vllm_console.core.catalog.meta import ModelMeta
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
@@ -66,20 +68,6 @@ _METHOD_NAMES = {
     "modelopt": "ModelOpt",
     "torchao": "torchao",
 }
-
-
-@dataclass(frozen=True)
-class ConfigInfo:
-    """What config.json says about a model (None where it says nothing)."""
-
-    architecture: str | None = None
-    model_type: str | None = None
-    dtype: str | None = None
-    quantization: str | None = None
-    context_length: int | None = None
-    num_layers: int | None = None
-    num_kv_heads: int | None = None
-    head_dim: int | None = None
 
 
 def read_capped(path: str, cap: int) -> bytes:
@@ -251,15 +239,15 @@ def quantization_from_name(name: str) -> str | None:
     return None
 
 
-def config_info(config: Mapping[str, object]) -> ConfigInfo:
-    """Pull the fields the console shows out of a parsed config.json."""
+def config_info(config: Mapping[str, object]) -> ModelMeta:
+    """What a parsed config.json says (None where it says nothing; `params` always None)."""
     sections = _sections(config)
     architectures = config.get("architectures")
     architecture = None
     if isinstance(architectures, list) and architectures:
         architecture = _as_str(architectures[0])
     heads = _pick_int(sections, _HEAD_KEYS)
-    return ConfigInfo(
+    return ModelMeta(
         architecture=architecture,
         model_type=_pick_str(sections, ("model_type",)),
         dtype=_pick_str(sections, ("torch_dtype", "dtype")),
