@@ -1,11 +1,13 @@
-"""After a stop, does our GPU memory come back? The console's side of `gpu_owners.ReleaseWatch`.
+"""After a stop, does our GPU memory come back? The console's side of
+`core.gpu.owners.ReleaseWatch`.
 
-While a server runs, the guard collects every PID it had (its session, read by the app every
-few seconds, and the PIDs NVML attributed to it) and whether our share was only visible as the
-change since launch. When the server ends (stopped or failed), it feeds the GPU strip's
-snapshots to a `ReleaseWatch`: released within 10 s is said in a notification; still held
-after that opens a dialog naming each PID and its memory, with the offer to kill them, and
-then watches those again. Without a GPU there is nothing to watch and nothing is said.
+While a server runs, the guard collects every PID it had (its session, read by
+`controllers.server` every few seconds, and the PIDs NVML attributed to it) and whether our
+share was only visible as the change since launch. When the server ends (stopped or
+failed), it feeds the GPU strip's snapshots to a `ReleaseWatch`: released within 10 s is
+said in a notification; still held after that opens a dialog naming each PID and its memory,
+with the offer to kill them, and then watches those again. Without a GPU there is nothing
+to watch and nothing is said.
 """
 
 from __future__ import annotations

@@ -8,5 +8,7 @@ Packages, by what they own (each one's own docstring says what it may import):
 - `gpu`: NVML, who holds memory, will it fit.
 - `endpoint`: an OpenAI-compatible server from outside: client, SSE, /metrics.
 
-No module here imports textual or rich (an import-linter contract and a test say so).
+May import: the standard library, httpx, huggingface_hub, prometheus_client, pynvml,
+`vllm_console.config` and `vllm_console.compat`. Never textual or rich (an import-linter
+contract and a test say so), nor anything of the UI.
 """

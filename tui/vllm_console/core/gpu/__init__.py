@@ -1,5 +1,6 @@
-"""The GPUs: NVML sampling (`nvml`), who holds their memory (`owners`) and whether a launch
-fits (`fit`).
+"""The GPUs: NVML sampling (`nvml`) and its readings (`samples`), who holds their memory
+(`owners`), and whether a launch fits: the model's side (`fit`) against the GPUs
+(`verdict`).
 
 May import: pynvml (lazily), `core.serve` (the process table, a launch spec),
 `core.catalog` (a model's entry). Never `endpoint`.

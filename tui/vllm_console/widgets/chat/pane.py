@@ -22,7 +22,6 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.await_complete import AwaitComplete
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
@@ -33,6 +32,7 @@ from textual.worker import Worker, WorkerState
 from vllm_console.core.endpoint.client import Done, EndpointStatus, probe
 from vllm_console.widgets.chat.answer import FLUSH_INTERVAL_S, AnswerReader, FlushPacer, annotate
 from vllm_console.widgets.chat.endpoint_bar import EndpointBar, Prober
+from vllm_console.widgets.chat.keys import CHAT_KEYS
 from vllm_console.widgets.chat.parts import ChatLog, MessageView, Outbox, PromptInput, TextSink
 from vllm_console.widgets.chat.settings_form import ChatSettings
 from vllm_console.widgets.chat.state import (
@@ -61,50 +61,7 @@ class ChatPane(ReportsWorkerErrors, Vertical):
 
     DEFAULT_CSS = Path(__file__).with_name("pane.tcss").read_text(encoding="utf-8")
 
-    BINDINGS = [
-        Binding(
-            "escape",
-            "stop",
-            "Stop",
-            id="chat.stop",
-            tooltip="Stop the answer being streamed; its text so far is kept",
-        ),
-        Binding(
-            "ctrl+l",
-            "clear",
-            "Clear",
-            id="chat.clear",
-            tooltip="Forget the conversation and start a new one",
-        ),
-        Binding(
-            "ctrl+s",
-            "export",
-            "Export .md",
-            id="chat.export",
-            tooltip="Save the conversation as a Markdown file in the current folder",
-        ),
-        Binding(
-            "ctrl+y",
-            "copy_answer",
-            "Copy answer",
-            id="chat.copy",
-            tooltip="Copy the last answer to the clipboard",
-        ),
-        Binding(
-            "ctrl+t",
-            "settings",
-            "Settings",
-            id="chat.settings",
-            tooltip="Show or hide the parameters: temperature, top_p, max tokens, system prompt",
-        ),
-        Binding(
-            "ctrl+r",
-            "reprobe",
-            "Probe",
-            id="chat.probe",
-            tooltip="Probe the endpoint again: is it up, which models does it serve",
-        ),
-    ]
+    BINDINGS = list(CHAT_KEYS)
 
     class EndpointChanged(Message):
         """The endpoint was probed, or another model was chosen."""
