@@ -42,3 +42,13 @@ async def wait_until(
             raise AssertionError(f"timed out waiting for {what or predicate}")
         await pilot.pause(0.05)
         await asyncio.sleep(0)
+
+
+async def settle(app: Any, pilot: Any) -> None:
+    """Until the console's panes are in and its scan is over (it starts after the first
+    frame)."""
+    await app.panes_ready.wait()
+    while app.browser.scanning:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    await pilot.pause()

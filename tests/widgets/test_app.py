@@ -7,6 +7,7 @@ from typing import Any
 from textual.command import CommandPalette
 from textual.widgets import DataTable, Input
 
+from tests.widgets.console_helpers import settle
 from tests.widgets.help_table import help_text
 from vllm_console.app import VllmConsoleApp
 from vllm_console.config import Settings
@@ -14,15 +15,6 @@ from vllm_console.screens.help import HelpScreen
 from vllm_console.screens.quit import QuitScreen
 from vllm_console.widgets.header_line import catalog_summary
 from vllm_console.widgets.models.details import ModelDetails
-
-
-async def settle(app: VllmConsoleApp, pilot: Any) -> None:
-    """Until the panes are in and the scan is over (it starts after the first frame)."""
-    await app.panes_ready.wait()
-    while app.browser.scanning:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-    await pilot.pause()
 
 
 async def quit_with_q(app: VllmConsoleApp, pilot: Any) -> None:

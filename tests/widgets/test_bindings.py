@@ -12,6 +12,7 @@ import pytest
 from textual.binding import Binding
 from textual.dom import DOMNode
 
+from tests.widgets.console_helpers import settle
 from tests.widgets.help_table import help_rows
 from tests.widgets.package_classes import classes_defining
 from vllm_console.app import VllmConsoleApp
@@ -37,14 +38,6 @@ def test_every_binding_has_an_id_a_description_and_a_tooltip(owner: type[DOMNode
         assert binding.tooltip, (owner, binding)
     ids = [binding.id for binding in bindings]
     assert len(ids) == len(set(ids)), f"{owner.__qualname__}: an id used twice"
-
-
-async def settle(app: VllmConsoleApp, pilot: Any) -> None:
-    await app.panes_ready.wait()
-    while app.browser.scanning:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-    await pilot.pause()
 
 
 async def test_every_binding_is_on_the_help_screen(settings: Settings, demo_catalog: Any) -> None:

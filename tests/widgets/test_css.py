@@ -11,6 +11,7 @@ from textual.css.stylesheet import Stylesheet
 from textual.widgets import Static
 
 import vllm_console
+from tests.widgets.console_helpers import settle
 from tests.widgets.package_classes import classes_defining
 from vllm_console.app import VllmConsoleApp
 from vllm_console.config import Settings
@@ -44,14 +45,6 @@ def test_app_tcss_styles_only_the_apps_own_layout() -> None:
     stylesheet.parse()
     ids = {name[1:] for rule in stylesheet.rules for name in rule.selector_names if "#" in name}
     assert ids == APP_IDS, "a widget's own rules belong in the .tcss beside it"
-
-
-async def settle(app: VllmConsoleApp, pilot: Any) -> None:
-    await app.panes_ready.wait()
-    while app.browser.scanning:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-    await pilot.pause()
 
 
 async def title_offset(settings: Settings, demo_catalog: Any, size: tuple[int, int]) -> int:
