@@ -68,7 +68,7 @@ def test_hostile_run_folders_are_skipped(
     (root / "20260101-000005-link").mkdir()
     (root / "20260101-000005-link" / "run.json").symlink_to("/dev/zero")
     (root / "20260101-000006-a-file").write_text("not a folder")
-    for name, changes in {
+    damaged: dict[str, dict[str, object]] = {
         "pid": {"pid": "1234"},
         "bigpid": {"pid": 10**30},
         "started": {"started": 1e300},
@@ -78,7 +78,8 @@ def test_hostile_run_folders_are_skipped(
         "phases": {"phases": [["a", "b", "c"]]},
         "id": {"id": 7},
         "port": {"port": -1},
-    }.items():
+    }
+    for name, changes in damaged.items():
         record(root / f"20260101-000007-{name}", **changes)
     began = time.monotonic()
     runs = RunArchive(root).all()

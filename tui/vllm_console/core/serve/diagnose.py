@@ -72,7 +72,7 @@ class Finding:
     fix: Fix | None = None
 
 
-LINE_CAP = 8192  # characters of a line the diagnosis reads: vLLM's messages are far shorter
+LINE_CAP = 4096  # characters of a line the diagnosis reads: vLLM's messages are far shorter
 MAX_TOKENS = 10**8  # beyond any model's context
 MAX_GIB = 1e6  # beyond any GPU's memory
 
@@ -134,9 +134,11 @@ def _static(cause: str, hint: str) -> Builder:
 RULES: tuple[tuple[str, re.Pattern[str], Builder], ...] = (
     (
         "max-model-len",
-        re.compile(  # {0,600}: a bounded gap, where `.*?` rescans the rest from each start
-            r"max seq len \((?P<want>\d+)\).{0,600}?estimated maximum model length is "
-            r"(?P<est>[\d,]+)",
+        # The gap is bounded and stops at the next "max seq len (": a bare `.*?` rescanned the
+        # whole rest of the log from each of them (a 100 KB line of them took 35 s).
+        re.compile(
+            r"max seq len \((?P<want>\d+)\)(?:(?!max seq len \().){0,600}?"
+            r"estimated maximum model length is (?P<est>[\d,]+)",
             re.S,
         ),
         _max_len,
