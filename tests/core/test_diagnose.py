@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from vllm_console.core.serve.diagnose import Phase, diagnose, next_phase
 
 START = [
@@ -84,3 +86,30 @@ def test_clean_shutdown_noise_is_not_a_finding() -> None:
 def test_findings_in_log_order() -> None:
     lines = ["[Errno 98] Address already in use", "x", "torch.OutOfMemoryError: CUDA out"]
     assert [f.rule for f in diagnose(lines)] == ["port-in-use", "oom"]
+
+
+def test_implausible_figures_give_the_finding_without_a_fix() -> None:
+    long_len = "max seq len (5), estimated maximum model length is " + "9" * 400
+    cases = [
+        "max seq len (5) ... estimated maximum model length is ,",
+        long_len,
+        "max seq len (" + "1" * 1000 + ") estimated maximum model length is 11568",
+        "Free memory on device cuda:0 (1.2.3/4 GiB) on startup is less than desired GPU memory "
+        "utilization",
+        "Free memory on device cuda:0 (9/4 GiB) on startup is less than desired GPU memory "
+        "utilization",
+    ]
+    for line in cases:
+        (finding,) = diagnose([line])
+        assert len(finding.cause) < 200, finding.cause
+        assert finding.fix is None or finding.fix.value == 11568, line
+
+
+def test_a_hostile_log_is_diagnosed_quickly() -> None:
+    """A bare `.*?` between two phrases rescanned the rest of the log from every start of the
+    first one: a 100 KB line of "max seq len (1)" took 35 s."""
+    for piece in ("max seq len (1)", "max seq len (1) estimated maximum model length "):
+        line = (piece * (100_000 // len(piece) + 1))[:100_000]
+        began = time.monotonic()
+        assert diagnose([line] * 500) == []
+        assert time.monotonic() - began < 2.0

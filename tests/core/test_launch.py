@@ -74,12 +74,13 @@ def test_every_field() -> None:
         "--quantization",
         "--dtype",
         "--max-model-len",
-        "--api-key",
     ):
         assert flag in args
     assert "--enforce-eager" in args and "--trust-remote-code" in args
     assert args[-2:] == ["--override-generation-config", '{"temperature": 0.5}']
-    assert env == {"HF_ENDPOINT": "https://mirror.example"}  # hub id: not offline
+    # hub id: not offline; the key in the environment, never on the command line
+    assert env == {"HF_ENDPOINT": "https://mirror.example", "VLLM_API_KEY": "sk-1"}
+    assert "sk-1" not in argv and not any(a.startswith("--api") for a in argv)
 
 
 def test_safe_mode_matches_the_original_workaround(tmp_path: Path) -> None:
@@ -103,6 +104,7 @@ def test_shell_script_redacts_and_round_trips() -> None:
     env["HF_TOKEN"] = "hf_secret"
     script = render_shell(argv, env)
     assert "sk-secret" not in script and "hf_secret" not in script
+    assert "VLLM_API_KEY=***" in script and "HF_TOKEN=***" in script
     exec_line = script.splitlines()[-1]
     assert shlex.split(exec_line)[1:4] == [*VLLM, "/models/with space"]
     assert "sk-secret" in render_shell(argv, env, redact=False)

@@ -75,7 +75,9 @@ async def test_dialog_previews_the_command_and_flags_bad_fields(
         assert (
             f"--port {app.settings.port}" in text and "--served-model-name org/tiny-model" in text
         )
-        assert "--api-key '***'" in text and "sk-secret" not in text
+        # the key goes to vLLM in its environment: shown redacted, never on the command line
+        assert "VLLM_API_KEY=***" in text and "sk-secret" not in text
+        assert "--api-key" not in text
         screen.query_one("#field-max_model_len", Input).value = "4096"
         await pilot.pause()
         assert "--max-model-len 4096" in preview(screen)  # live

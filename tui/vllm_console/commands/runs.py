@@ -7,7 +7,7 @@ import sys
 import time
 
 from vllm_console.config import Settings
-from vllm_console.core.serve.runs import RunArchive, RunInfo
+from vllm_console.core.serve.runs import RunArchive, RunInfo, log_tail
 
 
 def _summary(run: RunInfo) -> str:
@@ -24,11 +24,14 @@ def cmd_runs(settings: Settings, *, as_json: bool, log_id: str | None) -> int:
         if run is None:
             print(f"vllm-console: no run {log_id!r} in {archive.root}", file=sys.stderr)
             return 1
-        try:
-            sys.stdout.write(run.log_path.read_text(encoding="utf-8", errors="replace"))
+        try:  # the end of a huge log; a FIFO or device in its place is refused, not read
+            text, cut = log_tail(run)
         except OSError as exc:
             print(f"vllm-console: cannot read {run.log_path}: {exc}", file=sys.stderr)
             return 1
+        if cut:
+            print(f"vllm-console: only the end of {run.log_path} is shown", file=sys.stderr)
+        sys.stdout.write(text)
         return 0
     runs = archive.all()
     if as_json:

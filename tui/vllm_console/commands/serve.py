@@ -23,8 +23,9 @@ from vllm_console.core.gpu.owners import Holder, check_released
 from vllm_console.core.serve.diagnose import Finding
 from vllm_console.core.serve.install import find_vllm
 from vllm_console.core.serve.proctable import port_holders, port_is_free, session_pids
+from vllm_console.core.serve.redact import API_KEY_ENV, REDACTED, redact_argv
 from vllm_console.core.serve.session import ServerSession, SessionEnded, SessionEvent, Spawned
-from vllm_console.core.serve.spec import LaunchSpec, SpecError, redact_argv, serve_args
+from vllm_console.core.serve.spec import LaunchSpec, SpecError, serve_args, take_api_key
 from vllm_console.core.serve.supervisor import LogLine, PhaseChanged, Ready, Stalled
 
 
@@ -90,13 +91,14 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
             file=err,
         )
         return 2
-    spec = build_spec(settings, opts, found.target, found.is_local)
-    try:
+    try:  # a key in the extra args goes to the environment, as the settings' key does
+        spec = take_api_key(build_spec(settings, opts, found.target, found.is_local))
         argv = vllm.argv(serve_args(spec))
     except SpecError as exc:
         print(f"vllm-console: {exc}", file=err)
         return 2
-    print("$ " + shlex.join(redact_argv(argv)), file=err)
+    key = f"{API_KEY_ENV}={REDACTED} " if spec.api_key else ""
+    print("$ " + key + shlex.join(redact_argv(argv)), file=err)
     session = ServerSession(settings, model=opts.model, spec=spec, argv=argv)
     return asyncio.run(_serve(session))
 

@@ -28,6 +28,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from vllm_console.config import Settings
 from vllm_console.core.catalog.entry import ModelEntry
 from vllm_console.core.gpu.nvml import GpuSnapshot
+from vllm_console.core.serve.files import private_dir, write_private
 from vllm_console.core.serve.install import VllmCommand, find_vllm
 from vllm_console.core.serve.proctable import port_holders, port_is_free
 from vllm_console.core.serve.spec import LaunchRequest, LaunchSpec, save_spec, serve_args
@@ -295,10 +296,13 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
 
     @work(thread=True, exclusive=True, group="save-script", exit_on_error=False)
     def _write_script(self, path: Path, script: str) -> None:
+        state = self._settings.runs_dir.parent
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(script, encoding="utf-8")
-            os.chmod(path, 0o700)
+            if path.parent == self._script_path().parent:  # ours: private, as the state is
+                private_dir(path.parent, owned=state)
+            else:  # the user's folder: made if missing, its mode left alone
+                path.parent.mkdir(parents=True, exist_ok=True)
+            write_private(path, script, mode=0o700)  # runnable by its owner alone
         except OSError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return

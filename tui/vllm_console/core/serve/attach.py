@@ -16,6 +16,7 @@ from typing import Protocol
 
 from vllm_console.config import Settings
 from vllm_console.core.serve.diagnose import Phase
+from vllm_console.core.serve.files import read_range
 from vllm_console.core.serve.process import StopReport, health_url, is_healthy, stop_group
 from vllm_console.core.serve.runs import RunArchive, RunInfo, RunRecorder
 
@@ -39,16 +40,18 @@ def listen_host(argv: tuple[str, ...]) -> str:
 
 
 def read_from(path: Path, offset: int) -> tuple[list[str], int]:
-    """Complete lines after `offset` (from the last TAIL_BYTES when offset is 0), new offset."""
+    """Complete lines after `offset` (from the last TAIL_BYTES when offset is 0), new offset.
+
+    At most TAIL_BYTES a call, from a regular file only, opened without blocking (a FIFO
+    named log.txt must not hang the follower); a line longer than that comes in pieces.
+    """
     try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            start = max(offset, size - TAIL_BYTES) if offset == 0 else offset
-            handle.seek(start)
-            data = handle.read(max(0, size - start))
+        data, start = read_range(path, offset, TAIL_BYTES)
     except OSError:
         return [], offset
     end = data.rfind(b"\n") + 1
+    if end == 0 and len(data) == TAIL_BYTES:  # no end of line in sight: take it as it is
+        end = len(data)
     text = data[:end].decode("utf-8", "replace")
     lines = [part for raw in text.splitlines() for part in raw.split("\r") if part.strip()]
     return lines, start + end

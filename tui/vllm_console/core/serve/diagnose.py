@@ -2,6 +2,10 @@
 
 Wording differs a little between vLLM releases, so the patterns match loosely. The word ERROR
 alone means nothing (a clean shutdown logs some); only the known failures become findings.
+
+A log is untrusted text: each line is read up to LINE_CAP characters, no pattern can scan
+without bound from a match's start, and a figure that is not a plausible one (a 400-digit
+length, "1.2.3" GiB) gives the finding without a number or fix rather than an exception.
 """
 
 from __future__ import annotations
@@ -68,29 +72,51 @@ class Finding:
     fix: Fix | None = None
 
 
-def _num(text: str) -> float:
-    return float(text.replace(",", ""))
+LINE_CAP = 4096  # characters of a line the diagnosis reads: vLLM's messages are far shorter
+MAX_TOKENS = 10**8  # beyond any model's context
+MAX_GIB = 1e6  # beyond any GPU's memory
+
+
+def _num(text: str, high: float) -> float | None:
+    """A figure of the log if it is a plausible one (0 to `high`), else None."""
+    digits = text.replace(",", "")
+    if not digits or len(digits) > 24:  # no figure here has 24 digits
+        return None
+    try:
+        value = float(digits)
+    except ValueError:  # "1.2.3"
+        return None
+    return value if 0 <= value <= high else None
 
 
 def _max_len(m: re.Match[str]) -> tuple[str, str, Fix | None]:
-    estimate = int(_num(m.group("est")))
+    cause = "The KV cache cannot hold one request of the model's max length"
+    want = _num(m.group("want"), MAX_TOKENS)
+    cause += f" ({int(want)} tokens)." if want is not None else "."
+    estimate = _num(m.group("est"), MAX_TOKENS)
+    if estimate is None or estimate < 1:
+        return cause, "Lower --max-model-len, or raise GPU memory utilization.", None
+    tokens = int(estimate)
     return (
-        f"The KV cache cannot hold one request of the model's max length "
-        f"({m.group('want')} tokens).",
-        f"Relaunch with --max-model-len {estimate} (vLLM's estimate), or raise GPU memory "
+        cause,
+        f"Relaunch with --max-model-len {tokens} (vLLM's estimate), or raise GPU memory "
         "utilization.",
-        Fix("max_model_len", estimate, f"max model length {estimate}"),
+        Fix("max_model_len", tokens, f"max model length {tokens}"),
     )
 
 
 def _free_memory(m: re.Match[str]) -> tuple[str, str, Fix | None]:
-    free, total = _num(m.group("free")), _num(m.group("total"))
+    hint = "Stop the other process, or lower GPU memory utilization below the free share."
+    free, total = _num(m.group("free"), MAX_GIB), _num(m.group("total"), MAX_GIB)
+    if free is None or total is None or free > total:
+        cause = "Not enough GPU memory is free; something else holds it"
+        return cause + " (often a vLLM left over from an earlier run).", hint, None
     usable = max(0.05, round(free / total - 0.02, 2)) if total else 0.05
     fix = Fix("gpu_memory_utilization", usable, f"GPU memory utilization {usable}")
     return (
         f"Only {free:g} of {total:g} GiB is free on the GPU; something else holds the rest "
         "(often a vLLM left over from an earlier run).",
-        "Stop the other process, or lower GPU memory utilization below the free share.",
+        hint,
         fix,
     )
 
@@ -108,9 +134,11 @@ def _static(cause: str, hint: str) -> Builder:
 RULES: tuple[tuple[str, re.Pattern[str], Builder], ...] = (
     (
         "max-model-len",
+        # The gap is bounded and stops at the next "max seq len (": a bare `.*?` rescanned the
+        # whole rest of the log from each of them (a 100 KB line of them took 35 s).
         re.compile(
-            r"max seq len \((?P<want>\d+)\).*?estimated maximum model length is "
-            r"(?P<est>[\d,]+)",
+            r"max seq len \((?P<want>\d+)\)(?:(?!max seq len \().){0,600}?"
+            r"estimated maximum model length is (?P<est>[\d,]+)",
             re.S,
         ),
         _max_len,
@@ -180,7 +208,7 @@ RULES: tuple[tuple[str, re.Pattern[str], Builder], ...] = (
 def diagnose(lines: Iterable[str]) -> list[Finding]:
     """Findings in the order first seen; each rule reported once (its first occurrence)."""
     text_lines = list(lines)
-    joined = "\n".join(text_lines[-2000:])
+    joined = "\n".join(line[:LINE_CAP] for line in text_lines[-2000:])
     found: list[Finding] = []
     for name, pattern, build in RULES:
         match = pattern.search(joined)

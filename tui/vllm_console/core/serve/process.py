@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -35,15 +36,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm_console.core.serve.proctable import session_pids
+from vllm_console.core.serve.redact import redact_text
 
 PR_SET_PDEATHSIG = 1
 LINE_LIMIT = 1 << 20
 
 # argv: server pid (= its process group), grace seconds, fd of the server's output, log path.
 # stdin: the control pipe. "exit": stand down. "detach": stand down, keep the log. EOF: stop.
+# WATCHDOG_SECRETS in its environment (never argv: that is public): a JSON list of strings
+# replaced by *** in the log; the tail that could start one is held back until more comes.
+WATCHDOG_SECRETS = "VLLM_CONSOLE_WATCHDOG_SECRETS"
 WATCHDOG = r"""
-import os, select, signal, sys, time
+import json, os, select, signal, sys, time
 pid, grace, out_fd, log_path = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+secrets = json.loads(os.environ.pop("VLLM_CONSOLE_WATCHDOG_SECRETS", "[]"))
+secrets = sorted((s.encode() for s in secrets if s), key=len, reverse=True)
+keep = max(map(len, secrets), default=1) - 1
+def redact(data):
+    for secret in secrets:
+        data = data.replace(secret, b"***")
+    return data
+def put(fd, data):
+    while data:
+        data = data[os.write(fd, data):]
 for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
     signal.signal(s, signal.SIG_IGN)
 def alive():
@@ -62,9 +77,17 @@ while alive():
         sys.exit(0)
     if b"detach" in said:
         os.set_blocking(out_fd, True)
-        with open(log_path, "ab", buffering=0) as log:
-            while data := os.read(out_fd, 65536):
-                log.write(data)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+        log = os.open(log_path, flags, 0o600)
+        os.set_blocking(log, True)
+        held = b""
+        while data := os.read(out_fd, 65536):
+            held = redact(held + data)
+            cut = len(held) - keep
+            if cut > 0:
+                put(log, held[:cut])
+                held = held[cut:]
+        put(log, redact(held))
         sys.exit(0)
     if not chunk:
         break
@@ -116,9 +139,13 @@ class ServerProcess:
         detachable: bool = False,
         watchdog_grace: float = 15.0,
         detached_log: Path | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
+        """`secrets` (the API key) are replaced by *** in every line of output, ours and the
+        watchdog's, before anyone sees it: the one place the server's log is redacted."""
         self.argv = list(argv)
         self.env_add = dict(env_add)
+        self.secrets = tuple(s for s in secrets if s)
         self.cwd = cwd
         self.detachable = detachable
         self.watchdog_grace = watchdog_grace
@@ -190,6 +217,7 @@ class ServerProcess:
                 stdin=control_read,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                env={**os.environ, WATCHDOG_SECRETS: json.dumps(self.secrets)},
                 pass_fds=(out_fd,),
                 start_new_session=True,  # a hangup of our terminal must not reach it
             )
@@ -207,7 +235,8 @@ class ServerProcess:
                 raw = await reader.read(LINE_LIMIT)
             if not raw:
                 return
-            for part in raw.decode("utf-8", "replace").rstrip("\n").split("\r"):
+            text = redact_text(raw.decode("utf-8", "replace"), self.secrets)
+            for part in text.rstrip("\n").split("\r"):
                 if part.strip():
                     yield part.rstrip()
 

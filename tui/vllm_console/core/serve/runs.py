@@ -3,6 +3,10 @@
 One folder per launch under `<state dir>/runs/`: `run.json` (secrets redacted) and `log.txt`.
 A run whose record still says "running" while its process session is alive is a server left
 from an earlier console (left running on purpose, or orphaned): start-up offers to stop it.
+
+The state folder, `runs/` and each run's folder are 0700, their files 0600. A record is read
+without trust: at most META_LIMIT bytes of a regular file, every field of the expected type
+and in a plausible range, else the run is skipped as damaged.
 """
 
 from __future__ import annotations
@@ -16,11 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vllm_console.core.serve.files import (
+    open_private_append,
+    private_dir,
+    read_capped,
+    read_range,
+    write_private,
+)
 from vllm_console.core.serve.proctable import session_pids
-from vllm_console.core.serve.spec import redact_argv, redact_env
+from vllm_console.core.serve.redact import redact_argv, redact_env
 
 RUNNING = "running"
 LEFT_RUNNING = "left running"
+META_LIMIT = 1 << 20  # a record is a few KB
+LOG_PRINT_LIMIT = 16 << 20  # `runs --log` prints the end of a bigger log
+LATEST_TIME = 2.0**33  # seconds since 1970: the year 2242; later is not a real time
+PID_LIMIT = 1 << 22  # Linux's highest pid_max
 
 
 @dataclass(frozen=True)
@@ -68,22 +83,65 @@ class RunInfo:
 
     @classmethod
     def from_json(cls, run_dir: Path, data: Mapping[str, Any]) -> RunInfo:
+        """A record from its JSON; ValueError, KeyError or TypeError when it is damaged."""
+        if not isinstance(data, Mapping):
+            raise TypeError("a run record is a JSON object")
+        phases = _list(data.get("phases", []))
+        if not all(isinstance(p, list | tuple) and len(p) == 2 for p in phases):
+            raise ValueError("phases: pairs of a name and seconds expected")
         return cls(
-            id=str(data["id"]),
+            id=_text(data["id"]),
             dir=run_dir,
-            model=str(data.get("model", "?")),
-            argv=tuple(data.get("argv", ())),
-            env=dict(data.get("env", {})),
-            started=float(data.get("started", 0.0)),
-            port=data.get("port"),
-            pid=data.get("pid"),
-            status=str(data.get("status", RUNNING)),
-            ended=data.get("ended"),
-            returncode=data.get("returncode"),
-            reason=data.get("reason"),
-            phases=tuple((str(p), float(s)) for p, s in data.get("phases", ())),
-            findings=tuple(data.get("findings", ())),
+            model=_text(data.get("model", "?")),
+            argv=tuple(_text(a) for a in _list(data.get("argv", []))),
+            env={_text(k): _text(v) for k, v in _dict(data.get("env", {})).items()},
+            started=_seconds(data.get("started", 0.0)),
+            port=_optional_int(data.get("port"), 0, 65535),
+            pid=_optional_int(data.get("pid"), 1, PID_LIMIT),
+            status=_text(data.get("status", RUNNING)),
+            ended=None if data.get("ended") is None else _seconds(data["ended"]),
+            returncode=_optional_int(data.get("returncode"), -(1 << 31), 1 << 31),
+            reason=None if data.get("reason") is None else _text(data["reason"]),
+            phases=tuple((_text(p), _seconds(s)) for p, s in phases),
+            findings=tuple(_text(f) for f in _list(data.get("findings", []))),
         )
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("text expected")
+    return value
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError("a list expected")
+    return value
+
+
+def _dict(value: object) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise TypeError("an object expected")
+    return value
+
+
+def _seconds(value: object) -> float:
+    """A time or a duration: a finite number from 0 to LATEST_TIME."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("a number expected")
+    if not 0 <= value <= LATEST_TIME:  # NaN fails this too
+        raise ValueError("an implausible time")
+    return float(value)
+
+
+def _optional_int(value: object, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("a whole number expected")
+    if not low <= value <= high:
+        raise ValueError("an implausible number")
+    return value
 
 
 class RunRecorder:
@@ -91,13 +149,11 @@ class RunRecorder:
 
     def __init__(self, info: RunInfo) -> None:
         self.info = info
-        self._log = info.log_path.open("a", encoding="utf-8")
+        self._log = open_private_append(info.log_path)
         self._save()
 
     def _save(self) -> None:
-        tmp = self.info.dir / "run.json.tmp"
-        tmp.write_text(json.dumps(self.info.to_json(), indent=2))
-        tmp.replace(self.info.dir / "run.json")
+        write_private(self.info.dir / "run.json", json.dumps(self.info.to_json(), indent=2))
 
     def update(self, **changes: Any) -> None:
         data = {**self.info.to_json(), **changes}
@@ -148,10 +204,13 @@ class RunArchive:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = self.root / f"{stamp}-{slug}"
         suffix = 1
+        # the state folder above runs/ is the console's too
+        private_dir(self.root, owned=self.root.parent)
         while run_dir.exists():
             suffix += 1
             run_dir = self.root / f"{stamp}-{slug}-{suffix}"
-        run_dir.mkdir(parents=True)
+        run_dir.mkdir(mode=0o700)
+        os.chmod(run_dir, 0o700)  # whatever the umask
         info = RunInfo(
             id=run_dir.name,
             dir=run_dir,
@@ -172,10 +231,11 @@ class RunArchive:
             return []
         for entry in dirs:
             try:
-                data = json.loads(Path(entry.path, "run.json").read_text(encoding="utf-8"))
-                runs.append(RunInfo.from_json(Path(entry.path), data))
-            except (OSError, ValueError, KeyError, TypeError):
+                raw = read_capped(Path(entry.path, "run.json"), META_LIMIT)
+            except OSError:
                 continue
+            if (run := parse_record(Path(entry.path), raw)) is not None:
+                runs.append(run)
         return runs
 
     def get(self, run_id: str) -> RunInfo | None:
@@ -186,3 +246,21 @@ class RunArchive:
         return [
             run for run in self.all() if run.status in (RUNNING, LEFT_RUNNING) and run.alive_pids()
         ]
+
+
+def parse_record(run_dir: Path, raw: bytes) -> RunInfo | None:
+    """The run recorded in `raw` (a run.json's bytes), or None if the record is damaged."""
+    try:
+        return RunInfo.from_json(run_dir, json.loads(raw))
+    except (ValueError, KeyError, TypeError, RecursionError):  # Recursion: nested too deep
+        return None
+
+
+def log_tail(run: RunInfo, limit: int = LOG_PRINT_LIMIT) -> tuple[str, bool]:
+    """The run's log (its last `limit` bytes, from a line's start) and whether it was cut;
+    OSError when it cannot be read (missing, or not a regular file)."""
+    data, start = read_range(run.log_path, 0, limit)
+    cut = start > 0
+    if cut:
+        data = data[data.find(b"\n") + 1 :]
+    return data.decode("utf-8", errors="replace"), cut

@@ -5,12 +5,16 @@ they agree on what a run is: spawn (`ServerProcess`), supervise (`Supervisor`), 
 archive), stop, leave running (`detach`) and finish. The owner reads `events()`: the
 Supervisor's events, `Spawned` once the process runs, and always one `SessionEnded` last.
 
-Three rules live here and nowhere else:
+Four rules live here and nowhere else:
 
 - A run counts as stopped when its stop was asked before vLLM exited on its own and no process
   of its session is left. Anything else is a failure, even an exit with code 0.
 - The log reaches the archive in batches: RECORD_BATCH lines, or RECORD_INTERVAL seconds since
   the last write, or any other event, whichever comes first.
+- The server's output is redacted (the API key becomes ***) before anything sees it: the
+  session hands its keys to the process, which redacts each line as it reads it (and the
+  watchdog, what it copies to log.txt). So the log pane, `serve`'s stdout, the archive and
+  the diagnosis never get the key.
 - Nothing raises out of `events()` (cancellation aside): a run folder that cannot be written,
   a vLLM that cannot be started, or a bug here ends the session as failed with the reason, and
   a process that was started is stopped first.
@@ -27,8 +31,9 @@ from dataclasses import dataclass, replace
 from vllm_console.config import Settings
 from vllm_console.core.serve.diagnose import Finding, Phase
 from vllm_console.core.serve.process import ServerProcess, StopReport, health_url
+from vllm_console.core.serve.redact import redact_env
 from vllm_console.core.serve.runs import LEFT_RUNNING, RunArchive, RunInfo, RunRecorder
-from vllm_console.core.serve.spec import LaunchSpec, launch_env, redact_env
+from vllm_console.core.serve.spec import LaunchSpec, api_key_of, launch_env
 from vllm_console.core.serve.supervisor import Event, Exited, LogLine, Supervisor
 
 RECORD_BATCH = 200  # log lines written to the run archive at once
@@ -199,7 +204,14 @@ class ServerSession:
             detachable=self.detachable,
             watchdog_grace=min(settings.stop_timeout, 15.0),
             detached_log=recorder.info.log_path,
+            secrets=self.secrets,
         )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What the log must never show: the launch's API key, and the settings' one."""
+        keys = {api_key_of(self.spec), self.settings.api_key}
+        return tuple(sorted(key for key in keys if key))
 
     async def _supervise(self, server: ServerProcess) -> AsyncGenerator[SessionEvent, None]:
         failure: str | None = None

@@ -1,22 +1,39 @@
 """LaunchSpec -> the exact argv and environment of a `vllm serve` run (pure; nothing starts).
 
-The argv is always a list, never a shell string. `render_shell` turns it into a runnable
-script for people to copy, with the API key and tokens redacted unless asked otherwise.
+The argv is always a list, never a shell string, and never holds the API key: the key goes to
+vLLM as `VLLM_API_KEY` in its environment (see `redact`). `render_shell` turns a launch into a
+runnable script for people to copy; redacted (the default), it shows `VLLM_API_KEY=***` and
+reads the key, and any other secret, from the environment of whoever runs it.
+
+Saved specs are a file of the user's: read without trust (a damaged, huge or odd file means
+no saved specs; an entry with a wrong type is dropped) and written atomically, 0600, without
+the key.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from vllm_console.core.serve.files import private_dir, read_capped, write_private
+from vllm_console.core.serve.redact import (
+    API_KEY_ENV,
+    REDACTED,
+    is_secret_name,
+    redact_argv,
+    split_api_key,
+)
+
 SAFE_MODE_ENV = {"TORCH_COMPILE_DISABLE": "1", "TORCHDYNAMO_DISABLE": "1"}
 SAFE_MODE_UTILIZATION = 0.4
 SAFE_MODE_MAX_MODEL_LEN = 512
-SECRET_ENV_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+SPECS_LIMIT = 4 << 20  # one spec is under 1 KB: a bigger file is not ours
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -59,8 +76,45 @@ class LaunchSpec:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LaunchSpec:
+        """A spec from its JSON; TypeError for a value of the wrong type (or no model)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        for name, value in values.items():
+            if not plausible(name, value):
+                raise TypeError(f"saved spec: {name} is not a valid value")
+        return cls(**values)
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and "\0" not in value
+
+
+def plausible(name: str, value: object) -> bool:
+    """Whether a saved spec's field has a value a launch can use."""
+    if name in ("model_is_local", "enforce_eager", "trust_remote_code", "safe_mode"):
+        return isinstance(value, bool)
+    if name == "port":
+        return _is_int(value, 1, 65535)
+    if name in ("tensor_parallel_size", "pipeline_parallel_size"):
+        return _is_int(value, 1, 4096)
+    if name == "max_model_len":
+        return value is None or _is_int(value, 1, 10**8)
+    if name == "gpu_memory_utilization":  # NaN and infinities fail the comparison
+        return value is None or (_is_number(value) and 0 < value <= 1)  # type: ignore[operator]
+    if name == "extra_env":
+        pairs = value.items() if isinstance(value, dict) else [(None, None)]
+        return all(_is_text(k) and _is_text(v) for k, v in pairs)
+    if name in ("model", "host", "extra_args"):
+        return _is_text(value)
+    return value is None or _is_text(value)  # the optional strings
 
 
 class SpecError(ValueError):
@@ -68,10 +122,30 @@ class SpecError(ValueError):
 
 
 def split_extra_args(extra: str) -> list[str]:
+    """The extra arguments as vLLM gets them: without any `--api-key` (see `api_key_of`)."""
+    return _extra_and_key(extra)[0]
+
+
+def _extra_and_key(extra: str) -> tuple[list[str], str | None]:
     try:
-        return shlex.split(extra)
-    except ValueError as exc:
+        return split_api_key(shlex.split(extra))
+    except ValueError as exc:  # shlex's unbalanced quotes, or ApiKeyError
         raise SpecError(f"extra arguments: {exc}") from None
+
+
+def api_key_of(spec: LaunchSpec) -> str | None:
+    """The key vLLM will require: one typed into the extra arguments wins, as vLLM's own
+    `--api-key` wins over `VLLM_API_KEY`; else the spec's."""
+    return _extra_and_key(spec.extra_args)[1] or spec.api_key or None
+
+
+def take_api_key(spec: LaunchSpec) -> LaunchSpec:
+    """The spec with a key typed into its extra arguments moved to `api_key` (so the chat
+    knows it, and saved specs never hold it); SpecError if the extra arguments are bad."""
+    rest, key = _extra_and_key(spec.extra_args)
+    if key is None:
+        return spec
+    return replace(spec, api_key=key, extra_args=shlex.join(rest))
 
 
 def serve_args(spec: LaunchSpec) -> list[str]:
@@ -98,15 +172,13 @@ def serve_args(spec: LaunchSpec) -> list[str]:
         args.append("--enforce-eager")
     if spec.trust_remote_code:
         args.append("--trust-remote-code")
-    if spec.api_key:
-        args += ["--api-key", spec.api_key]
-    return args + split_extra_args(spec.extra_args)
+    return args + split_extra_args(spec.extra_args)  # the API key goes in launch_env
 
 
 def launch_env(
     spec: LaunchSpec, *, hf_endpoint: str | None, run_dir: Path | None = None
 ) -> dict[str, str]:
-    """The variables a launch adds to the inherited environment."""
+    """The variables a launch adds to the inherited environment, the API key among them."""
     env: dict[str, str] = {}
     if hf_endpoint:
         env["HF_ENDPOINT"] = hf_endpoint
@@ -117,30 +189,24 @@ def launch_env(
         if run_dir is not None:
             env["TRITON_CACHE_DIR"] = str(run_dir / "triton-cache")
     env.update(spec.extra_env)
+    if key := api_key_of(spec):
+        env[API_KEY_ENV] = key
     return env
 
 
-def redact_argv(argv: Sequence[str]) -> list[str]:
-    out = list(argv)
-    for i, arg in enumerate(out[:-1]):
-        if arg == "--api-key":
-            out[i + 1] = "***"
-    return [("--api-key=***" if a.startswith("--api-key=") else a) for a in out]
-
-
-def redact_env(env: Mapping[str, str]) -> dict[str, str]:
-    return {
-        k: ("***" if any(word in k.upper() for word in SECRET_ENV_WORDS) else v)
-        for k, v in env.items()
-    }
-
-
 def render_shell(argv: Sequence[str], env: Mapping[str, str], *, redact: bool = True) -> str:
-    """A runnable script reproducing the launch."""
+    """A runnable script reproducing the launch. Redacted, a secret variable is not written
+    but required from the environment of whoever runs the script."""
     if redact:
-        argv, env = redact_argv(argv), redact_env(env)
+        argv = redact_argv(argv)
     lines = ["#!/usr/bin/env bash", "set -euo pipefail"]
-    lines += [f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items())]
+    for name, value in sorted(env.items()):
+        if redact and is_secret_name(name):
+            # a name a shell cannot hold is only named (its value stays out all the same)
+            check = f': "${{{name}:?set {name}}}"  ' if SHELL_NAME.fullmatch(name) else ""
+            lines.append(f"{check}# {name}={REDACTED}, read from your environment")
+        else:
+            lines.append(f"export {name}={shlex.quote(value)}")
     lines.append("exec " + shlex.join(argv))
     return "\n".join(lines) + "\n"
 
@@ -148,8 +214,17 @@ def render_shell(argv: Sequence[str], env: Mapping[str, str], *, redact: bool = 
 def load_saved_specs(path: Path) -> dict[str, LaunchSpec]:
     """The last spec used for each model; a damaged file means no saved specs, not a crash."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        raw = read_capped(path, SPECS_LIMIT)
+    except OSError:
+        return {}
+    return parse_saved_specs(raw)
+
+
+def parse_saved_specs(raw: bytes) -> dict[str, LaunchSpec]:
+    """The specs in a saved-specs file's bytes; damaged entries dropped, never an error."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep for the parser
         return {}
     if not isinstance(data, dict):
         return {}
@@ -164,12 +239,11 @@ def load_saved_specs(path: Path) -> dict[str, LaunchSpec]:
 
 
 def save_spec(path: Path, model_key: str, spec: LaunchSpec) -> None:
+    """Remember `spec` for `model_key`, without its API key (SpecError: bad extra args)."""
     specs = load_saved_specs(path)
-    specs[model_key] = replace(spec, api_key=None)  # secrets stay out of the file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({k: v.to_json() for k, v in specs.items()}, indent=2))
-    tmp.replace(path)
+    specs[model_key] = replace(take_api_key(spec), api_key=None)  # secrets stay out
+    private_dir(path.parent, owned=path.parent)
+    write_private(path, json.dumps({k: v.to_json() for k, v in specs.items()}, indent=2))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from vllm_console.core.serve.diagnose import Finding, Phase, diagnose, next_phase
+from vllm_console.core.serve.diagnose import LINE_CAP, Finding, Phase, diagnose, next_phase
 from vllm_console.core.serve.process import ServerProcess, wait_healthy
 
 TAIL_LINES = 500
@@ -95,7 +95,7 @@ class Supervisor:
 
     async def _read(self) -> None:
         async for line in self.server.lines():
-            self.tail.append(line)
+            self.tail.append(line[:LINE_CAP])  # all the diagnosis reads of a line
             self._queue.put_nowait(LogLine(line))
             if not self._ready:
                 phase = next_phase(self.phase, line)

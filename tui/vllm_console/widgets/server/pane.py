@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from vllm_console.config import Settings
 from vllm_console.core.serve import attach as attached
 from vllm_console.core.serve.diagnose import Phase
+from vllm_console.core.serve.files import private_dir, write_private
 from vllm_console.core.serve.process import health_url
 from vllm_console.core.serve.runs import LEFT_RUNNING, RunInfo
 from vllm_console.core.serve.session import ServerSession, SessionEnded, SessionEvent
@@ -303,9 +304,9 @@ class ServerPane(ReportsWorkerErrors, Vertical):
     def _save_log(self, lines: list[str]) -> None:
         folder = self._settings.runs_dir.parent / "saved-logs"
         path = folder / time.strftime("server-log-%Y%m%d-%H%M%S.txt")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        try:  # private, as the rest of the state folder
+            private_dir(folder, owned=self._settings.runs_dir.parent)
+            write_private(Path(path), "".join(line + "\n" for line in lines))
         except OSError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
