@@ -71,7 +71,11 @@ def _items(path: str | Path) -> list[_Item]:
 
 def list_folder(folder: Path) -> tuple[list[ModelEntry], list[str]]:
     """Models directly in one model folder. Missing: nothing; unreadable, a system folder or
-    too many folders to list: a warning."""
+    too many folders to list: a warning.
+
+    Breadth first: every folder in the model folder is looked at before any org's models, so
+    a huge org folder cannot hide a model beside it.
+    """
     real = os.path.realpath(folder)
     if is_system_path(real):
         return [], [f"not a model folder: {folder} (a system folder)"]
@@ -83,42 +87,51 @@ def list_folder(folder: Path) -> tuple[list[ModelEntry], list[str]]:
         return [], [f"unreadable folder: {folder}: {exc.strerror or exc}"]
     entries: list[ModelEntry] = []
     entries += _gguf_entries(folder, [n for n, _, is_dir, _ in items if not is_dir], None)
-    budget = [MAX_LISTED]
-    for name, path, is_dir, is_link in items:
-        real_dir = _real_child(real, name, path, is_link) if is_dir else ""
-        if is_dir and not is_system_path(real_dir):
-            entries += _list_dir(folder, (path, real_dir), folder_id(name), budget, org_level=True)
-    if budget[0] < 0:
-        return entries, [f"model folder {folder}: stopped after listing {MAX_LISTED} folders"]
+    orgs = _folders(real, items, "")
+    models: list[tuple[str, str, str]] = []
+    for listed, (path, real_dir, dir_id) in enumerate(orgs):
+        if listed >= MAX_LISTED:
+            return entries, [_stopped(folder)]
+        found, children = _look(folder, path, dir_id)
+        entries += found
+        if children is not None:
+            models += _folders(real_dir, children, dir_id + "/")
+    for listed, (path, _, dir_id) in enumerate(models, start=len(orgs)):
+        if listed >= MAX_LISTED:
+            return entries, [_stopped(folder)]
+        entries += _look(folder, path, dir_id)[0]
     return entries, []
 
 
-def _list_dir(
-    root: Path, where: tuple[str, str], dir_id: str, budget: list[int], org_level: bool
-) -> list[ModelEntry]:
-    """Models in one folder of a model folder (`where`: its path and resolved path)."""
-    path, real = where
-    budget[0] -= 1
-    if budget[0] < 0:
-        return []
+def _stopped(folder: Path) -> str:
+    return f"model folder {folder}: stopped after listing {MAX_LISTED} folders"
+
+
+def _folders(real: str, items: list[_Item], prefix: str) -> list[tuple[str, str, str]]:
+    """(path, resolved path, id) of the folders among `items` (of the folder resolved at
+    `real`), sorted, hidden and system ones left out."""
+    found: list[tuple[str, str, str]] = []
+    for name, path, is_dir, is_link in sorted(items):
+        if is_dir and not name.startswith("."):
+            real_dir = _real_child(real, name, path, is_link)
+            if not is_system_path(real_dir):
+                found.append((path, real_dir, prefix + name if prefix else folder_id(name)))
+    return found
+
+
+def _look(root: Path, path: str, dir_id: str) -> tuple[list[ModelEntry], list[_Item] | None]:
+    """(the models one folder of a model folder is, or holds as GGUF files; its items if it
+    is none of that, so that its folders may be models)."""
     try:
         items = _items(path)
     except OSError:
         # Unreadable: still an entry, so that detail() can say why.
-        return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)]
+        return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)], None
     files = [n for n, _, is_dir, _ in items if not is_dir]
     if "config.json" in files or any(is_weight_name(n) and not n.endswith(".gguf") for n in files):
-        return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)]
+        return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)], None
     ggufs = _gguf_entries(root, files, (Path(path), dir_id))
-    if ggufs or not org_level:
-        return ggufs
-    found: list[ModelEntry] = []
-    for name, sub, is_dir, is_link in items:
-        if is_dir and not name.startswith("."):
-            real_sub = _real_child(real, name, sub, is_link)
-            if not is_system_path(real_sub):
-                found += _list_dir(root, (sub, real_sub), f"{dir_id}/{name}", budget, False)
-    return found
+    return (ggufs, None) if ggufs else ([], items)
 
 
 def _gguf_entries(root: Path, names: list[str], owner: tuple[Path, str] | None) -> list[ModelEntry]:
