@@ -60,10 +60,19 @@ from typing import Any
 
 from vllm_console import compat
 from vllm_console.core.catalog import hfcache, hfwalk, records
+from vllm_console.core.catalog.describe import decode
 from vllm_console.core.catalog.entry import ModelEntry
 from vllm_console.core.catalog.readers.files import open_regular, read_fd
 
-__all__ = ["CatalogIndex", "default_index_path", "file_stamps", "folder_stamps", "refs_with_layout"]
+__all__ = [
+    "CatalogIndex",
+    "default_index_path",
+    "file_stamps",
+    "folder_stamps",
+    "load_records",
+    "refs_with_layout",
+    "usable",
+]
 
 INDEX_NAME = "catalog-index-v1.pickle"
 MAGIC = b"vllm-console catalog index\n"
@@ -158,7 +167,7 @@ class _PlainUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused: {module}.{name}")
 
 
-def _load(path: Path) -> dict[str, Record] | None:
+def load_records(path: Path) -> dict[str, Record] | None:
     """The records of an index file; {} if there is none, None if it is unusable."""
     try:
         raw = _read_own(str(path))
@@ -204,6 +213,16 @@ def _repo_record(record: object) -> Record | None:
     return record if records.is_chosen(chosen) else None
 
 
+def usable(record: object) -> bool:
+    """Whether a record read back from the file would be used: it has the shape and bounds
+    of a record the catalog writes (a "files" record's stamps are only ever compared with
+    ours, so they need no check)."""
+    if type(record) is tuple and len(record) == 3 and record[0] == "files":
+        return decode(record[2]) is not None
+    repo = _repo_record(record)
+    return repo is not None and decode(repo[4]) is not None
+
+
 def _key(entry: ModelEntry) -> str:
     return f"{entry.key}\0{entry.id}"
 
@@ -221,7 +240,7 @@ class CatalogIndex:
     @classmethod
     def load(cls, path: Path) -> CatalogIndex:
         """The index at `path`; empty (and to be rewritten) if it is missing or unusable."""
-        records = _load(path)
+        records = load_records(path)
         return cls(path, records or {}, stale=records is None)
 
     def __len__(self) -> int:
