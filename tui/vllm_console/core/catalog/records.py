@@ -9,6 +9,9 @@ entry is read from its files again, as if the index did not know it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from vllm_console.core.catalog.meta import FIELD_NAMES
 from vllm_console.core.catalog.readers.numbers import MAX_CONTEXT, MAX_COUNT, MAX_DIM, MAX_PARAMS
 
@@ -23,16 +26,38 @@ _META_BOUNDS = {
     "head_dim": MAX_DIM,
 }
 _BOUNDS = tuple(_META_BOUNDS.get(name, 0) for name in FIELD_NAMES)  # 0: a str field
-_SCALARS = (str, int, float, bool, type(None))
+_SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 
 
 def is_int(value: object, low: int = 0, high: int = MAX_SIZE) -> bool:
     return type(value) is int and low <= value <= high
 
 
+def _all_of(kinds: frozenset[type], values: Iterable[object]) -> bool:
+    """Whether every value's type is one of `kinds` (one C-level pass: the checks run on
+    every record of every scan, and a warm scan is mostly these checks)."""
+    return set(map(type, values)) <= kinds
+
+
 def is_strs(value: object) -> bool:
     """A tuple of strings (file names, problems, refs)."""
-    return type(value) is tuple and all(type(item) is str for item in value)
+    return type(value) is tuple and _all_of(_STR, value)
+
+
+def are_relative(value: object) -> bool:
+    """A tuple of paths below a folder of the repo: none empty, absolute, with a NUL or a
+    `..` part. Checked on the names joined, so one search covers them all (a name holding
+    a newline may be refused when it need not be: the entry is then read again, no harm)."""
+    if not is_strs(value):
+        return False
+    names: tuple[str, ...] = value  # type: ignore[assignment]
+    if not names:
+        return True
+    return _BAD_PARTS.search("\n" + "\n".join(names) + "\n") is None
+
+
+# in names joined by newlines: an empty name, a leading "/", a NUL, a ".." part
+_BAD_PARTS = re.compile(r"\n\n|\n/|\x00|\n\.\./|/\.\./|/\.\.\n|\n\.\.\n")
 
 
 def is_meta(value: object) -> bool:
@@ -52,46 +77,44 @@ def is_meta(value: object) -> bool:
 
 def is_json_object(value: object) -> bool:
     """A dict with str keys of what `json.loads` makes (and GGUF metadata: the same kinds),
-    nested at most `MAX_NESTING` deep; walked without recursion."""
+    nested at most `MAX_NESTING` deep; walked a level at a time, without recursion."""
     if type(value) is not dict:
         return False
-    stack: list[tuple[object, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if type(item) is dict:
-            if depth >= MAX_NESTING or not all(type(k) is str for k in item):
-                return False
-            children = item.values()
-        elif type(item) is list:
-            if depth >= MAX_NESTING:
-                return False
-            children = item  # type: ignore[assignment]
-        else:
-            continue
-        for child in children:
-            if type(child) in _SCALARS:
-                continue
-            stack.append((child, depth + 1))
-    return True
+    level: list[object] = [value]
+    for _ in range(MAX_NESTING):
+        deeper: list[object] = []
+        for item in level:
+            if type(item) is dict:
+                if not _all_of(_STR, item):
+                    return False
+                deeper += [v for v in item.values() if type(v) not in _SCALARS]
+            elif type(item) is list:
+                deeper += [v for v in item if type(v) not in _SCALARS]
+            else:
+                return False  # a tuple, a set, bytes: json.loads makes none
+        if not deeper:
+            return True
+        level = deeper
+    return False
 
 
 def is_folder_stamps(value: object) -> bool:
-    """`index.FolderStamps`: (relative folder, inode, mtime_ns, ctime_ns) each."""
+    """`index.FolderStamps`: (relative folder, inode, mtime_ns, ctime_ns) each; the repo's own
+    folder is the empty name. (A handful per record: a plain loop is quickest.)"""
     if type(value) is not tuple:
         return False
+    rels: list[str] = []
     for stamp in value:
-        if type(stamp) is not tuple or len(stamp) != 4 or not is_relative(stamp[0]):
+        if type(stamp) is not tuple or len(stamp) != 4:
             return False
-        if not all(type(n) is int for n in stamp[1:]):
+        rel, ino, mtime, ctime = stamp
+        if type(rel) is not str or type(ino) is not int:
             return False
-    return True
-
-
-def is_relative(value: object) -> bool:
-    """A path below a folder of the repo: no NUL, not absolute, no `..` part."""
-    if type(value) is not str or "\0" in value or value.startswith("/"):
-        return False
-    return ".." not in value.split("/")
+        if type(mtime) is not int or type(ctime) is not int:
+            return False
+        if rel:
+            rels.append(rel)
+    return are_relative(tuple(rels))
 
 
 def is_refs_layout(value: object) -> bool:
@@ -100,8 +123,7 @@ def is_refs_layout(value: object) -> bool:
         return True
     if type(value) is not tuple or len(value) != 2 or not is_folder_stamps(value[0]):
         return False
-    names = value[1]
-    return type(names) is tuple and all(is_relative(name) and name for name in names)
+    return are_relative(value[1])
 
 
 def is_chosen(value: object) -> bool:
@@ -111,15 +133,16 @@ def is_chosen(value: object) -> bool:
     size, files, incomplete, broken, chosen_size, chosen_files, others = value
     return (
         is_int(size)
-        and type(files) is tuple
-        and all(is_relative(name) for name in files)
+        and are_relative(files)
         and is_int(incomplete)
         and is_strs(broken)
         and (chosen_size is None or is_int(chosen_size))
         and (chosen_files is None or is_int(chosen_files))
-        and (others is None or (is_strs(others) and all(map(_is_snapshot_name, others))))
+        and (
+            others is None
+            or (are_relative(others) and "." not in others and "/" not in "".join(others))
+        )
     )
 
 
-def _is_snapshot_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
+_STR: frozenset[type] = frozenset({str})
