@@ -367,3 +367,22 @@ def test_default_index_path(tmp_path: Path) -> None:
     assert catalog_index.default_index_path(home, xdg) == tmp_path / "xdg" / "vllm-console" / name
     relative = {"XDG_CACHE_HOME": "relative/cache"}
     assert catalog_index.default_index_path(home, relative).parent.parent == home / ".cache"
+
+
+def test_record_checks_refuse_what_the_catalog_never_writes() -> None:
+    from vllm_console.core.catalog import records
+
+    assert records.are_relative(()) and records.are_relative(("a", "b/c.json", "x..y", ".cache/z"))
+    for bad in [("",), ("/etc",), ("a/../b",), ("..",), ("../a",), ("a/..",), ("a\0",), (1,)]:
+        assert not records.are_relative(bad), bad
+    assert records.is_folder_stamps((("", 1, 2, 3), ("x/y", 1, 2, 3)))
+    assert not records.is_folder_stamps((("/x", 1, 2, 3),))
+    assert records.is_json_object({"a": [1, {"b": None, "c": 1.5}]})
+    for bad_config in ({"a": (1,)}, {1: 2}, {"a": b"x"}, {"a": {2}}, [1]):
+        assert not records.is_json_object(bad_config)
+    deep: dict[str, object] = {}
+    inner = deep
+    for _ in range(records.MAX_NESTING + 1):
+        inner["a"] = {}
+        inner = inner["a"]  # type: ignore[assignment]
+    assert not records.is_json_object(deep)

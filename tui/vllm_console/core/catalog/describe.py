@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vllm_console.core.catalog import folders
+from vllm_console.core.catalog import folders, records
 from vllm_console.core.catalog.entry import Format, ModelEntry
 from vllm_console.core.catalog.meta import NO_META, ModelMeta
-from vllm_console.core.catalog.readers.config import config_info, load_json, quantization_from_name
+from vllm_console.core.catalog.readers.config import config_meta, load_json, quantization_from_name
+from vllm_console.core.catalog.readers.files import NOT_REGULAR
 from vllm_console.core.catalog.readers.gguf import (
     GgufInfo,
     merge_shards,
@@ -25,7 +26,17 @@ from vllm_console.core.catalog.readers.gguf import (
     shard_stem,
 )
 from vllm_console.core.catalog.readers.gguf import split_quant as split_gguf_quant
+from vllm_console.core.catalog.readers.numbers import (
+    MAX_CONTEXT,
+    MAX_COUNT,
+    MAX_DIM,
+    MAX_PARAMS,
+    implausible,
+    plausible,
+)
 from vllm_console.core.catalog.readers.safetensors import ParamsResult, params_from_safetensors
+
+_FORMATS = frozenset(str(f) for f in Format)
 
 
 @dataclass(frozen=True)
@@ -45,12 +56,16 @@ def encode(d: Described) -> tuple[Any, ...]:
 
 
 def decode(values: Any) -> Described | None:
-    """`encode`'s data back; None if it is not what `encode` makes (an older index)."""
-    try:
-        fmt, meta, config, problems = values
-        return Described(Format(fmt), ModelMeta(*meta), config, problems)
-    except (TypeError, ValueError):
+    """`encode`'s data back; None if it is not what `encode` makes (an older index, or
+    damaged or hostile bytes: see `records`)."""
+    if type(values) is not tuple or len(values) != 4:
         return None
+    fmt, meta, config, problems = values
+    if type(fmt) is not str or fmt not in _FORMATS or not records.is_meta(meta):
+        return None
+    if not records.is_strs(problems) or not records.is_json_object(config):
+        return None
+    return Described(Format(fmt), ModelMeta(*meta), config, problems)
 
 
 def shard_problems(paths: list[str]) -> list[str]:
@@ -79,10 +94,13 @@ def describe_dir(entry: ModelEntry, folder: str, files: Sequence[str]) -> Descri
         problems.append("no config.json")
     else:
         loaded, why = load_json(os.path.join(folder, "config.json"))
-        if loaded is None:
+        if why == NOT_REGULAR:
+            problems.append(f"config.json is {NOT_REGULAR}")
+        elif loaded is None:
             problems.append(f"unreadable config.json: {why}")
         else:
-            config, info = loaded, config_info(loaded)
+            config, (info, implausible) = loaded, config_meta(loaded)
+            problems += implausible
     if fmt is Format.UNKNOWN:
         problems.append("no weights")
     params = ParamsResult(None, None)
@@ -117,7 +135,9 @@ def describe_gguf(entry_id: str, paths: Sequence[str]) -> Described:
     problems: list[str] = []
     for path in paths:
         info, why = read_gguf(path)
-        if info is None:
+        if why == NOT_REGULAR:
+            problems.append(f"{os.path.basename(path)} is {NOT_REGULAR}")
+        elif info is None:
             problems.append(f"bad GGUF header: {os.path.basename(path)}: {why}")
         else:
             infos.append(info)
@@ -128,16 +148,26 @@ def describe_gguf(entry_id: str, paths: Sequence[str]) -> Described:
         return Described(Format.GGUF, meta, problems=tuple(problems))
     info = merge_shards(infos)
     dtype, quantization = split_gguf_quant(quant or info.file_type)
+
+    def bounded(what: str, value: int | None, bound: int) -> int | None:
+        if not value or plausible(value, bound):
+            return value or None
+        problems.append(implausible(what, value, "the GGUF header"))
+        return None
+
     meta = ModelMeta(
         architecture=info.architecture,
         model_type=info.architecture,
-        params=info.params or None,
+        params=bounded("parameter count", info.params, MAX_PARAMS),
         dtype=dtype,
         quantization=quantization or quantization_from_name(entry_id),
-        context_length=info.arch_int("context_length"),
-        num_layers=info.arch_int("block_count"),
-        num_kv_heads=info.arch_int("attention.head_count_kv")
-        or info.arch_int("attention.head_count"),
-        head_dim=info.head_dim,
+        context_length=bounded("context length", info.arch_int("context_length"), MAX_CONTEXT),
+        num_layers=bounded("layer count", info.arch_int("block_count"), MAX_COUNT),
+        num_kv_heads=bounded(
+            "KV head count",
+            info.arch_int("attention.head_count_kv") or info.arch_int("attention.head_count"),
+            MAX_COUNT,
+        ),
+        head_dim=bounded("head size", info.head_dim, MAX_DIM),
     )
     return Described(Format.GGUF, meta, dict(info.metadata), tuple(problems))

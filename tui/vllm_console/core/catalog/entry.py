@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
@@ -187,20 +188,39 @@ def _entry_defaults() -> dict[str, object]:
 _ENTRY_DEFAULTS = _entry_defaults()
 
 
-def format_params(n: int | None) -> str:
+# What a figure too large, negative or not a number shows (the readers bound what they read,
+# so only a caller's own arithmetic gets here; a display helper never raises).
+UNKNOWN_FIGURE = "?"
+
+
+def _finite(n: float) -> float | None:
+    """`n` as a float if it is finite and fits one (a huge int does not: OverflowError)."""
+    try:
+        value = float(n)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def format_params(n: float | None) -> str:
     if n is None:
         return "?"
+    value = _finite(n)
+    if value is None or value < 0 or value >= 1e15:
+        return UNKNOWN_FIGURE
     for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            value = n / scale
+        if value >= scale:
+            value /= scale
             return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
-    return str(n)
+    return str(n) if isinstance(n, int) else f"{value:.0f}"
 
 
 def format_bytes(n: float | None) -> str:
     if n is None:
         return "…"
-    size = float(n)
+    size = _finite(n)
+    if size is None or abs(size) >= 1024**5 * 1000:  # past 1000 PiB: no disk holds that
+        return UNKNOWN_FIGURE
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(size) < 1024 or unit == "TiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -208,9 +228,14 @@ def format_bytes(n: float | None) -> str:
     raise AssertionError("unreachable")
 
 
-def format_tokens(n: int | None) -> str:
+def format_tokens(n: float | None) -> str:
     if n is None:
         return "?"
+    value = _finite(n)
+    if value is None or value < 0 or value >= 1e12:
+        return UNKNOWN_FIGURE
+    if not isinstance(n, int):
+        n = int(value)
     if n >= 1024 and n % 1024 == 0:
         return f"{n // 1024}K"
     if n >= 1000:

@@ -5,6 +5,12 @@ Directly in a model folder: a directory holding config.json or weights is a mode
 model subdirectories get `Org/Name`; a `.gguf` file is a model of its own, and the shards of a
 split GGUF (`x-00001-of-00003.gguf`) are one model. A directory holding only GGUF files gives
 one model per GGUF file (its id, when it holds several, gets `/<file stem>` appended).
+
+A model folder may be set to `/` or to a huge tree, so every walk is bounded: the listing
+goes two folders down (ORG/NAME) and lists at most `MAX_LISTED` folders per model folder; a
+model's own walk goes `MAX_DEPTH` folders down and visits at most `MAX_WALKED` entries; links
+to folders are never followed inside a model (no loops); and `/proc`, `/sys` and `/dev`
+(`SYSTEM_FOLDERS`: endless, or with side effects) are never entered.
 """
 
 from __future__ import annotations
@@ -19,7 +25,24 @@ from vllm_console.core.catalog.readers.gguf import gguf_stem
 
 NOT_WEIGHTS_BIN = ("training_args", "optimizer", "scheduler", "rng_state")
 MAX_FILES = 2000
-MAX_DEPTH = 6
+# Folders below the model's own: NAME/.cache/huggingface/download holds a local-dir
+# download's `.incomplete` files, three down; one more for weights kept in subfolders.
+MAX_DEPTH = 4
+MAX_WALKED = 100_000  # entries visited in one model (a real one has tens to thousands)
+MAX_LISTED = 4000  # folders listed in one model folder, orgs and their models together
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
+
+
+def is_system_path(real: str) -> bool:
+    """Whether a resolved path is, or is inside, one of `SYSTEM_FOLDERS`."""
+    return any(real == top or real.startswith(top + "/") for top in SYSTEM_FOLDERS)
+
+
+def _real_child(real_parent: str, name: str, path: str, is_link: bool) -> str:
+    """The resolved path of a folder's entry; only a link needs resolving."""
+    if is_link:
+        return os.path.realpath(path)
+    return real_parent.rstrip("/") + "/" + name
 
 
 def is_weight_name(name: str) -> bool:
@@ -38,41 +61,77 @@ def folder_id(name: str) -> str:
     return f"{org}/{rest}" if sep and org and rest else name
 
 
+_Item = tuple[str, str, bool, bool]  # name, path, is a folder (links followed), is a link
+
+
+def _items(path: str | Path) -> list[_Item]:
+    with os.scandir(path) as it:
+        return [(e.name, e.path, e.is_dir(), e.is_symlink()) for e in it]
+
+
 def list_folder(folder: Path) -> tuple[list[ModelEntry], list[str]]:
-    """Models directly in one model folder. Missing: nothing; unreadable: a warning."""
+    """Models directly in one model folder. Missing: nothing; unreadable, a system folder or
+    too many folders to list: a warning.
+
+    Breadth first: every folder in the model folder is looked at before any org's models, so
+    a huge org folder cannot hide a model beside it.
+    """
+    real = os.path.realpath(folder)
+    if is_system_path(real):
+        return [], [f"not a model folder: {folder} (a system folder)"]
     try:
-        with os.scandir(folder) as it:
-            items = [(e.name, e.path, e.is_dir()) for e in it if not e.name.startswith(".")]
+        items = [item for item in _items(folder) if not item[0].startswith(".")]
     except (FileNotFoundError, NotADirectoryError):
         return [], []
     except OSError as exc:
         return [], [f"unreadable folder: {folder}: {exc.strerror or exc}"]
     entries: list[ModelEntry] = []
-    entries += _gguf_entries(folder, [n for n, _, is_dir in items if not is_dir], None)
-    for name, path, is_dir in items:
-        if is_dir:
-            entries += _list_dir(folder, path, folder_id(name), org_level=True)
+    entries += _gguf_entries(folder, [n for n, _, is_dir, _ in items if not is_dir], None)
+    orgs = _folders(real, items, "")
+    models: list[tuple[str, str, str]] = []
+    for listed, (path, real_dir, dir_id) in enumerate(orgs):
+        if listed >= MAX_LISTED:
+            return entries, [_stopped(folder)]
+        found, children = _look(folder, path, dir_id)
+        entries += found
+        if children is not None:
+            models += _folders(real_dir, children, dir_id + "/")
+    for listed, (path, _, dir_id) in enumerate(models, start=len(orgs)):
+        if listed >= MAX_LISTED:
+            return entries, [_stopped(folder)]
+        entries += _look(folder, path, dir_id)[0]
     return entries, []
 
 
-def _list_dir(root: Path, path: str, dir_id: str, org_level: bool) -> list[ModelEntry]:
+def _stopped(folder: Path) -> str:
+    return f"model folder {folder}: stopped after listing {MAX_LISTED} folders"
+
+
+def _folders(real: str, items: list[_Item], prefix: str) -> list[tuple[str, str, str]]:
+    """(path, resolved path, id) of the folders among `items` (of the folder resolved at
+    `real`), sorted, hidden and system ones left out."""
+    found: list[tuple[str, str, str]] = []
+    for name, path, is_dir, is_link in sorted(items):
+        if is_dir and not name.startswith("."):
+            real_dir = _real_child(real, name, path, is_link)
+            if not is_system_path(real_dir):
+                found.append((path, real_dir, prefix + name if prefix else folder_id(name)))
+    return found
+
+
+def _look(root: Path, path: str, dir_id: str) -> tuple[list[ModelEntry], list[_Item] | None]:
+    """(the models one folder of a model folder is, or holds as GGUF files; its items if it
+    is none of that, so that its folders may be models)."""
     try:
-        with os.scandir(path) as it:
-            items = [(e.name, e.path, e.is_dir()) for e in it]
+        items = _items(path)
     except OSError:
         # Unreadable: still an entry, so that detail() can say why.
-        return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)]
-    files = [n for n, _, is_dir in items if not is_dir]
+        return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)], None
+    files = [n for n, _, is_dir, _ in items if not is_dir]
     if "config.json" in files or any(is_weight_name(n) and not n.endswith(".gguf") for n in files):
-        return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)]
+        return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)], None
     ggufs = _gguf_entries(root, files, (Path(path), dir_id))
-    if ggufs or not org_level:
-        return ggufs
-    found: list[ModelEntry] = []
-    for name, sub, is_dir in items:
-        if is_dir and not name.startswith("."):
-            found += _list_dir(root, sub, f"{dir_id}/{name}", org_level=False)
-    return found
+    return (ggufs, None) if ggufs else ([], items)
 
 
 def _gguf_entries(root: Path, names: list[str], owner: tuple[Path, str] | None) -> list[ModelEntry]:
@@ -114,6 +173,8 @@ def walk_folder(top: str) -> FolderWalk:
     seen: set[tuple[int, int]] = set()
     problems: list[str] = []
     size = incomplete = 0
+    real_top = os.path.realpath(top)
+    left = MAX_WALKED
     stack = [(top, "", 0)]
     while stack:
         folder, rel, depth = stack.pop()
@@ -123,6 +184,10 @@ def walk_folder(top: str) -> FolderWalk:
         except OSError as exc:
             problems.append(f"unreadable folder: {rel or '.'}: {exc.strerror or exc}")
             continue
+        left -= len(items)
+        if left < 0:
+            problems.append(f"more than {MAX_WALKED} files: only some are counted")
+            break
         for e in items:
             name = rel + e.name
             try:
@@ -131,7 +196,9 @@ def walk_folder(top: str) -> FolderWalk:
                 problems.append(f"broken link: {name}")
                 continue
             if stat.S_ISDIR(st.st_mode):
-                if depth < MAX_DEPTH and not e.is_symlink():
+                # links to folders are not followed (loops); below `top` no path is a link
+                inside = f"{real_top}/{name}".replace("//", "/")
+                if depth < MAX_DEPTH and not e.is_symlink() and not is_system_path(inside):
                     stack.append((e.path, name + "/", depth + 1))
                 continue
             if (st.st_dev, st.st_ino) not in seen:

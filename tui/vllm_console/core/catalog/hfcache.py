@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from vllm_console.compat import child_path
 from vllm_console.core.catalog.entry import ModelEntry, Revision, Source
+from vllm_console.core.catalog.readers.files import read_head
 
 REPO_PREFIX = "models--"
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
@@ -185,17 +186,13 @@ def snapshot_names(snapshots_dir: str) -> tuple[str, ...]:
 
 
 def read_small(path: str) -> str | None:
-    """A ref file's text, with one open and one read (refs are 40 bytes)."""
+    """A ref file's text: one open, one fstat, one read (refs are 40 bytes); None if it is not
+    a regular file (a FIFO named `main` must not stop the listing) or cannot be read."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        raw = read_head(path, 256)
     except OSError:
         return None
-    try:
-        return os.read(fd, 256).decode("utf-8", errors="replace").strip()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    return raw.decode("utf-8", errors="replace").strip()
 
 
 def read_refs(

@@ -36,6 +36,13 @@ the walk finds the same file names (they decide the format) and each file read k
 The file is a pickle of plain tuples, dicts and strings (a custom unpickler refuses anything
 else), behind a magic line and a CRC-32, written to a temporary file and renamed over the
 index. It keeps the entries of the latest scan only, and is not rewritten when nothing changed.
+
+The file is bytes on disk, so nothing in it is trusted: it is read without blocking, only if
+it is a regular file of at most `MAX_INDEX_BYTES` owned by this user and writable by no one
+else; no class is ever looked up while unpickling (no code runs); and every record is checked
+(`records`) before it is used. A file that fails is no index (a complete scan, then a new
+file); a record that fails is an entry the index does not know. The folder is created 0700
+and the file 0600: it names every model and where it lies.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import contextlib
 import io
 import os
 import pickle
+import stat
 import tempfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -51,18 +59,28 @@ from pathlib import Path
 from typing import Any
 
 from vllm_console import compat
-from vllm_console.core.catalog import hfcache, hfwalk
+from vllm_console.core.catalog import hfcache, hfwalk, records
+from vllm_console.core.catalog.describe import decode
 from vllm_console.core.catalog.entry import ModelEntry
-from vllm_console.core.catalog.readers.config import read_capped
+from vllm_console.core.catalog.readers.files import open_regular, read_fd
 
-__all__ = ["CatalogIndex", "default_index_path", "file_stamps", "folder_stamps", "refs_with_layout"]
+__all__ = [
+    "CatalogIndex",
+    "default_index_path",
+    "file_stamps",
+    "folder_stamps",
+    "load_records",
+    "refs_with_layout",
+    "usable",
+]
 
 INDEX_NAME = "catalog-index-v1.pickle"
 MAGIC = b"vllm-console catalog index\n"
 # 2: a repo record keeps the names of its other snapshots; 3: the model's metadata is one
 # nested tuple (`ModelMeta.as_tuple`), not nine loose values
 VERSION = 3
-MAX_INDEX_BYTES = 512 * 1024 * 1024
+# 1,000 repos take 1.3 MiB: this is room for some 50,000, and bounds what a hostile file costs
+MAX_INDEX_BYTES = 64 * 1024 * 1024
 
 FolderStamps = tuple[tuple[str, int, int, int], ...]  # (folder, inode, mtime_ns, ctime_ns)
 # (every file of the model, (file read, inode, size, mtime_ns, ctime_ns) of each file read)
@@ -149,10 +167,10 @@ class _PlainUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused: {module}.{name}")
 
 
-def _load(path: Path) -> dict[str, Record] | None:
+def load_records(path: Path) -> dict[str, Record] | None:
     """The records of an index file; {} if there is none, None if it is unusable."""
     try:
-        raw = read_capped(str(path), MAX_INDEX_BYTES)
+        raw = _read_own(str(path))
     except FileNotFoundError:
         return {}
     except OSError:
@@ -173,6 +191,38 @@ def _load(path: Path) -> dict[str, Record] | None:
     return records if isinstance(records, dict) else None
 
 
+def _read_own(path: str) -> bytes:
+    """The index file's bytes, if it is a regular file this user owns and only it can write
+    (anyone else's could hold anything); OSError otherwise."""
+    fd, st = open_regular(path)
+    try:
+        if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise OSError(f"{path} is not this user's own file")
+        return read_fd(fd, MAX_INDEX_BYTES)
+    finally:
+        os.close(fd)
+
+
+def _repo_record(record: object) -> Record | None:
+    """A "repo" record, if it has the shape `remember_repo` gives it."""
+    if type(record) is not tuple or len(record) != 5 or record[0] != "repo":
+        return None
+    _, stamps, layout, chosen, _ = record
+    if not records.is_folder_stamps(stamps) or not records.is_refs_layout(layout):
+        return None
+    return record if records.is_chosen(chosen) else None
+
+
+def usable(record: object) -> bool:
+    """Whether a record read back from the file would be used: it has the shape and bounds
+    of a record the catalog writes (a "files" record's stamps are only ever compared with
+    ours, so they need no check)."""
+    if type(record) is tuple and len(record) == 3 and record[0] == "files":
+        return decode(record[2]) is not None
+    repo = _repo_record(record)
+    return repo is not None and decode(repo[4]) is not None
+
+
 def _key(entry: ModelEntry) -> str:
     return f"{entry.key}\0{entry.id}"
 
@@ -190,7 +240,7 @@ class CatalogIndex:
     @classmethod
     def load(cls, path: Path) -> CatalogIndex:
         """The index at `path`; empty (and to be rewritten) if it is missing or unusable."""
-        records = _load(path)
+        records = load_records(path)
         return cls(path, records or {}, stale=records is None)
 
     def __len__(self) -> int:
@@ -205,8 +255,8 @@ class CatalogIndex:
         """(its blobs and chosen snapshot, what `catalog` stored of its files, its refs) if
         the cache repo's folders have not changed; else None."""
         key = _key(entry)
-        record = self._old.get(key)
-        if record is None or record[0] != "repo":
+        record = _repo_record(self._old.get(key))
+        if record is None:
             return None
         try:
             _, stamps, layout, chosen, described = record
@@ -249,7 +299,9 @@ class CatalogIndex:
         """What `catalog` stored of a model's files, if they still have these stamps."""
         key = _key(entry)
         record = self._old.get(key)
-        if record is None or record[0] != "files" or record[1] != stamps:
+        if type(record) is not tuple or len(record) != 3 or record[0] != "files":
+            return None
+        if record[1] != stamps:  # ours, so a record that passes has the same plain shape
             return None
         self._new[key] = record
         return record[2]
@@ -274,13 +326,30 @@ class CatalogIndex:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".catalog-index-", dir=path.parent)
+    """Write `data` to a new 0600 file beside `path` and rename it over `path`, so a reader
+    sees the old file or the new one, never half of one; missing folders are made 0700."""
+    _make_private_dirs(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".catalog-index-", dir=path.parent)  # made 0600
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)  # mkstemp's mode, whatever a platform does
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """`mkdir -p` with mode 0700 for each folder it makes (`Path.mkdir(parents=True)` gives
+    the parents the default mode); folders already there are left as they are."""
+    missing: list[Path] = []
+    while not folder.is_dir():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for made in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            made.mkdir(mode=0o700)

@@ -30,6 +30,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from vllm_console.core.catalog.entry import Format, ModelEntry
+from vllm_console.core.catalog.readers.numbers import MAX_DIM
 from vllm_console.core.gpu.verdict import (
     BLOCK,
     DEFAULT_UTILIZATION,
@@ -79,7 +80,7 @@ _DTYPE_BYTES = {"float32": 4, "float": 4, "float64": 8}
 def _int(section: Mapping[str, object], *keys: str) -> int | None:
     for key in keys:
         value = section.get(key)
-        if type(value) is int and value > 0:
+        if type(value) is int and 0 < value <= MAX_DIM:  # a larger size is no size (overflow)
             return value
     return None
 

@@ -9,17 +9,27 @@ Context length: `max_position_embeddings` (or `n_positions`, `seq_length`, ...),
 the top level and then in `text_config`/`llm_config`/`language_config` for multimodal models.
 Like vLLM, a `rope_scaling` of type yarn (with `original_max_position_embeddings`), linear or
 dynamic multiplies it by its factor; other rope types leave it alone.
+
+Numbers are bounded (`readers.numbers`): `config_meta` leaves an implausible field empty and
+says so as a problem ("implausible context length 1e400 in config.json").
 """
 
 from __future__ import annotations
 
-import errno
 import json
-import os
+import math
 import re
 from collections.abc import Iterable, Mapping
 
 from vllm_console.core.catalog.meta import ModelMeta
+from vllm_console.core.catalog.readers.files import read_capped, reason
+from vllm_console.core.catalog.readers.numbers import (
+    MAX_CONTEXT,
+    MAX_COUNT,
+    MAX_DIM,
+    MAX_ROPE_FACTOR,
+    implausible,
+)
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
@@ -36,6 +46,8 @@ _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 _HEAD_KEYS = ("num_attention_heads", "n_head", "n_heads")
 _KV_HEAD_KEYS = ("num_key_value_heads", "n_head_kv", "num_kv_heads", "multi_query_group_num")
 _HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
+
+_MAX_BITS = 64  # bits per quantized weight; a larger number is no bit width
 
 _NAME_HINTS = (
     (re.compile(r"(?i)(?<![a-z])awq(?![a-z])"), "AWQ"),
@@ -70,35 +82,25 @@ _METHOD_NAMES = {
 }
 
 
-def read_capped(path: str, cap: int) -> bytes:
-    """A whole small file in as few reads as possible; OSError if it is longer than `cap`."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = [os.read(fd, 65536)]
-        size = len(chunks[0])
-        while chunks[-1]:
-            chunks.append(os.read(fd, 1 << 20))
-            size += len(chunks[-1])
-            if size > cap:
-                raise OSError(errno.EFBIG, "file too large")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def load_json(path: str) -> tuple[dict[str, object] | None, str | None]:
     """Read a JSON object from a file: (value, None) or (None, reason)."""
     try:
         raw = read_capped(path, MAX_CONFIG_BYTES)
     except OSError as exc:
-        return None, exc.strerror or str(exc)
+        return None, reason(exc)
     try:
         value = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        return None, f"invalid JSON ({exc})"
+    except (ValueError, RecursionError) as exc:  # ValueError: also a number of 4,300+ digits
+        return None, f"invalid JSON ({_short(exc)})"
     if not isinstance(value, dict):
         return None, "not a JSON object"
     return value, None
+
+
+def _short(exc: Exception) -> str:
+    """An exception's message cut to a line (json quotes the offending text)."""
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def as_int(value: object) -> int | None:
@@ -125,11 +127,20 @@ def _sections(config: Mapping[str, object]) -> list[Mapping[str, object]]:
     return found
 
 
-def _pick_int(sections: Iterable[Mapping[str, object]], keys: tuple[str, ...]) -> int | None:
+def _pick_int(
+    sections: Iterable[Mapping[str, object]],
+    keys: tuple[str, ...],
+    bound: tuple[str, int, list[str]] | None = None,
+) -> int | None:
+    """The first positive int under one of `keys`. With `bound` (what it is, its bound, the
+    problems), a value past the bound is reported and the field left empty."""
     for section in sections:
         for key in keys:
             value = section.get(key)
             if type(value) is int and value > 0:
+                if bound is not None and value > bound[1]:
+                    bound[2].append(implausible(bound[0], value, "config.json"))
+                    return None
                 return value
     return None
 
@@ -143,38 +154,56 @@ def _pick_str(sections: Iterable[Mapping[str, object]], keys: tuple[str, ...]) -
     return None
 
 
-def _context_length(sections: list[Mapping[str, object]]) -> int | None:
+def _context_length(sections: list[Mapping[str, object]], problems: list[str]) -> int | None:
+    before = len(problems)
     for section in sections:
-        base = _pick_int([section], _CONTEXT_KEYS)
+        base = _pick_int([section], _CONTEXT_KEYS, ("context length", MAX_CONTEXT, problems))
         if base is not None:
-            return _apply_rope_scaling(section, base)
+            scaled = _apply_rope_scaling(section, base, problems)
+            return None if scaled is None else _bounded(scaled, problems)
+        if len(problems) > before:  # the first context found is implausible: none at all
+            return None
     return None
 
 
-def _apply_rope_scaling(section: Mapping[str, object], base: int) -> int:
+def _bounded(context: int, problems: list[str]) -> int | None:
+    if context > MAX_CONTEXT:
+        problems.append(implausible("context length", context, "config.json"))
+        return None
+    return context
+
+
+def _apply_rope_scaling(
+    section: Mapping[str, object], base: int, problems: list[str]
+) -> int | None:
+    """The context a rope scaling stretches `base` to; None if its factor is implausible."""
     scaling = section.get("rope_scaling")
     if not isinstance(scaling, dict):
         return base
     kind = _as_str(scaling.get("rope_type")) or _as_str(scaling.get("type"))
     factor = scaling.get("factor")
-    if not isinstance(factor, int | float) or isinstance(factor, bool) or factor <= 1:
+    if not isinstance(factor, int | float) or isinstance(factor, bool) or not factor > 1:
+        return base  # `not >`: a NaN factor is no factor
+    if kind not in ("yarn", "linear", "dynamic"):
         return base
+    if not factor <= MAX_ROPE_FACTOR:  # also inf
+        problems.append(implausible("rope factor", factor, "config.json"))
+        return None
     if kind == "yarn":
         original = as_int(scaling.get("original_max_position_embeddings"))
-        return int((original or base) * factor)
-    if kind in ("linear", "dynamic"):
-        return int(base * factor)
-    return base
+        if original is not None and 0 < original <= MAX_CONTEXT:
+            base = original
+    return math.floor(base * factor)
 
 
-def _head_dim(sections: list[Mapping[str, object]]) -> int | None:
-    explicit = _pick_int(sections, ("head_dim",))
+def _head_dim(sections: list[Mapping[str, object]], problems: list[str]) -> int | None:
+    explicit = _pick_int(sections, ("head_dim",), ("head size", MAX_DIM, problems))
     if explicit is not None:
         return explicit
-    hidden = _pick_int(sections, _HIDDEN_KEYS)
+    hidden = _pick_int(sections, _HIDDEN_KEYS, ("hidden size", MAX_DIM, problems))
     heads = _pick_int(sections, _HEAD_KEYS)
     if hidden and heads:
-        return hidden // heads
+        return hidden // heads or None
     return None
 
 
@@ -208,7 +237,7 @@ def _quant_bits(method: str, qc: Mapping[str, object]) -> int | None:
         return None
     for key in ("bits", "w_bit", "weight_bits", "nbits"):
         bits = as_int(qc.get(key))
-        if bits:
+        if bits and 0 < bits <= _MAX_BITS:
             return bits
     return None
 
@@ -221,6 +250,8 @@ def _compressed_tensors_text(qc: Mapping[str, object]) -> str:
             if not isinstance(weights, dict):
                 continue
             bits = as_int(weights.get("num_bits"))
+            if bits is not None and not 0 < bits <= _MAX_BITS:
+                bits = None
             kind = _as_str(weights.get("type")) or "int"
             if bits == 8 and kind == "float":
                 return "compressed-tensors FP8"
@@ -241,19 +272,27 @@ def quantization_from_name(name: str) -> str | None:
 
 def config_info(config: Mapping[str, object]) -> ModelMeta:
     """What a parsed config.json says (None where it says nothing; `params` always None)."""
+    return config_meta(config)[0]
+
+
+def config_meta(config: Mapping[str, object]) -> tuple[ModelMeta, tuple[str, ...]]:
+    """`config_info`, and the problems with it: each implausible number (its field is None)."""
+    problems: list[str] = []
     sections = _sections(config)
     architectures = config.get("architectures")
     architecture = None
     if isinstance(architectures, list) and architectures:
         architecture = _as_str(architectures[0])
-    heads = _pick_int(sections, _HEAD_KEYS)
-    return ModelMeta(
+    heads = _pick_int(sections, _HEAD_KEYS, ("attention head count", MAX_COUNT, problems))
+    kv_heads = _pick_int(sections, _KV_HEAD_KEYS, ("KV head count", MAX_COUNT, problems))
+    meta = ModelMeta(
         architecture=architecture,
         model_type=_pick_str(sections, ("model_type",)),
         dtype=_pick_str(sections, ("torch_dtype", "dtype")),
         quantization=quantization_from_config(config),
-        context_length=_context_length(sections),
-        num_layers=_pick_int(sections, _LAYER_KEYS),
-        num_kv_heads=_pick_int(sections, _KV_HEAD_KEYS) or heads,
-        head_dim=_head_dim(sections),
+        context_length=_context_length(sections, problems),
+        num_layers=_pick_int(sections, _LAYER_KEYS, ("layer count", MAX_COUNT, problems)),
+        num_kv_heads=kv_heads or heads,
+        head_dim=_head_dim(sections, problems),
     )
+    return meta, tuple(problems)

@@ -5,19 +5,32 @@ uint32 version, tensor count, key/value count, the typed key/values, then one in
 tensor (name, n_dims, dims, ggml type, offset). The file is memory-mapped so that skipping a
 150,000-string tokenizer array costs no copies; every length is checked against the bytes left,
 so a garbage or truncated file yields a reason, never an exception or a huge allocation.
+
+Nothing read is trusted: arrays nest at most `MAX_NESTING` deep (no RecursionError), a header
+may walk at most `MAX_VALUES` values (a 10 GB file of one-byte strings would take minutes),
+a kept string is at most `MAX_STRING` bytes, and each tensor dimension is at most
+`numbers.MAX_DIM` with the element count summed under `numbers.MAX_PARAMS`.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from vllm_console.core.catalog.readers.files import open_regular, reason
+from vllm_console.core.catalog.readers.numbers import MAX_DIM, MAX_PARAMS, implausible
+
 MAGIC = b"GGUF"
 MAX_DIMS = 8
 KEEP_ARRAY = 64  # arrays longer than this are skipped, not kept in `metadata`
+MAX_NESTING = 8  # arrays of arrays; real files nest one deep at most
+MAX_VALUES = 1 << 23  # values walked in one header (a tokenizer has ~1e6: tokens, merges)
+MAX_STRING = 1 << 20  # longer strings (a chat template is ~10 KB) are skipped, not kept
+MAX_KEY = 1 << 16  # the GGUF spec's own limit on a key's length
 
 # GGUF value types: (struct format, byte size) for the fixed-size ones.
 _FIXED = {
@@ -105,6 +118,12 @@ class _Cursor:
 
     def __init__(self, buf: mmap.mmap | bytes) -> None:
         self.buf, self.pos, self.end = buf, 0, len(buf)
+        self.budget = MAX_VALUES  # values left to walk
+
+    def spend(self, n: int) -> None:
+        self.budget -= n
+        if self.budget < 0:
+            raise _Garbage(f"more than {MAX_VALUES} values in the header")
 
     def take(self, n: int) -> int:
         if n < 0 or self.pos + n > self.end:
@@ -127,7 +146,7 @@ class _Cursor:
     def string(self, count_u64: bool = True, keep: bool = True) -> str:
         n = self.u64() if count_u64 else self.u32()
         start = self.take(n)
-        if not keep:
+        if not keep or n > MAX_STRING:
             return ""
         return bytes(self.buf[start : start + n]).decode("utf-8", errors="replace")
 
@@ -138,11 +157,13 @@ def _read_value(cur: _Cursor, kind: int, wide: bool) -> object:
     if kind == _STRING:
         return cur.string(wide)
     if kind == _ARRAY:
-        return _read_array(cur, wide)
+        return _read_array(cur, wide, 1)
     raise _Garbage(f"unknown value type {kind}")
 
 
-def _read_array(cur: _Cursor, wide: bool) -> object:
+def _read_array(cur: _Cursor, wide: bool, depth: int) -> object:
+    if depth > MAX_NESTING:
+        raise _Garbage(f"arrays nested more than {MAX_NESTING} deep")
     kind = cur.u32()
     count = cur.u64() if wide else cur.u32()
     if kind in _FIXED:
@@ -155,17 +176,19 @@ def _read_array(cur: _Cursor, wide: bool) -> object:
         return [cur.fixed(kind) for _ in range(count)]
     if count > cur.end - cur.pos:  # every element takes at least one byte
         raise _Garbage("array runs past the end of the file")
+    if kind not in (_STRING, _ARRAY):
+        raise _Garbage(f"unknown array element type {kind}")
+    cur.spend(count)
     keep = count <= KEEP_ARRAY
-    items = [_read_nested(cur, kind, wide, keep) for _ in range(count)]
+    items = [_read_nested(cur, kind, wide, keep, depth) for _ in range(count)]
     return items if keep else None
 
 
-def _read_nested(cur: _Cursor, kind: int, wide: bool, keep: bool) -> object:
+def _read_nested(cur: _Cursor, kind: int, wide: bool, keep: bool, depth: int) -> object:
     if kind == _STRING:
         return cur.string(wide, keep)
-    if kind == _ARRAY:
-        return _read_array(cur, wide)
-    raise _Garbage(f"unknown array element type {kind}")
+    value = _read_array(cur, wide, depth + 1)
+    return value if keep else None
 
 
 def _read_header(buf: mmap.mmap | bytes) -> GgufInfo:
@@ -181,9 +204,12 @@ def _read_header(buf: mmap.mmap | bytes) -> GgufInfo:
     # A key/value takes at least 13 bytes and a tensor info at least 24: reject absurd counts.
     if n_kv * 13 > cur.end or n_tensors * 24 > cur.end:
         raise _Garbage("implausible tensor or key/value count")
+    cur.spend(n_kv + n_tensors)
     metadata: dict[str, object] = {}
     for _ in range(n_kv):
         key = cur.string(wide)
+        if len(key) > MAX_KEY or not key:
+            raise _Garbage("a key longer than the format allows, or empty")
         value = _read_value(cur, cur.u32(), wide)
         if value is not None:
             metadata[key] = value
@@ -201,10 +227,15 @@ def _read_tensor_infos(cur: _Cursor, n: int, wide: bool) -> tuple[int, tuple[tup
             raise _Garbage(f"tensor with {n_dims} dimensions")
         elements = 1
         for _ in range(n_dims):
-            elements *= cur.u64() if wide else cur.u32()
+            dim = cur.u64() if wide else cur.u32()
+            if dim > MAX_DIM:
+                raise _Garbage(implausible("tensor dimension", dim, "the header"))
+            elements *= dim
         kind = GGML_TYPES.get(cur.u32(), "?")
         cur.u64()  # data offset
         total += elements
+        if total > MAX_PARAMS:  # each factor is bounded, so this is a few digits at worst
+            raise _Garbage(implausible("parameter count", total, "the header"))
         by_type[kind] = by_type.get(kind, 0) + elements
     return total, tuple(sorted(by_type.items(), key=lambda kv: -kv[1]))
 
@@ -212,17 +243,22 @@ def _read_tensor_infos(cur: _Cursor, n: int, wide: bool) -> tuple[int, tuple[tup
 def read_gguf(path: str) -> tuple[GgufInfo | None, str | None]:
     """Parse one GGUF file's header: (info, None), or (None, the reason it could not)."""
     try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            if size < 24:
-                return None, "file too short for a GGUF header"
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                return _read_header(mm), None
+        fd, st = open_regular(path)
+    except OSError as exc:
+        return None, reason(exc)
+    try:
+        if st.st_size < 24:
+            return None, "file too short for a GGUF header"
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
+            return _read_header(mm), None
     except _Garbage as exc:
         return None, str(exc)
-    except (OSError, ValueError, OverflowError, MemoryError) as exc:
+    except OSError as exc:
+        return None, reason(exc)
+    except (ValueError, OverflowError, MemoryError) as exc:
         return None, str(exc)
+    finally:
+        os.close(fd)
 
 
 def merge_shards(infos: list[GgufInfo]) -> GgufInfo:

@@ -4,6 +4,11 @@ A safetensors file starts with an 8-byte little-endian length and that many byte
 (`{name: {"dtype", "shape", "data_offsets"}, "__metadata__": {...}}`). Parsing a 7B model's
 header (~30 KB of JSON) costs far more than a stat, so a parsed header is remembered while
 its file keeps the same device, inode, size and mtime.
+
+Sizes are not trusted: the header length is checked against the format's own cap before a
+byte of it is read, every dimension against `numbers.MAX_DIM`, and the parameter count
+against `numbers.MAX_PARAMS` as it is summed (a header of `[2**62] * 20` shapes is a problem,
+not a 1,240-bit number).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vllm_console.core.catalog.readers.config import as_int, load_json
+from vllm_console.core.catalog.readers.files import NOT_REGULAR, open_regular, reason
+from vllm_console.core.catalog.readers.numbers import MAX_DIM, MAX_PARAMS, implausible
 
 # Safetensors caps its own header at 100 MB; anything bigger is garbage.
 MAX_HEADER = 100 * 1024 * 1024
@@ -61,11 +68,14 @@ def torch_dtype_name(safetensors_dtype: str) -> str:
 
 
 def read_safetensors_header(path: str) -> tuple[SafetensorsHeader | None, str | None]:
-    """One file's header: (header, None) or (None, the reason it could not be read)."""
+    """One file's header: (header, None) or (None, the reason it could not be read;
+    `files.NOT_REGULAR` for a FIFO, socket or device)."""
     try:
         st = os.stat(path)
     except OSError as exc:
-        return None, exc.strerror or str(exc)
+        return None, reason(exc)
+    except ValueError:  # a NUL in the name
+        return None, "invalid file name"
     stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     memo = _MEMO.get(path)
     if memo is not None and memo[0] == stamp:
@@ -80,9 +90,9 @@ def read_safetensors_header(path: str) -> tuple[SafetensorsHeader | None, str | 
 
 def _read_header(path: str) -> tuple[SafetensorsHeader | None, str | None]:
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd, _ = open_regular(path)
     except OSError as exc:
-        return None, exc.strerror or str(exc)
+        return None, reason(exc)
     try:
         raw = os.read(fd, FIRST_READ)
         if len(raw) < 8:
@@ -97,12 +107,17 @@ def _read_header(path: str) -> tuple[SafetensorsHeader | None, str | None]:
                 return None, "header truncated"
             raw += more
     except OSError as exc:
-        return None, exc.strerror or str(exc)
+        return None, reason(exc)
     finally:
         os.close(fd)
+    return parse_header(raw)
+
+
+def parse_header(raw: bytes) -> tuple[SafetensorsHeader | None, str | None]:
+    """A header's JSON (the bytes after the 8-byte length), summed; never raises."""
     try:
         header = json.loads(raw)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also a number of 4,300+ digits
         return None, "header is not valid JSON"
     if not isinstance(header, dict):
         return None, "header is not a JSON object"
@@ -117,18 +132,29 @@ def summarise_header(header: dict[str, object]) -> tuple[SafetensorsHeader | Non
         if name == "__metadata__":
             continue
         if not isinstance(info, dict) or type(shape := info.get("shape")) is not list:
-            return None, f"tensor {name!r} has no shape"
+            return None, f"tensor {_name(name)} has no shape"
         n = 1
         for dim in shape:
             if type(dim) is not int or dim < 0:
-                return None, f"tensor {name!r} has a bad shape"
+                return None, f"tensor {_name(name)} has a bad shape"
+            if dim > MAX_DIM:
+                return None, implausible("dimension", dim, f"tensor {_name(name)}")
             n *= dim
+            if n > MAX_PARAMS:
+                return None, implausible("element count", n, f"tensor {_name(name)}")
         total += n
+        if total > MAX_PARAMS:
+            return None, implausible("parameter count", total, "the header")
         dtype = info.get("dtype")
-        key = dtype if type(dtype) is str else "?"
+        key = dtype if type(dtype) is str and len(dtype) <= 16 else "?"  # e.g. "F8_E4M3"
         counts[key] = counts.get(key, 0) + n
     ordered = tuple(sorted(counts.items(), key=lambda kv: -kv[1]))
     return SafetensorsHeader(total, ordered), None
+
+
+def _name(name: str) -> str:
+    """A tensor's name for a problem, cut short (a hostile header's names can be megabytes)."""
+    return repr(name if len(name) <= 80 else name[:80] + "…")
 
 
 def params_from_safetensors(folder: str, names: Iterable[str]) -> ParamsResult:
@@ -148,12 +174,17 @@ def params_from_safetensors(folder: str, names: Iterable[str]) -> ParamsResult:
     problems: list[str] = []
     for name in shards:
         header, why = read_safetensors_header(os.path.join(folder, name))
+        if why == NOT_REGULAR:
+            problems.append(f"{name} is {NOT_REGULAR}")
+            continue
         if header is None:
             problems.append(f"bad safetensors header: {name}: {why}")
             continue
         total += header.params
         for dtype, n in header.dtype_counts:
             counts[dtype] = counts.get(dtype, 0) + n
+    if total > MAX_PARAMS:
+        problems.append(implausible("parameter count", total, "the safetensors headers"))
     if problems or not shards:
         return ParamsResult(None, None, tuple(problems))
     top = max(counts.items(), key=lambda kv: kv[1])[0] if counts else None
@@ -166,7 +197,8 @@ def _index_total_parameters(path: str) -> int | None:
     if not isinstance(metadata, dict):
         return None
     total = as_int(metadata.get("total_parameters"))
-    return total if total and total > 0 else None
+    # an implausible total is not believed: the headers are summed instead (and checked)
+    return total if total and 0 < total <= MAX_PARAMS else None
 
 
 def clear_memo() -> None:
