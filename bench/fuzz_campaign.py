@@ -93,7 +93,7 @@ def main() -> int:
     for name, (check, strategies) in found.items():
         for k, strategy in enumerate(strategies):
             tally = run(check, strategy, args.examples, share)
-            kind = ("generated", "mutated")[k] if k < 2 else f"#{k}"
+            kind = ("generated", "mutated")[k] if len(strategies) > 1 else "mixed"
             rate = tally.tried / tally.seconds if tally.seconds else 0.0
             print(
                 f"{name:<22} {kind:>8} {tally.tried:>8} {tally.seconds:>8.1f} {rate:>7.0f}  "

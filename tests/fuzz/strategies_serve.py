@@ -240,3 +240,9 @@ CHECKS: dict[str, tuple[Callable[[Any], None], Callable[[], st.SearchStrategy[An
     "saved_specs": (check_saved_specs, saved_specs_files),
     "redact": (check_redact, texts_and_keys),
 }
+
+# The same, in the shape bench/fuzz_campaign.py reads from every strategies module:
+# parser name -> (its check, its inputs).
+PARSERS: dict[str, tuple[Callable[[Any], None], st.SearchStrategy[Any]]] = {
+    name: (check, strategy()) for name, (check, strategy) in CHECKS.items()
+}
