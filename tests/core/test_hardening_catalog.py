@@ -15,6 +15,7 @@ import stat
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -130,9 +131,13 @@ def _hostile_models(work: Path) -> dict[str, str]:
     zero = _model(models, "Org--dev-zero", model__safetensors=WEIGHTS)
     (zero / "config.json").symlink_to("/dev/zero")
     sock = _model(models, "Org--socket", model__safetensors=WEIGHTS)
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(sock / "config.json"))
-    server.close()
+    # A socket's path may be at most ~107 bytes, and the test's folder can be longer: bind
+    # in a short folder, then move the socket into place (a rename keeps it a socket).
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="s") as short:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(f"{short}/s")
+        server.close()
+        os.rename(f"{short}/s", sock / "config.json")
     _model(
         models,
         "Org--huge-shapes",
