@@ -50,9 +50,7 @@ def visible(text: str) -> str:
 
 
 def visible_lines(text: str) -> str:
-    """Text of several lines (a chat answer) with every non-printable but newline and tab visible."""
+    """Text of several lines (a chat answer): every non-printable but newline and tab visible."""
     if text.isprintable():
         return text
-    return "".join(
-        char if char.isprintable() or char in "\n\t" else _escape(char) for char in text
-    )
+    return "".join(char if char.isprintable() or char in "\n\t" else _escape(char) for char in text)
