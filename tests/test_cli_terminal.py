@@ -9,15 +9,20 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import fake_openai
+from tests.fakes.fake_nvml import FakeDevice, FakeNvml, FakeProc
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.hostile_names import IDS, SHOWN, inert, write_hostile_models
 from vllm_console.cli import main
 from vllm_console.commands.chat import cmd_chat
+from vllm_console.commands.gpus import cmd_gpus
 from vllm_console.config import load_settings
 from vllm_console.core.serve.runs import RunArchive
 
@@ -143,3 +148,25 @@ def test_chat_json_is_the_true_answer_and_inert(
     out = capsys.readouterr().out
     assert_inert(out.rstrip("\n"))
     assert json.loads(out)["text"].startswith("line0\n\t\x1b[2J\x1b]0;t\x07 ")
+
+
+def test_gpus_shows_device_and_process_names_escaped(tmp_path: Path) -> None:
+    """A process names itself (its comm): one called like an escape sequence stays text."""
+    script = "import sys, time; open('/proc/self/comm', 'w').write(sys.argv[1]); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", script, "\x1b]0;pwned\x07x"])
+    try:
+        deadline = time.monotonic() + 10
+        comm = Path(f"/proc/{child.pid}/comm")
+        while "pwned" not in comm.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        device = FakeDevice(name="Evil\x1b[2JGPU", processes=[FakeProc(child.pid, 1 << 30)])
+        out = io.StringIO()
+        settings = load_settings(environ={}, cwd=tmp_path, home=tmp_path)
+        nvml = FakeNvml([device])
+        code = cmd_gpus(settings, as_json=False, watch=False, interval=1.0, nvml=nvml, out=out)
+    finally:
+        child.kill()
+        child.wait()
+    text = out.getvalue()
+    assert code == 0 and inert(text), text
+    assert "Evil\\x1b[2JGPU" in text and "\\x1b]0;pwned\\x07" in text

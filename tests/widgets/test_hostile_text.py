@@ -19,6 +19,8 @@ from tests.fakes.hostile_names import IDS, SHOWN, inert, write_hostile_models
 from vllm_console.app import VllmConsoleApp
 from vllm_console.config import Settings
 from vllm_console.core.endpoint.client import EndpointStatus, ServedModel
+from vllm_console.core.serve.runs import RunArchive
+from vllm_console.screens.runs import RunsScreen
 from vllm_console.widgets.chat.state import model_options
 from vllm_console.widgets.models.details import ModelDetails
 from vllm_console.widgets.models.palette import literal
@@ -107,3 +109,36 @@ def test_folders_are_real(tmp_path: Path) -> None:
     for name in IDS:
         (tmp_path / name).mkdir()
     assert len(list(tmp_path.iterdir())) == len(IDS)
+
+
+class RunsHost(App[None]):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def on_mount(self) -> None:
+        self.push_screen(RunsScreen(self.settings))
+
+
+async def test_the_runs_screen_shows_a_hostile_run_literally(settings: Settings) -> None:
+    recorder = RunArchive(settings.runs_dir).new("[bold red]x[/]\x1b[2J", ["vllm"], {}, 8000)
+    recorder.write_lines(["said \x1b]0;pwned\x07"])
+    recorder.finish(status="failed", returncode=1, reason="[link=http://x]y\x07")
+    app = RunsHost(settings)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = app.screen
+        await wait_for_workers(app, pilot)
+        table = screen.query_one(DataTable)
+        model = table.get_cell_at(Coordinate(0, 1))
+        assert isinstance(model, Text) and model.plain == "[bold red]x[/]\\x1b[2J"
+        info = shown(screen.query_one("#runs-info", Static))
+        assert "[link=http://x]y\\x07" in info and inert(info)
+        assert screen.query_one(BufferedLog).lines == ["said \\x1b]0;pwned\\x07"]
+
+
+async def wait_for_workers(app: App[Any], pilot: Any) -> None:
+    for _ in range(50):
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.05)
+        if app.screen.query_one(BufferedLog).lines:
+            return
