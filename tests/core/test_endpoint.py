@@ -97,6 +97,31 @@ def test_parser_skips_comments_and_counts_what_it_cannot_use() -> None:
     assert stats.ok and stats.malformed_lines == 6 and stats.tokens == 2
 
 
+def test_parser_survives_hostile_payloads() -> None:
+    parser = ChatParser()
+    nested = b"data: " + b"[" * 100_000 + b"\n\n"  # past the JSON decoder's recursion limit
+    huge = sse({"choices": [], "usage": {"completion_tokens": -5}})
+    digits = b'data: {"choices": [], "usage": {"prompt_tokens": ' + b"9" * 4000 + b"}}\n\n"
+    assert events_of(parser, nested, huge, digits, STREAM) == [
+        Usage(None, None, None),
+        Usage(None, None, None),  # 4,000 digits is no count
+        Delta("Hel"),
+        Delta("lo"),
+        Usage(3, 2, None),
+    ]
+    assert parser.malformed == 1 and parser.stats("m").tokens == 2
+
+
+def test_a_long_line_in_small_pieces_costs_its_length_not_its_square() -> None:
+    parser = ChatParser()
+    line = b"data: " + json.dumps(chunk("x" * 400_000)).encode()
+    started = time.perf_counter()
+    for i in range(0, len(line), 8):
+        assert parser.feed(line[i : i + 8]) == []
+    assert parser.feed(b"\n\n") == [Delta("x" * 400_000)]
+    assert time.perf_counter() - started < 1.0  # joining every piece took 8 s here
+
+
 def test_parser_joins_data_lines_and_reads_lines_a_server_forgot_to_separate() -> None:
     parser = ChatParser()
     assert events_of(parser, b'data: {"choices": [{"delta":\ndata: {"content": "x"}}]}\n\n') == [

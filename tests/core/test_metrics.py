@@ -141,3 +141,32 @@ async def test_fetch_is_calm_about_servers_without_metrics() -> None:
         snap = await fetch_metrics(client, "http://127.0.0.1:9/v1")
     assert isinstance(snap, MetricsSnapshot) and snap.empty
     assert snap.problems == ("http://127.0.0.1:9/metrics: cannot connect (connection refused)",)
+
+
+def test_implausible_figures_are_left_out_and_named() -> None:
+    text = vllm_metrics() + 'vllm:num_requests_running{engine="9"} 1e300\n'
+    snap = parse_metrics(text + 'vllm:generation_tokens_total{engine="9"} NaN\n')
+    assert snap.requests_running is None and snap.generation_tokens is None
+    assert snap.requests_waiting == 2  # the rest is still read
+    assert any("implausible value for vllm:num_requests_running" in p for p in snap.problems)
+    huge = parse_metrics("vllm:num_requests_running " + "9" * 400 + "\n")
+    assert huge.empty and huge.problems[0].startswith("/metrics: unreadable")
+    bounds = parse_metrics('vllm:time_to_first_token_seconds_bucket{le="1e300"} 5\n')
+    assert bounds.ttft is None and "implausible buckets" in bounds.problems[0]
+
+
+def test_more_hits_than_queries_is_no_hit_rate() -> None:
+    snap = parse_metrics("vllm:prefix_cache_hits_total 5\nvllm:prefix_cache_queries_total 1e-300\n")
+    assert snap.prefix_cache_hit_rate is None
+
+
+def test_huge_lines_are_skipped_not_parsed() -> None:
+    labels = ",".join(f'l{i}="v"' for i in range(10_000))
+    text = vllm_metrics() + f"vllm:num_requests_running{{{labels}}} 1\n"
+    snap = parse_metrics(text)
+    assert snap.requests_running == 6  # the two engines' lines; the huge one is skipped
+    assert snap.problems == ("/metrics: 1 lines over 4096 characters skipped",)
+    many = "".join(f'vllm:num_requests_running{{engine="{e}"}} 1\n' for e in range(20_000))
+    snap = parse_metrics(many)
+    assert snap.requests_running is not None and snap.requests_running < 20_000
+    assert snap.problems and "KB skipped" in snap.problems[0]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vllm_console import __version__, compat
 from vllm_console.config import ConfigError, EnvFileError, Settings, settings_from_process
+from vllm_console.core.text import visible
 
 # Set to a file path, the console writes time.time() there after its first frame and exits:
 # bench/bench_first_frame.py measures startup with it.
@@ -132,18 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
     except ConfigError as exc:
-        print(
-            f"vllm-console: bad setting {exc.key}={exc.value!r} (from {exc.origin}): {exc.reason}",
-            file=sys.stderr,
-        )
+        said = f"bad setting {exc.key}={exc.value!r} (from {exc.origin}): {exc.reason}"
+        print(visible(f"vllm-console: {said}"), file=sys.stderr)
         return 2
     except EnvFileError as exc:
         where = f"{exc.path} line {exc.line_no}" if exc.line_no else str(exc.path)
         shown = f": {exc.line.strip()!r}" if exc.line else ""
-        print(f"vllm-console: cannot read {where}: {exc.reason}{shown}", file=sys.stderr)
+        print(visible(f"vllm-console: cannot read {where}: {exc.reason}{shown}"), file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"vllm-console: cannot read settings: {exc}", file=sys.stderr)
+        print(visible(f"vllm-console: cannot read settings: {exc}"), file=sys.stderr)
         return 2
     try:
         return run_command(args, settings)

@@ -25,12 +25,14 @@ from vllm_console.core.endpoint.client import (
     probe,
     stream_chat,
 )
+from vllm_console.core.text import visible, visible_lines
 
 OK, FAILED, BAD_USAGE, INTERRUPTED = 0, 1, 2, 130
 
 
 def _say(line: str) -> None:
-    print(f"vllm-console: {line}", file=sys.stderr, flush=True)
+    # Lines quote the server: its model names, its errors.
+    print(visible(f"vllm-console: {line}"), file=sys.stderr, flush=True)
 
 
 def _choose_model(
@@ -59,6 +61,18 @@ def _choose_model(
 def _messages(prompt: str, system: str | None) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": system}] if system else []
     return [*messages, {"role": "user", "content": prompt}]
+
+
+def json_line(value: object) -> str:
+    """JSON that keeps non-ASCII text readable and escapes every non-printable character.
+
+    `ensure_ascii=False` would let DEL, C1 controls and bidi overrides through raw; as `\\uXXXX`
+    escapes they are the same JSON string and harmless on a terminal.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else json.dumps(char)[1:-1] for char in text)
 
 
 def _result(done: Done) -> dict[str, Any]:
@@ -102,22 +116,25 @@ async def _chat(
             max_tokens=max_tokens,
         )
         done: Done | None = None
+        # A person at a terminal reads the answer: a model (or whoever runs the endpoint) must
+        # not move the cursor or retitle the window. A pipe gets the answer as it came.
+        shown = visible_lines if out.isatty() else str
         async with aclosing(events):
             async for event in events:
                 if isinstance(event, Delta):
                     if not as_json and not event.reasoning:
-                        out.write(event.text)
+                        out.write(shown(event.text))
                         out.flush()
                 elif isinstance(event, Done):
                     done = event
     assert done is not None  # stream_chat always ends with one
     stats = done.stats
     if as_json:
-        out.write(json.dumps(_result(done), ensure_ascii=False) + "\n")
+        out.write(json_line(_result(done)) + "\n")
     else:
         if done.text and not done.text.endswith("\n"):
             out.write("\n")
-        print(stats.summary(), file=sys.stderr)
+        print(visible(stats.summary()), file=sys.stderr)
     out.flush()
     if not stats.ok:
         kept = " (the partial answer is kept)" if done.text and not as_json else ""

@@ -15,6 +15,7 @@ from vllm_console.config import Settings
 from vllm_console.core.gpu.nvml import probe
 from vllm_console.core.serve.install import VllmCommand, find_vllm
 from vllm_console.core.serve.proctable import port_holders, port_is_free, vllm_processes
+from vllm_console.core.text import visible
 
 IMPORT_TIMEOUT = 120.0
 
@@ -131,9 +132,10 @@ def cmd_doctor(settings: Settings, *, as_json: bool) -> int:
     else:
         for check in checks:
             mark = "ok " if check.ok else "FIX"
-            print(f"[{mark}] {check.name}: {check.detail}")
+            # Details quote paths, process names, GPU names and server errors.
+            print(visible(f"[{mark}] {check.name}: {check.detail}"))
             if check.fix:
-                print(f"      fix: {check.fix}")
+                print(visible(f"      fix: {check.fix}"))
     problems = [c for c in checks if not c.ok]
     if not as_json:
         print(

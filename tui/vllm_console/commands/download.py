@@ -23,6 +23,7 @@ from vllm_console.core.hub.download import (
     download_model,
     repo_id_problem,
 )
+from vllm_console.core.text import visible
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -66,7 +67,8 @@ class ProgressPrinter:
             parts.append(f"{format_bytes(self._rate)}/s")
         if progress.current_file:
             parts.append(progress.current_file)
-        return "  ".join(parts)
+        # File names come from the hub (or a mirror): shown, never obeyed.
+        return visible("  ".join(parts))
 
     def finish(self) -> None:
         if self.tty and self._width:
@@ -95,7 +97,7 @@ def cmd_download(
 ) -> int:
     problem = repo_id_problem(repo_id)
     if problem is not None:
-        print(f"vllm-console: {problem}", file=sys.stderr)
+        print(visible(f"vllm-console: {problem}"), file=sys.stderr)
         return 2
     if output is not None and to_cache:
         print("vllm-console: --output and --to-cache exclude each other", file=sys.stderr)
@@ -111,7 +113,7 @@ def cmd_download(
     where = settings.hf_endpoint or DEFAULT_ENDPOINT
     dest = f"the Hugging Face cache {cache_dir}" if cache_dir else str(output_dir)
     at = f" at {revision}" if revision else ""
-    print(f"Downloading {repo_id}{at} from {where} into {dest}", file=sys.stderr)
+    print(visible(f"Downloading {repo_id}{at} from {where} into {dest}"), file=sys.stderr)
 
     printer = ProgressPrinter(sys.stderr)
     cancel = threading.Event()
@@ -149,9 +151,10 @@ def cmd_download(
     printer.finish()
     result = outcome[0]
     if isinstance(result, DownloadError):
-        print(f"vllm-console: {result}", file=sys.stderr)
+        print(visible(f"vllm-console: {result}"), file=sys.stderr)
         return 1
     if isinstance(result, BaseException):
         raise result
-    print(result)
+    # `$(vllm-console download ...)` needs the true path; a person at a terminal sees it escaped.
+    print(visible(str(result)) if sys.stdout.isatty() else result)
     return 0

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from vllm_console.config import Settings
 from vllm_console.core.gpu.nvml import GpuSample, GpuSnapshot, GpuState, Sampler, gib_text, na
 from vllm_console.core.gpu.owners import is_vllm
+from vllm_console.core.text import visible
 
 BAR_WIDTH = 30
 CLEAR = "\x1b[H\x1b[2J"
@@ -55,9 +56,11 @@ def render_device(dev: GpuSample) -> list[str]:
 
 def render(snapshot: GpuSnapshot) -> str:
     if not snapshot.available:
-        return f"No GPU: {snapshot.reason}. Only a CPU build of vLLM can run here.\n"
-    head = f"driver {snapshot.driver or 'N/A'}, {len(snapshot.devices)} GPU(s)"
-    blocks = ["\n".join(render_device(d)) for d in snapshot.devices]
+        return visible(f"No GPU: {snapshot.reason}. Only a CPU build of vLLM can run here.") + "\n"
+    head = visible(f"driver {snapshot.driver or 'N/A'}, {len(snapshot.devices)} GPU(s)")
+    # Process names come from /proc (any program can rename itself), device names and errors
+    # from the driver: every line is shown, never obeyed.
+    blocks = ["\n".join(visible(line) for line in render_device(d)) for d in snapshot.devices]
     return "\n\n".join([head, *blocks]) + "\n"
 
 

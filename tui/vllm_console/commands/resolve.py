@@ -6,6 +6,7 @@ import json
 
 from vllm_console.config import Settings
 from vllm_console.core.catalog.resolve import Rule, resolve
+from vllm_console.core.text import visible
 
 
 def cmd_resolve(settings: Settings, name: str, *, as_json: bool) -> int:
@@ -15,9 +16,10 @@ def cmd_resolve(settings: Settings, name: str, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print(f"{name} -> {result.target}")
-        print(f"  rule:   {result.rule} ({result.reason})")
+        # The places tried are folders on disk, named by anyone who could write there.
+        print(visible(f"{name} -> {result.target}"))
+        print(visible(f"  rule:   {result.rule} ({result.reason})"))
         print("  tried:")
         for attempt in result.tried:
-            print(f"    [{attempt.rule}] {attempt.place}: {attempt.outcome}")
+            print(visible(f"    [{attempt.rule}] {attempt.place}: {attempt.outcome}"))
     return 1 if result.rule is Rule.NOT_FOUND else 0

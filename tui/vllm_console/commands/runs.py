@@ -8,13 +8,15 @@ import time
 
 from vllm_console.config import Settings
 from vllm_console.core.serve.runs import RunArchive, RunInfo, log_tail
+from vllm_console.core.text import visible
 
 
 def _summary(run: RunInfo) -> str:
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started))
     took = f"{run.ended - run.started:.0f}s" if run.ended else "-"
     alive = " (alive)" if run.alive_pids() else ""
-    return f"{run.id}  {started}  {run.status}{alive}  {took}  {run.reason or ''}"
+    # The archive is files on disk: its ids and reasons are shown, never obeyed.
+    return visible(f"{run.id}  {started}  {run.status}{alive}  {took}  {run.reason or ''}")
 
 
 def cmd_runs(settings: Settings, *, as_json: bool, log_id: str | None) -> int:
@@ -22,23 +24,27 @@ def cmd_runs(settings: Settings, *, as_json: bool, log_id: str | None) -> int:
     if log_id is not None:
         run = archive.get(log_id)
         if run is None:
-            print(f"vllm-console: no run {log_id!r} in {archive.root}", file=sys.stderr)
+            print(visible(f"vllm-console: no run {log_id!r} in {archive.root}"), file=sys.stderr)
             return 1
         try:  # the end of a huge log; a FIFO or device in its place is refused, not read
             text, cut = log_tail(run)
         except OSError as exc:
-            print(f"vllm-console: cannot read {run.log_path}: {exc}", file=sys.stderr)
+            print(visible(f"vllm-console: cannot read {run.log_path}: {exc}"), file=sys.stderr)
             return 1
         if cut:
-            print(f"vllm-console: only the end of {run.log_path} is shown", file=sys.stderr)
-        sys.stdout.write(text)
+            print(
+                visible(f"vllm-console: only the end of {run.log_path} is shown"), file=sys.stderr
+            )
+        # A server's log says what the server (or the model's code) printed: a person reads it
+        # here; the true bytes stay in the run's log file.
+        sys.stdout.write("\n".join(visible(line) for line in text.split("\n")))
         return 0
     runs = archive.all()
     if as_json:
         print(json.dumps([run.to_json() for run in runs], indent=2))
         return 0
     if not runs:
-        print(f"No runs yet (the archive is {archive.root}).")
+        print(visible(f"No runs yet (the archive is {archive.root})."))
     for run in runs:
         print(_summary(run))
     return 0

@@ -27,6 +27,7 @@ from vllm_console.core.serve.redact import API_KEY_ENV, REDACTED, redact_argv
 from vllm_console.core.serve.session import ServerSession, SessionEnded, SessionEvent, Spawned
 from vllm_console.core.serve.spec import LaunchSpec, SpecError, serve_args, take_api_key
 from vllm_console.core.serve.supervisor import LogLine, PhaseChanged, Ready, Stalled
+from vllm_console.core.text import visible
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,10 @@ class ServeOptions:
 
 
 def print_finding(finding: Finding, out: TextIO) -> None:
-    print(f"DIAGNOSIS: {finding.cause}", file=out)
-    print(f"  fix: {finding.hint}", file=out)
-    if finding.line:
-        print(f"  from the log: {finding.line}", file=out)
+    print(visible(f"DIAGNOSIS: {finding.cause}"), file=out)
+    print(visible(f"  fix: {finding.hint}"), file=out)
+    if finding.line:  # quoted from the server's log: shown, never obeyed
+        print(visible(f"  from the log: {finding.line}"), file=out)
 
 
 def build_spec(settings: Settings, opts: ServeOptions, target: str, is_local: bool) -> LaunchSpec:
@@ -75,19 +76,26 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
         model_dirs=settings.model_dirs,
         cwd=settings.cwd,
     )
-    print(f"resolved {opts.model} -> {found.target} ({found.rule}: {found.reason})", file=err)
+    print(
+        visible(f"resolved {opts.model} -> {found.target} ({found.rule}: {found.reason})"), file=err
+    )
     if found.rule is Rule.NOT_FOUND:
         return 2
     vllm = find_vllm(settings.vllm_command)
     if not vllm.found:
         for problem in vllm.problems:
-            print(f"vllm-console: {problem}", file=err)
+            print(visible(f"vllm-console: {problem}"), file=err)
         return 2
-    print(f"vLLM {vllm.version or '?'} ({vllm.distribution or '?'}) from {vllm.how}", file=err)
+    print(
+        visible(f"vLLM {vllm.version or '?'} ({vllm.distribution or '?'}) from {vllm.how}"),
+        file=err,
+    )
     if not port_is_free(settings.host, settings.port):
         holders = ", ".join(p.describe() for p in port_holders(settings.port)) or "another process"
         print(
-            f"vllm-console: port {settings.port} is taken by {holders}; stop it or pass --port",
+            visible(
+                f"vllm-console: port {settings.port} is taken by {holders}; stop it or pass --port"
+            ),
             file=err,
         )
         return 2
@@ -95,10 +103,10 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
         spec = take_api_key(build_spec(settings, opts, found.target, found.is_local))
         argv = vllm.argv(serve_args(spec))
     except SpecError as exc:
-        print(f"vllm-console: {exc}", file=err)
+        print(visible(f"vllm-console: {exc}"), file=err)
         return 2
     key = f"{API_KEY_ENV}={REDACTED} " if spec.api_key else ""
-    print("$ " + key + shlex.join(redact_argv(argv)), file=err)
+    print(visible("$ " + key + shlex.join(redact_argv(argv))), file=err)
     session = ServerSession(settings, model=opts.model, spec=spec, argv=argv)
     return asyncio.run(_serve(session))
 
@@ -146,9 +154,9 @@ def note_pids(session: ServerSession, seen: set[int]) -> None:
 def _show(event: SessionEvent, session: ServerSession, seen: set[int]) -> None:
     out, err = sys.stdout, sys.stderr
     if isinstance(event, LogLine):
-        print(event.text, file=out, flush=True)
+        print(visible(event.text), file=out, flush=True)
     elif isinstance(event, Spawned):
-        print(f"run archived in {event.run.dir}", file=err)
+        print(visible(f"run archived in {event.run.dir}"), file=err)
     elif isinstance(event, PhaseChanged):
         print(
             f"[phase] {event.phase} (after {event.previous} {event.previous_seconds:.1f}s)",
@@ -156,7 +164,7 @@ def _show(event: SessionEvent, session: ServerSession, seen: set[int]) -> None:
             flush=True,
         )
     elif isinstance(event, Ready):
-        print(_ready_line(session.spec), file=out, flush=True)
+        print(visible(_ready_line(session.spec)), file=out, flush=True)
         note_pids(session, seen)
     elif isinstance(event, Stalled):
         print_finding(event.finding, err)
@@ -171,7 +179,7 @@ def report_gpu(held: list[Holder] | None) -> int:
         return 0
     print("vllm-console: GPU memory still held after the stop:", file=sys.stderr)
     for holder in held:
-        print(f"  {holder.describe()}", file=sys.stderr)
+        print(visible(f"  {holder.describe()}"), file=sys.stderr)
     pids = sorted({h.pid for h in held if h.pid is not None})
     if pids:
         print(f"  to free it: kill -9 {' '.join(map(str, pids))}", file=sys.stderr)
@@ -187,5 +195,5 @@ def _finish(ended: SessionEnded) -> int:
         return 0
     for finding in ended.findings:
         print_finding(finding, err)
-    print(f"vllm-console: {ended.reason}", file=err)
+    print(visible(f"vllm-console: {ended.reason}"), file=err)
     return 1

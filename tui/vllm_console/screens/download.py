@@ -19,12 +19,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, RadioButton, RadioSet, Static
 
 from vllm_console.config import Settings
+from vllm_console.core.text import visible
 from vllm_console.messages import ModelDownloaded
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
@@ -158,9 +160,10 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
     def _update_target(self) -> None:
         request = self._request()
         target = request.output_dir or request.cache_dir
-        self.query_one("#download-target", Static).update(f"→ {target}")
+        self.query_one("#download-target", Static).update(visible(f"→ {target}"))
         name = request.repo_id.replace("/", "--") if "/" in request.repo_id else "Org--Name"
-        self.query_one("#dest-folder", RadioButton).label = f"models/{name}"
+        # A label is markup: what was typed shows as typed.
+        self.query_one("#dest-folder", RadioButton).label = Content(visible(f"models/{name}"))
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
@@ -189,7 +192,8 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
         self._cancel = threading.Event()
         self.running = True
         self.query_one("#download-progress", ProgressBar).update(total=None, progress=0)
-        self.query_one("#download-status", Static).update(f"Connecting to fetch {request.repo_id}…")
+        fetching = visible(f"Connecting to fetch {request.repo_id}…")
+        self.query_one("#download-status", Static).update(fetching)
         self._download(request, self._cancel)
 
     def action_cancel(self) -> None:
@@ -215,7 +219,7 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
         self.refresh_bindings()
 
     def _show_error(self, text: str) -> None:
-        self.query_one("#download-error", Static).update(text)
+        self.query_one("#download-error", Static).update(visible(text))  # it may quote the hub
         self.set_class(bool(text), "-error")
 
     @work(thread=True, exclusive=True, group="download", exit_on_error=False)
@@ -255,7 +259,7 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
         bar = self.query_one("#download-progress", ProgressBar)
         total = progress.total_bytes or None
         bar.update(total=total, progress=progress.downloaded_bytes if total else 0)
-        self.query_one("#download-status", Static).update(progress.text())
+        self.query_one("#download-status", Static).update(visible(progress.text()))
 
     @on(Failed)
     def _on_failed(self, message: Failed) -> None:
@@ -269,6 +273,8 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
         self.running = False
         self.app.post_message(ModelDownloaded(message.request.repo_id, message.path))
         self.app.notify(
-            f"Downloaded {message.request.repo_id} to {message.path}", title="Download finished"
+            visible(f"Downloaded {message.request.repo_id} to {message.path}"),
+            title="Download finished",
+            markup=False,
         )
         self.dismiss(None)

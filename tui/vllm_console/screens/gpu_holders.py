@@ -20,6 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from vllm_console.core.gpu.owners import Holder
+from vllm_console.core.text import visible
 
 NO_PID_NOTE = (
     "NVML shows no PID for this memory (inside a container it may list the host's PIDs): "
@@ -63,10 +64,11 @@ class GpuHoldersScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="holders-dialog"):
-            yield Static(Content(self._title), id="holders-title")
-            lines = [f"• {h.describe()}" for h in self.holders]
+            yield Static(Content(visible(self._title)), id="holders-title")
+            # Each holder is described by its process name, which any program chooses.
+            lines = [visible(f"• {h.describe()}") for h in self.holders]
             yield Static(Content("\n".join(lines)), id="holders-list")
-            notes = [self._note] if self._note else []
+            notes = [visible(self._note)] if self._note else []
             if any(h.pid is None for h in self.holders):
                 notes.append(NO_PID_NOTE)
             if notes:

@@ -32,6 +32,7 @@ from vllm_console.core.serve.files import private_dir, write_private
 from vllm_console.core.serve.install import VllmCommand, find_vllm
 from vllm_console.core.serve.proctable import port_holders, port_is_free
 from vllm_console.core.serve.spec import LaunchRequest, LaunchSpec, save_spec, serve_args
+from vllm_console.core.text import visible, visible_lines
 from vllm_console.screens import launch_form as form
 from vllm_console.screens.launch_gpu import GpuFitView
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
@@ -108,9 +109,12 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
     def compose(self) -> ComposeResult:
         values = form.form_values(self._base)
         with Vertical(id="launch-dialog"):
-            yield Static(Content.assemble(("Launch ", "bold"), self._model_id), id="launch-title")
+            # The model's id and path are folder names: shown, never obeyed.
+            title = Content.assemble(("Launch ", "bold"), visible(self._model_id))
+            yield Static(title, id="launch-title")
             yield Static(
-                Content(f"{self._base.model}  (local: HF_HUB_OFFLINE=1)"), id="launch-model"
+                Content(visible(f"{self._base.model}  (local: HF_HUB_OFFLINE=1)")),
+                id="launch-model",
             )
             if self._changed:
                 label = form.LABELS.get(self._changed, self._changed)
@@ -186,10 +190,11 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
         if self._vllm is None:
             preview.update("Looking for vLLM…")
         elif problem:
-            preview.update(Content.assemble(("vLLM cannot be run: ", "bold $text-error"), problem))
+            why = visible(problem)
+            preview.update(Content.assemble(("vLLM cannot be run: ", "bold $text-error"), why))
         elif self.spec is not None:
             shown = form.preview(self._vllm, self.spec, self._settings)
-            preview.update(Content(shown.script.split("\n", 2)[2]))
+            preview.update(Content(visible_lines(shown.script.split("\n", 2)[2])))
         preview.set_class(bool(problem), "-problem")
         ok = self.spec is not None and self._vllm is not None and problem is None
         self.query_one("#launch-go", Button).disabled = not ok
@@ -225,7 +230,8 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
             self._kill(screen.pids)
 
     def _show_errors(self) -> None:
-        lines = [f"{form.LABELS[name]}: {message}" for name, message in self.errors.items()]
+        # Messages quote what was typed and which process holds the port.
+        lines = [visible(f"{form.LABELS[name]}: {msg}") for name, msg in self.errors.items()]
         errors = self.query_one("#launch-errors", Static)
         errors.update(Content("\n".join(lines)))
         errors.display = bool(lines)
@@ -272,7 +278,8 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
         try:
             await asyncio.to_thread(save_spec, self._settings.specs_file, self._model_key, spec)
         except OSError as exc:
-            self.notify(f"Could not save the launch settings: {exc}", severity="warning")
+            failed = visible(f"Could not save the launch settings: {exc}")
+            self.notify(failed, severity="warning", markup=False)
         self.dismiss(LaunchRequest(self._model_key, self._model_id, spec.model, spec, argv))
 
     def _script(self) -> str | None:
@@ -304,9 +311,11 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
                 path.parent.mkdir(parents=True, exist_ok=True)
             write_private(path, script, mode=0o700)  # runnable by its owner alone
         except OSError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            failed = visible(str(exc))
+            self.app.call_from_thread(self.notify, failed, severity="error", markup=False)
             return
-        self.app.call_from_thread(self.notify, f"Script saved to {path}")
+        saved = visible(f"Script saved to {path}")
+        self.app.call_from_thread(self.notify, saved, markup=False)
 
     @on(Button.Pressed, "#launch-cancel")
     def action_cancel(self) -> None:

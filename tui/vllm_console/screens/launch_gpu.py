@@ -20,6 +20,7 @@ from vllm_console.core.gpu.fit import Fit, Verdict, visible_gpus, will_it_fit
 from vllm_console.core.gpu.nvml import GpuSnapshot
 from vllm_console.core.gpu.owners import Holder, leftover_holders
 from vllm_console.core.serve.spec import LaunchSpec
+from vllm_console.core.text import visible
 
 VERDICT_STYLE = {
     Verdict.FITS: "bold $text-success",
@@ -56,14 +57,14 @@ def fit_lines(fit: Fit | None, leftovers: list[Holder], snapshot: GpuSnapshot | 
         verdict, _, reason = head.partition(": ")
         reason = reason.removeprefix(f"{verdict}: ")  # "no GPU: no GPU: ..." reads once
         parts.append(Content.assemble(("Fit: ", "bold"), (verdict, style), f" — {reason}"))
-        parts.extend(Content(line) for line in rest)
+        parts.extend(Content(visible(line)) for line in rest)
     elif not snapshot.available:
-        parts.append(Content(f"No GPU — {snapshot.reason}"))
+        parts.append(Content(visible(f"No GPU — {snapshot.reason}")))
     for holder in leftovers:
         parts.append(
             Content.assemble(
                 ("⚠ leftover vLLM: ", "bold $text-warning"),
-                holder.describe(),
+                visible(holder.describe()),  # a process's name: shown, never obeyed
                 " — ctrl+g kills it" if holder.pid is not None else "",
             )
         )

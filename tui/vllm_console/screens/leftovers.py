@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,6 +19,7 @@ from vllm_console.config import Settings
 from vllm_console.core.serve.attach import stop_any
 from vllm_console.core.serve.leftovers import Leftover
 from vllm_console.core.serve.runs import RunInfo
+from vllm_console.core.text import visible
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 
@@ -71,7 +73,8 @@ class LeftoversScreen(ReportsWorkerErrors, ModalScreen[RunInfo | None]):
         for label, key in (("Group", "group"), ("State", "state"), ("What", "what")):
             table.add_column(label, key=key)
         for key, item in self._items.items():
-            table.add_row(str(item.pgid), "running", item.what, key=key)
+            # What a process is comes from /proc (a program names itself): Text, never markup.
+            table.add_row(str(item.pgid), "running", Text(visible(item.what)), key=key)
         table.focus()
 
     def _selected(self) -> Leftover | None:

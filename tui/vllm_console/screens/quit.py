@@ -13,6 +13,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from vllm_console.core.text import visible
+
 QuitChoice = Literal["stop", "leave"]
 
 LEAVE_NOTE = (
@@ -52,7 +54,7 @@ class QuitScreen(ModalScreen[QuitChoice | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="quit-dialog"):
             yield Static(
-                Content.assemble("A server is running: ", (self._label, "bold")),
+                Content.assemble("A server is running: ", (visible(self._label), "bold")),
                 id="quit-title",
             )
             yield Static(LEAVE_NOTE, id="quit-note")

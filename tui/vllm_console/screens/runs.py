@@ -5,16 +5,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from vllm_console.config import Settings
 from vllm_console.core.serve.attach import read_from
 from vllm_console.core.serve.runs import RunArchive, RunInfo
+from vllm_console.core.text import visible
 from vllm_console.widgets.server.log_view import BufferedLog
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
@@ -73,7 +76,8 @@ class RunsScreen(ReportsWorkerErrors, Screen[None]):
         self._runs = {run.id: run for run in runs}
         table = self.query_one(DataTable)
         for run in runs:
-            table.add_row(*run_row(run)[:3], key=run.id)
+            # Text, not str (which a DataTable reads as markup): the archive is files on disk.
+            table.add_row(*(Text(visible(cell)) for cell in run_row(run)[:3]), key=run.id)
         if not runs:
             self.query_one("#runs-info", Static).update(
                 "No runs yet: launched servers appear here."
@@ -84,9 +88,9 @@ class RunsScreen(ReportsWorkerErrors, Screen[None]):
         run = self._runs.get(str(event.row_key.value))
         if run is not None:
             argv = " ".join(run.argv)
-            self.query_one("#runs-info", Static).update(
-                f"{run.id}\n{run_row(run)[3]}\n{run.dir}\n\n$ {argv}"
-            )
+            lines = [run.id, run_row(run)[3], str(run.dir), "", f"$ {argv}"]
+            info = Content("\n").join(Content(visible(line)) for line in lines)
+            self.query_one("#runs-info", Static).update(info)
             self._load_log(run)
 
     @work(thread=True, exclusive=True, group="runs-log", exit_on_error=False)

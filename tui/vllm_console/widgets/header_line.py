@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from textual.content import Content
 
 from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.text import visible
 from vllm_console.widgets.server.status import ServerState, header_text
 
 
@@ -31,6 +32,8 @@ def catalog_summary(entries: Iterable[ModelEntry], scanning: bool) -> str:
 def title_content(title: str, sub_title: str) -> Content:
     """The header's text; one separator, owned by the title: no styled run starts with a
     space."""
+    # The title names the endpoint, which settings (or a server) gave: shown, never obeyed.
+    title, sub_title = visible(title), visible(sub_title)
     if not sub_title:
         return Content(title)
     return Content.assemble(f"{title} ", (f"│ {sub_title}", "dim"))

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
+from vllm_console.core.text import visible
+
 if TYPE_CHECKING:
     from textual.dom import DOMNode
 
@@ -50,4 +52,4 @@ def failure_line(worker: Worker[object]) -> str:
         lines = str(error).strip().splitlines()
         detail = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
     who = worker.group if worker.name in ("", worker.group) else f"{worker.group} ({worker.name})"
-    return f"{who} failed: {detail}"
+    return visible(f"{who} failed: {detail}")  # errors quote paths and servers

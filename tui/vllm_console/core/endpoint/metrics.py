@@ -7,7 +7,9 @@ tokens per second, preemptions, the prefix cache hit rate and the median time to
 over the interval between them (the histogram's buckets, differenced, interpolated as
 Prometheus' `histogram_quantile` does). Text that is not vLLM's metrics gives an empty
 snapshot whose `problems` say why, never an exception; `fetch_metrics` does the same for a
-server that cannot be reached.
+server that cannot be reached. A figure no server could report (NaN, an infinity, a negative
+count, one past MAX_PLAUSIBLE, a bucket bound that is none of these) is left out and named
+in `problems`: it would otherwise be shown as a wall of digits, or poison every rate.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 import httpx
 
 from vllm_console.core.endpoint.client import describe_error, server_root
+from vllm_console.core.endpoint.sse import MAX_PLAUSIBLE
 
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
@@ -32,6 +35,11 @@ TTFT = "vllm:time_to_first_token_seconds"
 _WANTED: tuple[str, ...] = (RUNNING, WAITING, *KV_USAGE, PROMPT, GENERATION, PREEMPTIONS)
 _WANTED += (PREFIX_HITS, PREFIX_QUERIES, TTFT + "_bucket", TTFT + "_count", TTFT + "_sum")
 _PREFIXES = tuple(name + suffix for name in _WANTED for suffix in ("{", " "))
+# vLLM's lines are ~150 characters and the kept ones a few KB (a few hundred with many
+# engines). The parser reads ~1 MB/s: a line of 10,000 labels costs 0.2 s, and every second
+# spent here is a second the screen does not move. Past these limits lines are skipped.
+MAX_LINE_CHARS = 4096
+MAX_KEPT_CHARS = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -116,12 +124,39 @@ class MetricsRates:
 
 
 def _ratio(part: float | None, whole: float | None) -> float | None:
-    return part / whole if part is not None and whole else None
+    """A hit rate: None unless both are known and it lies in 0..1 (more hits than queries, or
+    a tiny denominator, says the figures are not what they claim)."""
+    if part is None or not whole:
+        return None
+    ratio = part / whole
+    return ratio if 0.0 <= ratio <= 1.0 else None
 
 
-def _keep(text: str) -> str:
+def _plausible(value: float) -> bool:
+    return math.isfinite(value) and 0.0 <= value <= MAX_PLAUSIBLE
+
+
+def _keep(text: str) -> tuple[str, list[str]]:
+    """The lines of the families shown, within the limits above; and what was skipped."""
     # The parser takes ~60 ms for 160 KB of metrics; the dozen lines shown take ~3 ms.
-    return "\n".join(line for line in text.splitlines() if line.startswith(_PREFIXES))
+    kept: list[str] = []
+    size, long_lines, over = 0, 0, 0
+    for line in text.splitlines():
+        if not line.startswith(_PREFIXES):
+            continue
+        if len(line) > MAX_LINE_CHARS:
+            long_lines += 1
+        elif size + len(line) > MAX_KEPT_CHARS:
+            over += 1
+        else:
+            kept.append(line)
+            size += len(line) + 1
+    problems = []
+    if long_lines:
+        problems.append(f"/metrics: {long_lines} lines over {MAX_LINE_CHARS} characters skipped")
+    if over:
+        problems.append(f"/metrics: {over} lines past the first {MAX_KEPT_CHARS >> 10} KB skipped")
+    return "\n".join(kept), problems
 
 
 def parse_metrics(text: str, *, taken_at: float | None = None) -> MetricsSnapshot:
@@ -129,10 +164,10 @@ def parse_metrics(text: str, *, taken_at: float | None = None) -> MetricsSnapsho
     from prometheus_client.parser import text_string_to_metric_families
 
     taken_at = time.monotonic() if taken_at is None else taken_at
-    kept = _keep(text)
+    kept, problems = _keep(text)
     if not kept:
         found = "an empty answer" if not text.strip() else "no vLLM metrics"
-        return MetricsSnapshot(taken_at, problems=(f"/metrics: {found}",))
+        return MetricsSnapshot(taken_at, problems=(f"/metrics: {found}", *problems))
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     buckets: dict[float, float] = {}
@@ -145,13 +180,25 @@ def parse_metrics(text: str, *, taken_at: float | None = None) -> MetricsSnapsho
                 else:
                     sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
                     counts[sample.name] = counts.get(sample.name, 0) + 1
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        return MetricsSnapshot(taken_at, problems=(f"/metrics: unreadable ({exc})",))
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        # OverflowError: an integer of hundreds of digits, which the parser turns into a float
+        return MetricsSnapshot(taken_at, problems=(f"/metrics: unreadable ({exc})"[:300],))
+    for name, value in list(sums.items()):
+        if not _plausible(value):
+            del sums[name]
+            problems.append(f"/metrics: implausible value for {name}: {value:.3g}")
     kv = next((k for k in KV_USAGE if k in sums), None)
     ttft = None
-    if buckets and not any(math.isnan(b) for b in buckets):
-        ordered = tuple(sorted(buckets.items()))
-        ttft = Histogram(ordered, sums.get(TTFT + "_count", 0.0), sums.get(TTFT + "_sum", 0.0))
+    if buckets:
+        plausible = all(
+            (b == math.inf or _plausible(b)) and _plausible(n) for b, n in buckets.items()
+        )
+        if plausible:
+            ordered = tuple(sorted(buckets.items()))
+            count, total = sums.get(TTFT + "_count", 0.0), sums.get(TTFT + "_sum", 0.0)
+            ttft = Histogram(ordered, count, total)
+        else:
+            problems.append(f"/metrics: implausible buckets for {TTFT}")
     return MetricsSnapshot(
         taken_at,
         requests_running=sums.get(RUNNING),
@@ -163,6 +210,7 @@ def parse_metrics(text: str, *, taken_at: float | None = None) -> MetricsSnapsho
         prefix_cache_hits=sums.get(PREFIX_HITS),
         prefix_cache_queries=sums.get(PREFIX_QUERIES),
         ttft=ttft,
+        problems=tuple(problems),
     )
 
 

@@ -4,7 +4,9 @@
 events and keeps the tallies that become `ChatStats`. It follows the SSE rules (`data:` lines
 up to a blank line make one event; `:` comments; CR, LF or CRLF line ends) and OpenAI's
 conventions (`[DONE]`; `{"error": ...}` mid-stream; a usage chunk whose `choices` is empty);
-anything else is skipped and counted, never raised. The common event (one `data: {...}` line)
+anything else is skipped and counted, never raised (JSON nested past Python's recursion
+limit included); a token count no server could send (negative, or past MAX_PLAUSIBLE) is
+left out, as if not sent. The common event (one `data: {...}` line)
 takes one split, one slice and one JSON decode: this is the hot loop of a streamed answer.
 """
 
@@ -17,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# No count a real server reports comes near this (a server at 100k tokens/s for a year counts
+# ~3e12): a larger one, or a negative one, is not a count, and would print as a wall of digits.
+MAX_PLAUSIBLE = 10**15
 # No single stream decodes faster than this. Above it the pieces were handed over together (a
 # buffering proxy, a server that fell behind, a reader too busy to read them as they came): the
 # time between them says nothing about the decode, so no rate is given for them.
@@ -138,11 +143,25 @@ class ChatParser:
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self._buf = b""
+        self._pieces: list[bytes] = []  # of a line still without its end, not joined yet
+        self._pieces_size = 0
         self._data: list[bytes] = []
         self._is_error_event = False
 
     def feed(self, chunk: bytes) -> list[Delta | Usage]:
+        if b"\n" not in chunk and b"\r" not in chunk and self._buf[-1:] != b"\r":
+            # No line ends here: keep the piece. Joining each one to the line so far would copy
+            # a long line once per piece: quadratic for a line that comes a few bytes at a time.
+            self._pieces.append(chunk)
+            self._pieces_size += len(chunk)
+            if len(self._buf) + self._pieces_size > MAX_LINE_BYTES:
+                self.malformed += 1
+                self._buf, self._pieces, self._pieces_size = b"", [], 0
+            return []
         out: list[Delta | Usage] = []
+        if self._pieces:
+            self._buf += b"".join(self._pieces)
+            self._pieces, self._pieces_size = [], 0
         if self._buf:
             chunk = self._buf + chunk
         tail = b""
@@ -167,7 +186,7 @@ class ChatParser:
 
     def end(self) -> list[Delta | Usage]:
         """The stream ended: an event still waiting for its blank line is dispatched."""
-        out = self.feed(b"\n\n") if self._buf or self._data else []
+        out = self.feed(b"\n\n") if self._buf or self._pieces or self._data else []
         return out
 
     def _field(self, line: bytes) -> None:
@@ -191,7 +210,7 @@ class ChatParser:
             return
         try:
             obj = _loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: `[[[[...` a million deep
             if len(data) == 1:
                 self.malformed += 1
                 return
@@ -305,4 +324,5 @@ def _loads(payload: bytes) -> Any:
 
 
 def _int(value: Any) -> int | None:
-    return value if type(value) is int else None
+    """A count, if `value` is one: 4,000 digits or -5 is not (and would be shown as it is)."""
+    return value if type(value) is int and 0 <= value <= MAX_PLAUSIBLE else None

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from textual.content import Content
 
 from vllm_console.core.endpoint.client import Delta, Done, make_client, stream_chat
+from vllm_console.core.text import visible
 from vllm_console.widgets.chat.parts import MessageView, Outbox
 from vllm_console.widgets.chat.state import (
     ASSISTANT,
@@ -110,7 +111,8 @@ def annotate(view: MessageView, turn: Turn) -> None:
     if turn.stopped:
         view.set_note(Content.styled("■ stopped", "$text-warning"))
     elif stats.error or stats.dropped:
-        view.set_note(Content.styled(f"✖ {stats.error or 'ended early'}", "$text-error"))
+        error = visible(f"✖ {stats.error or 'ended early'}")  # the server's words
+        view.set_note(Content.styled(error, "$text-error"))
     elif stats.finish_reason == "length":
         hint = "⚠ cut at max tokens: raise it in the settings (ctrl+t)"
         view.set_note(Content.styled(hint, "$text-warning"))

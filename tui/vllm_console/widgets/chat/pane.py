@@ -30,6 +30,7 @@ from textual.widgets import Input, Markdown, Static
 from textual.worker import Worker, WorkerState
 
 from vllm_console.core.endpoint.client import Done, EndpointStatus, probe
+from vllm_console.core.text import visible
 from vllm_console.widgets.chat.answer import FLUSH_INTERVAL_S, AnswerReader, FlushPacer, annotate
 from vllm_console.widgets.chat.endpoint_bar import EndpointBar, Prober
 from vllm_console.widgets.chat.keys import CHAT_KEYS
@@ -353,6 +354,8 @@ class ChatPane(ReportsWorkerErrors, Vertical):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
         except OSError as exc:
-            self.app.call_from_thread(self.notify, f"Export failed: {exc}", severity="error")
+            failed = visible(f"Export failed: {exc}")
+            self.app.call_from_thread(self.notify, failed, severity="error", markup=False)
             return
-        self.app.call_from_thread(self.notify, f"Conversation saved to {path}", timeout=4)
+        saved = visible(f"Conversation saved to {path}")
+        self.app.call_from_thread(self.notify, saved, timeout=4, markup=False)

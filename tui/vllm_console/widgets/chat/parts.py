@@ -15,6 +15,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Input, Markdown
 
+from vllm_console.core.text import visible, visible_lines
 from vllm_console.widgets.chat.state import USER
 
 
@@ -28,9 +29,11 @@ class MessageView(Markdown):
     """
 
     def __init__(self, role: str, text: str = "", *, model: str | None = None) -> None:
-        super().__init__(text, classes=f"message -{role}")
+        super().__init__(visible_lines(text), classes=f"message -{role}")
         self.role = role
-        self.border_title = "You" if role == USER else f"Assistant · {model or '?'}"
+        # A border title is markup; the model is named by the server.
+        title = "You" if role == USER else f"Assistant · {visible(model or '?')}"
+        self.border_title = Content(title)
         self._reasoning: Markdown | None = None
 
     @property
@@ -147,7 +150,8 @@ class Outbox:
         if self.parts:
             text = "".join(self.parts)
             self.parts.clear()
-            await self.sink.write(text)
+            # The answer is Markdown, but a model's control characters are shown, not obeyed.
+            await self.sink.write(visible_lines(text))
 
     async def close(self) -> None:
         await self.flush()

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rich.text import Text
 from textual.content import Content
 
 from vllm_console.config import Settings
 from vllm_console.core.endpoint.client import ChatStats, EndpointStatus
 from vllm_console.core.endpoint.sse import decode_rate
+from vllm_console.core.text import visible
 
 USER, ASSISTANT = "user", "assistant"
 UNKNOWN = "\N{EN DASH}"  # a figure the server did not send
@@ -113,7 +115,7 @@ def endpoint_state(status: EndpointStatus | None, probing: bool) -> Content:
     if status.key_rejected:
         return Content.styled("✖ API key rejected", "bold $text-error")
     if status.is_vllm:
-        return Content.styled(f"● vLLM {status.version}", "bold $text-success")
+        return Content.styled(visible(f"● vLLM {status.version}"), "bold $text-success")
     return Content.styled("● OpenAI-compatible", "bold $text-primary")
 
 
@@ -124,19 +126,24 @@ def endpoint_notes(status: EndpointStatus | None, probing: bool) -> Content:
     if not status.reachable:
         reason = "; ".join(status.problems) or "no answer"
         text = f"No endpoint at {status.base_url} ({reason}). Launch a server, or type a URL."
-        return Content.styled(text, "$text-muted")
-    lines: list[Content] = [Content.styled(f"⚠ {p}", "$text-warning") for p in status.problems]
-    lines += [Content.styled(w, "$text-muted") for w in status.warnings]
+        return Content.styled(visible(text), "$text-muted")
+    # Problems and warnings quote the server (its errors, its model names): shown, not obeyed.
+    lines = [Content.styled(visible(f"⚠ {p}"), "$text-warning") for p in status.problems]
+    lines += [Content.styled(visible(w), "$text-muted") for w in status.warnings]
     return Content("\n").join(lines)
 
 
-def model_options(status: EndpointStatus | None, wanted: str | None) -> list[tuple[str, str]]:
-    """(label, id) for the model selector: the served models, and the wanted one if not served."""
+def model_options(status: EndpointStatus | None, wanted: str | None) -> list[tuple[Text, str]]:
+    """(label, id) for the model selector: the served models, and the wanted one if not served.
+
+    Labels are Text, not str, which the selector would read as markup: a server names its
+    models, and `[bold]x` is a name like any other.
+    """
     served = list(status.model_ids) if status else []
     options = [(model, model) for model in served]
     if wanted and wanted not in served:
         options.insert(0, (f"{wanted} (not served)" if served else wanted, wanted))
-    return options
+    return [(Text(visible(label)), model) for label, model in options]
 
 
 # --- the status line ----------------------------------------------------------------------
@@ -181,7 +188,7 @@ def turn_status(turn: Turn) -> Content:
         head: tuple[str, str] = ("■ stopped by you", "bold $text-warning")
         return Content.assemble(head, f" · {plain}{kept}")
     if stats.error is not None or stats.dropped:
-        head = (f"✖ {stats.error or 'the answer ended early'}", "bold $text-error")
+        head = (visible(f"✖ {stats.error or 'the answer ended early'}"), "bold $text-error")
         return Content.assemble(head, f"{kept} · {plain}")
     if stats.finish_reason == "length":
         flag = ("⚠ finish length: cut at max tokens", "bold $text-warning")

@@ -26,6 +26,7 @@ from textual.widgets import Label, Static
 
 from vllm_console.core.gpu.nvml import GiB, GpuProcess, GpuSample, HistoryPoint, gib_text
 from vllm_console.core.gpu.owners import Attribution, OurMemory
+from vllm_console.core.text import visible
 
 W = TypeVar("W", bound=Widget)
 WARN_AT = 0.70
@@ -77,7 +78,7 @@ def memory_numbers(sample: GpuSample) -> str:
 
 
 def block_title(sample: GpuSample) -> str:
-    return f"GPU {sample.index} · {sample.name or 'unknown device'}"
+    return visible(f"GPU {sample.index} · {sample.name or 'unknown device'}")
 
 
 def block_subtitle(sample: GpuSample) -> str:
@@ -252,7 +253,7 @@ class GpuBlock(Vertical):
             self._texts["subtitle"] = subtitle
             self.border_subtitle = Content(subtitle)
         self.set_class(sample.error is not None, "-lost")
-        self._text(".gpu-error", sample.error or "")
+        self._text(".gpu-error", visible(sample.error or ""))
         self._show_memory(sample, ours)
         self._show_history(sample, history)
         self._show_ours(ours)
@@ -297,7 +298,10 @@ class GpuBlock(Vertical):
 def process_lines(
     sample: GpuSample, pids: Collection[int], rows: int = MAX_PROCESS_ROWS
 ) -> list[tuple[str, str, bool]]:
-    """(text, memory, ours) for each row shown; the last row sums those that do not fit."""
+    """(text, memory, ours) for each row shown; the last row sums those that do not fit.
+
+    A process names itself (anyone's program can): its name is shown, never obeyed.
+    """
     if not sample.processes_known:
         return [("processes: N/A (not reported)", "", False)]
     procs = process_order(sample.processes, pids)
@@ -306,7 +310,7 @@ def process_lines(
     shown = procs if len(procs) <= rows else procs[: rows - 1]
     lines = [
         (
-            f"{'●' if p.pid in pids else ' '} {p.pid} {p.name or '?'}",
+            f"{'●' if p.pid in pids else ' '} {p.pid} {visible(p.name or '?')}",
             gib_text(p.used_memory),
             p.pid in pids,
         )

@@ -38,6 +38,7 @@ from vllm_console.core.gpu.nvml import (
     Sampler,
 )
 from vllm_console.core.gpu.owners import OurMemory, our_memory
+from vllm_console.core.text import visible
 from vllm_console.widgets.gpu.block import GpuBlock
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
@@ -214,7 +215,7 @@ class GpuGauges(ReportsWorkerErrors, Container):
         text = state_text(snap)
         if text != self._state_text:
             self._state_text = text
-            state.update(Content(text))
+            state.update(Content(visible(text)))  # the driver's reason, as it said it
         state.set_class(snap is not None and snap.state is GpuState.ERROR, "-error")
         blocks = self.query_one(".gpu-blocks", Container)
         if not shown or snap is None:

@@ -26,6 +26,7 @@ from textual.worker import Worker
 
 from vllm_console.core.endpoint.client import make_client, server_root
 from vllm_console.core.endpoint.metrics import MetricsRates, MetricsSnapshot, fetch_metrics, rates
+from vllm_console.core.text import visible
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 POLL_INTERVAL_S = 1.5
@@ -53,11 +54,13 @@ def _bar(fraction: float | None, style: str) -> Content:
 
 
 def head_line(url: str, snapshot: MetricsSnapshot | None, interval: float) -> Content:
-    """Where the metrics come from, and whether they come."""
+    """Where the metrics come from, and whether they come (the URL and the problems quote
+    settings and the server: control characters are shown as escapes)."""
+    url = visible(url)
     if snapshot is None:
         return Content.styled(f"◌ reading {url}…", "$text-muted")
     if snapshot.empty:
-        problem = "; ".join(snapshot.problems) or "no vLLM metrics"
+        problem = visible("; ".join(snapshot.problems)) or "no vLLM metrics"
         text = f"○ No vLLM metrics here ({problem}). Trying again every {interval:g} s."
         return Content.styled(text, "$text-muted")
     return Content.assemble(

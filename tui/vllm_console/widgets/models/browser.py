@@ -25,6 +25,7 @@ from vllm_console import compat
 from vllm_console.config import Settings
 from vllm_console.core.catalog.entry import ModelEntry
 from vllm_console.core.catalog.port import Catalog
+from vllm_console.core.text import visible
 from vllm_console.widgets.models import rows as model_rows
 from vllm_console.widgets.models.empty_state import empty_state_text
 from vllm_console.widgets.models.feed import CatalogFeed
@@ -208,7 +209,9 @@ class ModelBrowser(CatalogFeed):
         self.set_class(nothing or hidden_by_filter, "-empty")
         if hidden_by_filter:
             empty.update(
-                Content(f"No model matches “{query}”.\n\nPress escape to clear the filter.")
+                Content(
+                    f"No model matches “{visible(query)}”.\n\nPress escape to clear the filter."
+                )
             )
         elif nothing:
             empty.update(self._empty_text())

@@ -17,6 +17,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from vllm_console.core.catalog.entry import ModelEntry, Source, format_bytes, format_tokens
+from vllm_console.core.text import visible
 
 if TYPE_CHECKING:
     from vllm_console.core.gpu.fit import Fit
@@ -26,9 +27,12 @@ KEY_WIDTH = 13
 
 
 def _rows(pairs: Iterable[tuple[str, str | None]]) -> Content:
-    """Aligned `key  value` lines; pairs whose value is None are left out."""
+    """Aligned `key  value` lines; pairs whose value is None are left out.
+
+    Values come from folder names and config files: control characters are shown as escapes.
+    """
     lines = [
-        Content.assemble((f"{key:<{KEY_WIDTH}}", "bold"), value)
+        Content.assemble((f"{key:<{KEY_WIDTH}}", "bold"), visible(value))
         for key, value in pairs
         if value is not None
     ]
@@ -77,12 +81,13 @@ def revisions_text(entry: ModelEntry) -> Content:
         size = f"  {format_bytes(revision.size_bytes)}" if revision.size_bytes is not None else ""
         # The gap belongs to the bold run: a run that starts with spaces loses them in
         # some SVG renderers (the screenshots), gluing the commit to its ref.
-        lines.append(Content.assemble((f"{revision.commit[:12]}  ", "bold"), f"{refs}{size}"))
+        commit = visible(f"{revision.commit[:12]}  ")
+        lines.append(Content.assemble((commit, "bold"), visible(f"{refs}{size}")))
     return Content("\n").join(lines)
 
 
 def files_text(entry: ModelEntry) -> Content:
-    shown = [Content(name) for name in entry.files[:MAX_FILES_SHOWN]]
+    shown = [Content(visible(name)) for name in entry.files[:MAX_FILES_SHOWN]]
     hidden = len(entry.files) - len(shown)
     if hidden > 0:
         shown.append(Content(f"… and {hidden} more"))
@@ -90,7 +95,7 @@ def files_text(entry: ModelEntry) -> Content:
 
 
 def problems_text(entry: ModelEntry) -> Content:
-    return Content("\n").join(Content(f"⚠ {problem}") for problem in entry.problems)
+    return Content("\n").join(Content(visible(f"⚠ {problem}")) for problem in entry.problems)
 
 
 class ModelDetails(VerticalScroll):
@@ -108,7 +113,7 @@ class ModelDetails(VerticalScroll):
         if entry is None:
             yield Static("No model selected.", classes="details-hint")
             return
-        yield Static(Content(entry.id), classes="details-title")
+        yield Static(Content(visible(entry.id)), classes="details-title")
         yield Static(location_text(entry), classes="details-block")
         if not entry.detailed:
             yield Static("Reading config and sizes…", classes="details-hint")
@@ -118,7 +123,8 @@ class ModelDetails(VerticalScroll):
             yield Static(problems_text(entry), classes="details-block details-problems")
         if self.fit is not None:
             yield Static("Fit on the GPUs", classes="details-heading")
-            yield Static(Content("\n".join(self.fit.lines())), classes="details-block")
+            fit = Content("\n").join(Content(visible(line)) for line in self.fit.lines())
+            yield Static(fit, classes="details-block")
         config = config_text(entry)
         if config:
             yield Static("Config", classes="details-heading")

@@ -7,13 +7,15 @@ from pathlib import Path
 
 from textual.content import Content
 
+from vllm_console.core.text import visible
+
 
 def empty_state_text(looked_in: Sequence[Path], hf_cache: Path, scanning: bool) -> Content:
     """Where the scan looked, how to add a folder, and that `d` downloads a model."""
     heading = "Still looking for models…" if scanning else "No models found."
     parts: list[str | tuple[str, str]] = [(heading, "bold"), "\n\nLooked in:\n"]
     for path in looked_in:
-        parts.append(f"  {path}")
+        parts.append(f"  {visible(str(path))}")
         parts.append(("   (Hugging Face cache)\n", "italic") if path == hf_cache else "\n")
     parts += [
         ("\nAdd a folder of models\n", "bold"),

@@ -27,6 +27,7 @@ from textual.worker import get_current_worker
 from vllm_console.config import Settings
 from vllm_console.core.catalog.entry import ModelEntry
 from vllm_console.core.catalog.port import Catalog, ScanLike, default_catalog, iter_detailed
+from vllm_console.core.text import visible
 from vllm_console.widgets.models.fits import FitJob, GpuFits, work_out_fits
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
@@ -210,10 +211,11 @@ class CatalogFeed(ReportsWorkerErrors, Vertical):
         }
         if message.result.warnings:
             self.notify(
-                "\n".join(message.result.warnings),
+                "\n".join(visible(str(warning)) for warning in message.result.warnings),
                 title="Some folders could not be read",
                 severity="warning",
                 timeout=8,
+                markup=False,  # warnings name folders: a '[' in a name is not markup
             )
         self.refresh_rows()
         self.post_catalog()
@@ -234,7 +236,13 @@ class CatalogFeed(ReportsWorkerErrors, Vertical):
             return
         self.scanning = False
         if message.error:
-            self.notify(message.error, title="Scan failed", severity="error", timeout=10)
+            self.notify(
+                visible(message.error),
+                title="Scan failed",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
         self._select_pending()
         self.refresh_rows()
         self.post_catalog()

@@ -8,7 +8,18 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.text import visible
 from vllm_console.messages import JumpToModel
+
+
+def literal(text: str) -> str:
+    """Markup that shows `text` as it is, control characters made visible.
+
+    The palette reads its prompts and help as markup, and a model's id is a folder's name:
+    `[bold red]x[/]` or `[$accent]` must show as typed. Textual's own `escape` leaves
+    `[$accent]` and upper-case tags alone; a backslash before every '[' leaves none.
+    """
+    return visible(text).replace("[", "\\[")
 
 
 class ModelCommands(Provider):
@@ -25,18 +36,18 @@ class ModelCommands(Provider):
 
     @staticmethod
     def _help(entry: ModelEntry) -> str:
-        return f"{entry.source} · {entry.path}"
+        return literal(f"{entry.source} · {entry.path}")
 
     async def discover(self) -> Hits:
         for entry in self._entries():
             yield DiscoveryHit(
-                f"Model: {entry.id}", partial(self._jump, entry), help=self._help(entry)
+                literal(f"Model: {entry.id}"), partial(self._jump, entry), help=self._help(entry)
             )
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for entry in self._entries():
-            text = f"Model: {entry.id}"
+            text = literal(f"Model: {entry.id}")
             score = matcher.match(text)
             if score > 0:
                 yield Hit(

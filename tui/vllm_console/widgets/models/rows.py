@@ -15,6 +15,7 @@ from rich.style import Style
 from rich.text import Text
 
 from vllm_console.core.catalog.entry import ModelEntry, Source
+from vllm_console.core.text import visible
 
 if TYPE_CHECKING:
     from vllm_console.core.gpu.fit import Fit
@@ -170,12 +171,16 @@ def row_cells(
     columns: tuple[Column, ...] = COLUMNS,
     fit: Fit | None = None,
 ) -> tuple[tuple[str, Text], ...]:
-    """(column key, cell) for one row, in `columns` order. Text, never str: ids may hold '['."""
+    """(column key, cell) for one row, in `columns` order. Text, never str: ids may hold '['.
+
+    An id is a folder's name: its control characters are shown as escapes, never sent to the
+    terminal.
+    """
     pending = styles.muted if not entry.detailed else Style()
     values = {
-        "name": Text(entry.id, no_wrap=True, overflow="ellipsis"),
+        "name": Text(visible(entry.id), no_wrap=True, overflow="ellipsis"),
         "params": Text(entry.params_text() if entry.detailed else "…", style=pending),
-        "dtype": Text(dtype_text(entry) if entry.detailed else "…", style=pending),
+        "dtype": Text(visible(dtype_text(entry)) if entry.detailed else "…", style=pending),
         "context": Text(entry.context_text() if entry.detailed else "…", style=pending),
         "size": Text(entry.size_text(), style=pending),
         "source": Text(source_text(entry)),

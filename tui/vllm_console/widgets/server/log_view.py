@@ -9,6 +9,10 @@ Lines longer than the view are folded onto the next rows (at a space near the ed
 there is one, continuations indented by two spaces), as they are written: vLLM's log lines
 run to 150-250 characters and the pane is often 60 wide. A new width folds everything kept
 again.
+
+Lines are kept as the server wrote them (the filter searches them, a saved log holds them) and
+shown with their control characters made visible: a server's log, or a model's code printing
+into it, must not retitle or clear the terminal.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Iterable
 
 from textual.reactive import var
 from textual.widgets import Log
+
+from vllm_console.core.text import visible
 
 FLUSH_INTERVAL = 0.05
 MAX_LINES = 20_000
@@ -68,7 +74,7 @@ class BufferedLog(Log):
         filtered = self.problems_only or self.search
         shown = [line for line in batch if self._shows(line)] if filtered else batch
         if shown:
-            self.write_lines(fold(shown, self._fold_width))
+            self.write_lines(fold([visible(line) for line in shown], self._fold_width))
 
     def reset(self, lines: Iterable[str] = ()) -> None:
         """Forget everything and show `lines` instead (a new run, or a recorded log)."""
@@ -84,7 +90,8 @@ class BufferedLog(Log):
 
     def _rewrite(self) -> None:
         self.clear()
-        self.write_lines(fold([line for line in self._all if self._shows(line)], self._fold_width))
+        shown = [visible(line) for line in self._all if self._shows(line)]
+        self.write_lines(fold(shown, self._fold_width))
 
     def on_resize(self) -> None:
         # as if the vertical scrollbar were there: it comes with the rows, without a Resize

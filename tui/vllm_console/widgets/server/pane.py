@@ -30,6 +30,7 @@ from vllm_console.core.serve.runs import LEFT_RUNNING, RunInfo
 from vllm_console.core.serve.session import ServerSession, SessionEnded, SessionEvent
 from vllm_console.core.serve.spec import LaunchRequest
 from vllm_console.core.serve.supervisor import LogLine, PhaseChanged, Ready, Stalled
+from vllm_console.core.text import visible
 from vllm_console.widgets.server.log_view import BufferedLog
 from vllm_console.widgets.server.status import (
     ServerState,
@@ -308,6 +309,8 @@ class ServerPane(ReportsWorkerErrors, Vertical):
             private_dir(folder, owned=self._settings.runs_dir.parent)
             write_private(Path(path), "".join(line + "\n" for line in lines))
         except OSError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            failed = visible(str(exc))
+            self.app.call_from_thread(self.notify, failed, severity="error", markup=False)
             return
-        self.app.call_from_thread(self.notify, f"Saved {len(lines)} lines to {path}")
+        saved = visible(f"Saved {len(lines)} lines to {path}")
+        self.app.call_from_thread(self.notify, saved, markup=False)

@@ -13,6 +13,7 @@ from textual.content import Content
 
 from vllm_console.core.serve.diagnose import Finding, Phase
 from vllm_console.core.serve.spec import LaunchRequest
+from vllm_console.core.text import visible
 
 ACTIVE = (
     Phase.STARTING,
@@ -88,14 +89,16 @@ def status_line(state: ServerState, now: float | None = None) -> Content:
     plain = []
     if state.running and state.phase_since is not None:
         plain.append(clock(now - state.phase_since))
+    # The label names a model (a folder's name) and the note may quote the server: shown as
+    # they are, control characters made visible.
     if state.label:
-        plain.append(state.label)
+        plain.append(visible(state.label))
     if state.url and state.phase is Phase.READY:
-        plain.append(state.url)
+        plain.append(visible(state.url))
     gap = "  " if plain and state.note else ""
     parts: list[str | tuple[str, str]] = [(f"● {state.phase}  ", style), "  ".join(plain) + gap]
     if state.note:
-        parts.append((f"({state.note})", "$text-muted"))
+        parts.append((visible(f"({state.note})"), "$text-muted"))
     return Content.assemble(*parts)
 
 
@@ -112,7 +115,8 @@ def findings_text(state: ServerState) -> Content:
     for finding in state.findings:
         if parts:
             parts.append("\n")
-        parts += [("✖ ", "$text-error"), (finding.cause, "bold"), "\n  fix: ", finding.hint]
+        cause, hint = visible(finding.cause), visible(finding.hint)  # they may quote the log
+        parts += [("✖ ", "$text-error"), (cause, "bold"), "\n  fix: ", hint]
         if finding is fix and finding.fix is not None:
             parts += ["\n  ", ("f ", "bold $text-accent"), f"relaunch with {finding.fix.label}"]
     return Content.assemble(*parts)
