@@ -7,14 +7,16 @@ names the key, the value and where it came from, so the CLI can print one line a
 
 from __future__ import annotations
 
+import errno
 import io
 import os
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from vllm_console.core.files import read_capped, reason
 
 DEFAULT_MODEL_DIRS = (
     "./models",
@@ -286,16 +288,12 @@ def read_env_text(path: Path) -> str:
     """The file's text: opened without blocking (a FIFO must not hang us), regular files only,
     at most ENV_FILE_LIMIT bytes."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        data = read_capped(path, ENV_FILE_LIMIT)
     except OSError as exc:
-        raise EnvFileError(path, 0, "", f"cannot open: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise EnvFileError(path, 0, "", "not a regular file")
-        if info.st_size > ENV_FILE_LIMIT:
-            raise EnvFileError(path, 0, "", f"over {ENV_FILE_LIMIT // 1024} KiB: not a .env file")
-        data = handle.read(ENV_FILE_LIMIT + 1)
+        why = reason(exc)
+        if exc.errno == errno.EFBIG:
+            why = f"over {ENV_FILE_LIMIT // 1024} KiB: not a .env file"
+        raise EnvFileError(path, 0, "", why) from None
     return data.decode("utf-8", errors="replace")
 
 

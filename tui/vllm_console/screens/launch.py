@@ -27,8 +27,8 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
 from vllm_console.config import Settings
 from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.files import private_dir, write_private
 from vllm_console.core.gpu.nvml import GpuSnapshot
-from vllm_console.core.serve.files import private_dir, write_private
 from vllm_console.core.serve.install import VllmCommand, find_vllm
 from vllm_console.core.serve.proctable import port_holders, port_is_free
 from vllm_console.core.serve.spec import LaunchRequest, LaunchSpec, save_spec, serve_args

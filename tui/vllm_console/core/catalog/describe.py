@@ -17,7 +17,6 @@ from vllm_console.core.catalog import folders, records
 from vllm_console.core.catalog.entry import Format, ModelEntry
 from vllm_console.core.catalog.meta import NO_META, ModelMeta
 from vllm_console.core.catalog.readers.config import config_meta, load_json, quantization_from_name
-from vllm_console.core.catalog.readers.files import NOT_REGULAR
 from vllm_console.core.catalog.readers.gguf import (
     GgufInfo,
     merge_shards,
@@ -35,6 +34,7 @@ from vllm_console.core.catalog.readers.numbers import (
     plausible,
 )
 from vllm_console.core.catalog.readers.safetensors import ParamsResult, params_from_safetensors
+from vllm_console.core.files import NOT_REGULAR
 
 _FORMATS = frozenset(str(f) for f in Format)
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from vllm_console.compat import child_path
 from vllm_console.core.catalog.entry import ModelEntry, Revision, Source
-from vllm_console.core.catalog.readers.files import read_head
+from vllm_console.core.files import read_head
 
 REPO_PREFIX = "models--"
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})

@@ -47,12 +47,10 @@ and the file 0600: it names every model and where it lies.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import pickle
 import stat
-import tempfile
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,7 +60,7 @@ from vllm_console import compat
 from vllm_console.core.catalog import hfcache, hfwalk, records
 from vllm_console.core.catalog.describe import decode
 from vllm_console.core.catalog.entry import ModelEntry
-from vllm_console.core.catalog.readers.files import open_regular, read_fd
+from vllm_console.core.files import open_regular, private_dir, read_fd, write_private
 
 __all__ = [
     "CatalogIndex",
@@ -318,38 +316,9 @@ class CatalogIndex:
         records = dict(self._new)
         data = pickle.dumps({"version": VERSION, "records": records}, protocol=5)
         try:
-            _write_atomic(self.path, MAGIC + zlib.crc32(data).to_bytes(4, "little") + data)
+            private_dir(self.path.parent, self.path.parent)
+            write_private(self.path, MAGIC + zlib.crc32(data).to_bytes(4, "little") + data)
         except OSError as exc:
             return f"could not save the catalog index {self.path}: {exc.strerror or exc}"
         self._old, self._new, self._dirty = records, {}, False
         return None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a new 0600 file beside `path` and rename it over `path`, so a reader
-    sees the old file or the new one, never half of one; missing folders are made 0700."""
-    _make_private_dirs(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=".catalog-index-", dir=path.parent)  # made 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)  # mkstemp's mode, whatever a platform does
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _make_private_dirs(folder: Path) -> None:
-    """`mkdir -p` with mode 0700 for each folder it makes (`Path.mkdir(parents=True)` gives
-    the parents the default mode); folders already there are left as they are."""
-    missing: list[Path] = []
-    while not folder.is_dir():
-        missing.append(folder)
-        if folder.parent == folder:
-            break
-        folder = folder.parent
-    for made in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
-            made.mkdir(mode=0o700)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from vllm_console.config import Settings
+from vllm_console.core.files import read_range
 from vllm_console.core.serve.diagnose import Phase
-from vllm_console.core.serve.files import read_range
 from vllm_console.core.serve.process import StopReport, health_url, is_healthy, stop_group
 from vllm_console.core.serve.runs import RunArchive, RunInfo, RunRecorder
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vllm_console.core.serve.files import (
+from vllm_console.core.files import (
     open_private_append,
     private_dir,
     read_capped,

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from vllm_console.core.serve.files import private_dir, read_capped, write_private
+from vllm_console.core.files import private_dir, read_capped, write_private
 from vllm_console.core.serve.redact import (
     API_KEY_ENV,
     REDACTED,

@@ -22,9 +22,9 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from vllm_console.config import Settings
+from vllm_console.core.files import private_dir, write_private
 from vllm_console.core.serve import attach as attached
 from vllm_console.core.serve.diagnose import Phase
-from vllm_console.core.serve.files import private_dir, write_private
 from vllm_console.core.serve.process import health_url
 from vllm_console.core.serve.runs import LEFT_RUNNING, RunInfo
 from vllm_console.core.serve.session import ServerSession, SessionEnded, SessionEvent

@@ -22,7 +22,6 @@ import re
 from collections.abc import Iterable, Mapping
 
 from vllm_console.core.catalog.meta import ModelMeta
-from vllm_console.core.catalog.readers.files import read_capped, reason
 from vllm_console.core.catalog.readers.numbers import (
     MAX_CONTEXT,
     MAX_COUNT,
@@ -30,6 +29,7 @@ from vllm_console.core.catalog.readers.numbers import (
     MAX_ROPE_FACTOR,
     implausible,
 )
+from vllm_console.core.files import read_capped, reason
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 

@@ -21,8 +21,8 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vllm_console.core.catalog.readers.files import open_regular, reason
 from vllm_console.core.catalog.readers.numbers import MAX_DIM, MAX_PARAMS, implausible
+from vllm_console.core.files import open_regular, reason
 
 MAGIC = b"GGUF"
 MAX_DIMS = 8

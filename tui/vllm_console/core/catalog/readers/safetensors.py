@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vllm_console.core.catalog.readers.config import as_int, load_json
-from vllm_console.core.catalog.readers.files import NOT_REGULAR, open_regular, reason
 from vllm_console.core.catalog.readers.numbers import MAX_DIM, MAX_PARAMS, implausible
+from vllm_console.core.files import NOT_REGULAR, open_regular, reason
 
 # Safetensors caps its own header at 100 MB; anything bigger is garbage.
 MAX_HEADER = 100 * 1024 * 1024
