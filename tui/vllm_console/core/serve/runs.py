@@ -54,6 +54,13 @@ class RunInfo:
     reason: str | None = None
     phases: tuple[tuple[str, float], ...] = ()
     findings: tuple[str, ...] = field(default=())
+    name: str | None = None  # the server's name in its fleet (None: recorded before fleets)
+    gpus: tuple[int, ...] | None = None  # the GPUs it was given (None: what it inherited)
+    origin: str | None = None  # who started it: "console" or "up FILE"
+
+    @property
+    def server_name(self) -> str:
+        return self.name or self.model
 
     @property
     def log_path(self) -> Path:
@@ -78,6 +85,9 @@ class RunInfo:
             "reason": self.reason,
             "phases": [list(p) for p in self.phases],
             "findings": list(self.findings),
+            "name": self.name,
+            "gpus": None if self.gpus is None else list(self.gpus),
+            "origin": self.origin,
             "log": str(self.log_path),
         }
 
@@ -104,6 +114,9 @@ class RunInfo:
             reason=None if data.get("reason") is None else _text(data["reason"]),
             phases=tuple((_text(p), _seconds(s)) for p, s in phases),
             findings=tuple(_text(f) for f in _list(data.get("findings", []))),
+            name=_optional_text(data.get("name")),
+            gpus=_gpus(data.get("gpus")),
+            origin=_optional_text(data.get("origin")),
         )
 
 
@@ -111,6 +124,21 @@ def _text(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError("text expected")
     return value
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _gpus(value: object) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    items = _list(value)
+    if len(items) > 1024:
+        raise ValueError("too many GPUs")
+    if any(i is None for i in items):
+        raise TypeError("a GPU index expected")
+    return tuple(int(_optional_int(i, 0, 1 << 16) or 0) for i in items)
 
 
 def _list(value: object) -> list[Any]:
@@ -198,7 +226,15 @@ class RunArchive:
         self.root = root
 
     def new(
-        self, model: str, argv: Sequence[str], env: Mapping[str, str], port: int | None
+        self,
+        model: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        port: int | None,
+        *,
+        name: str | None = None,
+        gpus: Sequence[int] | None = None,
+        origin: str | None = None,
     ) -> RunRecorder:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/").rsplit("/", 1)[-1])[:40]
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -219,6 +255,9 @@ class RunArchive:
             env=redact_env(env),
             started=time.time(),
             port=port,
+            name=name,
+            gpus=None if gpus is None else tuple(gpus),
+            origin=origin,
         )
         return RunRecorder(info)
 

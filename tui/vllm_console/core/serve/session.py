@@ -100,8 +100,14 @@ class ServerSession:
         spec: LaunchSpec,
         argv: Sequence[str],
         detachable: bool = False,
+        name: str | None = None,
+        origin: str | None = None,
     ) -> None:
+        """`name`: the server's in its fleet (recorded with the run); `origin`: who started
+        it ("console", "up FILE"), for `ps`."""
         self.settings = settings
+        self.name = name
+        self.origin = origin
         self.model = model
         self.spec = spec
         self.argv = tuple(argv)
@@ -191,7 +197,15 @@ class ServerSession:
         settings, spec = self.settings, self.spec
         root = settings.runs_dir
         try:
-            recorder = RunArchive(root).new(self.model, self.argv, {}, spec.port)
+            recorder = RunArchive(root).new(
+                self.model,
+                self.argv,
+                {},
+                spec.port,
+                name=self.name,
+                gpus=spec.gpus,
+                origin=self.origin,
+            )
         except OSError as exc:
             why = exc.strerror or exc
             raise SessionError(f"cannot record the run under {root}: {why}") from exc

@@ -58,6 +58,9 @@ class LaunchSpec:
     extra_args: str = ""
     safe_mode: bool = False
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # The GPUs it may use (indices as NVML numbers them); None: whatever it inherits. Set,
+    # it becomes CUDA_VISIBLE_DEVICES, over any value in extra_env.
+    gpus: tuple[int, ...] | None = None
 
     def with_safe_mode(self) -> LaunchSpec:
         """The original launch script's workaround for compile failures and small GPUs."""
@@ -72,6 +75,7 @@ class LaunchSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["extra_env"] = dict(self.extra_env)
+        data["gpus"] = None if self.gpus is None else list(self.gpus)
         return data
 
     @classmethod
@@ -82,6 +86,8 @@ class LaunchSpec:
         for name, value in values.items():
             if not plausible(name, value):
                 raise TypeError(f"saved spec: {name} is not a valid value")
+        if values.get("gpus") is not None:
+            values["gpus"] = tuple(values["gpus"])
         return cls(**values)
 
 
@@ -109,6 +115,9 @@ def plausible(name: str, value: object) -> bool:
         return value is None or _is_int(value, 1, 10**8)
     if name == "gpu_memory_utilization":  # NaN and infinities fail the comparison
         return value is None or (_is_number(value) and 0 < value <= 1)  # type: ignore[operator]
+    if name == "gpus":
+        items = value if isinstance(value, list | tuple) else [None]
+        return value is None or (0 < len(items) <= 64 and all(_is_int(i, 0, 1023) for i in items))
     if name == "extra_env":
         pairs = value.items() if isinstance(value, dict) else [(None, None)]
         return all(_is_text(k) and _is_text(v) for k, v in pairs)
@@ -189,6 +198,8 @@ def launch_env(
         if run_dir is not None:
             env["TRITON_CACHE_DIR"] = str(run_dir / "triton-cache")
     env.update(spec.extra_env)
+    if spec.gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))
     if key := api_key_of(spec):
         env[API_KEY_ENV] = key
     return env
@@ -248,10 +259,16 @@ def save_spec(path: Path, model_key: str, spec: LaunchSpec) -> None:
 
 @dataclass(frozen=True)
 class LaunchRequest:
-    """What the launch dialog hands over: the model, the spec, and the exact argv to run."""
+    """What the launch dialog hands over: the model, the spec, and the exact argv to run;
+    `name` is the server's among the fleet's (empty: the served model name, else the id)."""
 
     model_key: str
     model_id: str
     model_path: str
     spec: LaunchSpec
     argv: tuple[str, ...]
+    name: str = ""
+
+    @property
+    def server_name(self) -> str:
+        return self.name or self.spec.served_model_name or self.model_id
