@@ -107,8 +107,16 @@ class ChatPane(ReportsWorkerErrors, Vertical):
         yield PromptInput(placeholder="Message · enter sends · ↑↓ history", id="chat-input")
 
     def on_mount(self) -> None:
-        self.set_interval(STATUS_INTERVAL_S, self._tick, name="chat-status-clock")
-        self.set_interval(FLUSH_INTERVAL_S, self._flush, name="chat-flush")
+        # Both clocks run only while an answer streams: an idle console must not wake 54
+        # times a second for nothing (they are resumed by `send`, paused once it is done).
+        self._clocks = (
+            self.set_interval(STATUS_INTERVAL_S, self._tick, name="chat-status-clock", pause=True),
+            self.set_interval(FLUSH_INTERVAL_S, self._flush, name="chat-flush", pause=True),
+        )
+
+    def _run_clocks(self, running: bool) -> None:
+        for clock in getattr(self, "_clocks", ()):
+            clock.resume() if running else clock.pause()
 
     # -- what the App reads and calls -----------------------------------------------------
 
@@ -170,6 +178,7 @@ class ChatPane(ReportsWorkerErrors, Vertical):
         mounted = self.query_one(ChatLog).mount_all([MessageView(USER, text), answer])
         self._live = LiveAnswer(config.model or "")
         self._set_status(live_status(self._live))
+        self._run_clocks(True)
         self._worker = self._answer(config, settings.params, tuple(self._turns), answer, mounted)
         self.refresh_bindings()
         return True
@@ -298,6 +307,7 @@ class ChatPane(ReportsWorkerErrors, Vertical):
         finally:
             turn = self._record(view, model, live, reader.done)
             self._outboxes = []
+            self._run_clocks(False)
             await reader.close()
             async with view.markdown.lock:  # the stream's last append has landed
                 pass

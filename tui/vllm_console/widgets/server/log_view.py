@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from textual.reactive import var
+from textual.timer import Timer
 from textual.widgets import Log
 
 from vllm_console.core.text import visible
@@ -49,9 +50,14 @@ class BufferedLog(Log):
         self._all: deque[str] = deque(maxlen=max_lines)
         self._pending: list[str] = []
         self._fold_width = 0
+        self._clock: Timer | None = None
 
     def on_mount(self) -> None:
-        self.set_interval(FLUSH_INTERVAL, self.flush, name="log-flush")
+        # The flush clock runs only while lines wait: a quiet log (or one of many servers'
+        # hidden panes) costs no wake-ups. `feed` resumes it, an empty flush pauses it.
+        self._clock = self.set_interval(FLUSH_INTERVAL, self.flush, name="log-flush", pause=True)
+        if self._pending:
+            self._clock.resume()
 
     @property
     def all_lines(self) -> list[str]:
@@ -65,9 +71,14 @@ class BufferedLog(Log):
     def feed(self, lines: Iterable[str]) -> None:
         """Queue lines; they appear with the next flush."""
         self._pending.extend(lines)
+        clock = self._clock
+        if self._pending and clock is not None:
+            clock.resume()
 
     def flush(self) -> None:
         if not self._pending:
+            if self._clock is not None:
+                self._clock.pause()
             return
         batch, self._pending = self._pending, []
         self._all.extend(batch)
