@@ -148,3 +148,18 @@ async def test_hub_stall_is_diagnosed(cleanup: list[ServerProcess]) -> None:
     assert isinstance(stalled, Stalled) and stalled.finding.rule == "hub-stalled"
     assert "HF_ENDPOINT" in stalled.finding.hint
     assert (await server.stop(grace=2)).clean
+
+
+@pytest.mark.parametrize("given", [None, "the-launch-key"])
+async def test_the_api_key_is_the_launchs_never_the_inherited_one(
+    given: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key in the console's own environment must not reach a launch that has none (the
+    user cleared it in .env or with a flag): vLLM would refuse every unauthenticated client."""
+    monkeypatch.setenv("VLLM_API_KEY", "inherited-key")
+    show = "import os; print('KEY', os.environ.get('VLLM_API_KEY'))"
+    env = {"VLLM_API_KEY": given} if given else {}
+    server = ServerProcess([sys.executable, "-c", show], env)
+    async with server:
+        lines = [line async for line in server.lines()]
+    assert f"KEY {given}" in lines

@@ -19,6 +19,8 @@ FAKE_VLLM_DELAY (default 1.0): seconds until ready. FAKE_VLLM_SCENARIO (default 
   free_memory (only while --gpu-memory-utilization > 0.13): these print vLLM's error, exit 1;
   stray_worker (the Worker forks a `VLLM::Worker_TP1` that leaves the session when its parent
   dies and ignores SIGTERM: what a stop cannot reach, for the GPU memory check).
+FAKE_VLLM_LOG_RATE: once ready, the API server logs that many request lines a second (as a busy
+  server's access log does), written in batches every 10 ms, until it stops.
 FAKE_VLLM_CUDA_GIB: the Worker (and the stray) hold that many GiB of GPU memory with PyTorch,
   for checks on a machine with a real GPU.
 """
@@ -42,6 +44,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SCENARIO = os.environ.get("FAKE_VLLM_SCENARIO", "ok")
 DELAY = float(os.environ.get("FAKE_VLLM_DELAY", "1.0"))
+LOG_RATE = float(os.environ.get("FAKE_VLLM_LOG_RATE", "0") or 0)
+ACCESS = (
+    '{role} INFO {stamp} [logger.py:71] 127.0.0.1:{n} - "POST /v1/chat/completions HTTP/1.1" 200 OK'
+)
 VERSION, FIT_LEN, KV_TOKENS = "0.32.0", 11568, 2_097_152
 REPLY = "Hello! This is a fake vLLM answering your request."
 ROLE = "APIServer"
@@ -188,6 +194,23 @@ def say(block: str, err: bool = False, **kw: object) -> None:
             line = f"{role} {line[2:]}"
         with contextlib.suppress(OSError, ValueError):
             print(line, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def chatter(rate: float) -> None:
+    """Log `rate` access lines a second, in a batch every 10 ms (what is due by then)."""
+    role, start, sent = f"({ROLE} pid={os.getpid()})", time.monotonic(), 0
+    while True:
+        due = int((time.monotonic() - start) * rate)
+        stamp = f"{datetime.now():%m-%d %H:%M:%S}"
+        lines = [
+            ACCESS.format(role=role, stamp=stamp, n=40000 + n % 20000) for n in range(sent, due)
+        ]
+        sent = due
+        if lines:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.write("\n".join(lines) + "\n")
+                sys.stdout.flush()
+        time.sleep(0.01)
 
 
 def become(role: str, title: str) -> None:
@@ -511,6 +534,8 @@ def run_api(cfg: argparse.Namespace, shown: dict[str, object]) -> int:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         serving = True
         say(UVICORN_UP, True)
+        if LOG_RATE > 0:
+            threading.Thread(target=chatter, args=(LOG_RATE,), daemon=True).start()
         os.waitpid(engine, 0)  # returns only if the EngineCore dies on its own
         engine = None
         say(DIED)

@@ -36,75 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm_console.core.serve.proctable import session_pids
-from vllm_console.core.serve.redact import redact_text
+from vllm_console.core.serve.redact import API_KEY_ENV, redact_text
+from vllm_console.core.serve.watchdog import WATCHDOG, WATCHDOG_SECRETS
 
 PR_SET_PDEATHSIG = 1
 LINE_LIMIT = 1 << 20
-
-# argv: server pid (= its process group), grace seconds, fd of the server's output, log path.
-# stdin: the control pipe. "exit": stand down. "detach": stand down, keep the log. EOF: stop.
-# WATCHDOG_SECRETS in its environment (never argv: that is public): a JSON list of strings
-# replaced by *** in the log; the tail that could start one is held back until more comes.
-WATCHDOG_SECRETS = "VLLM_CONSOLE_WATCHDOG_SECRETS"
-WATCHDOG = r"""
-import json, os, select, signal, sys, time
-pid, grace, out_fd, log_path = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-secrets = json.loads(os.environ.pop("VLLM_CONSOLE_WATCHDOG_SECRETS", "[]"))
-secrets = sorted((s.encode() for s in secrets if s), key=len, reverse=True)
-keep = max(map(len, secrets), default=1) - 1
-def redact(data):
-    for secret in secrets:
-        data = data.replace(secret, b"***")
-    return data
-def put(fd, data):
-    while data:
-        data = data[os.write(fd, data):]
-for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
-    signal.signal(s, signal.SIG_IGN)
-def alive():
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-said = b""
-while alive():
-    if not select.select([0], [], [], 0.5)[0]:
-        continue
-    chunk = os.read(0, 64)
-    said += chunk
-    if b"exit" in said:
-        sys.exit(0)
-    if b"detach" in said:
-        os.set_blocking(out_fd, True)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-        log = os.open(log_path, flags, 0o600)
-        os.set_blocking(log, True)
-        held = b""
-        while data := os.read(out_fd, 65536):
-            held = redact(held + data)
-            cut = len(held) - keep
-            if cut > 0:
-                put(log, held[:cut])
-                held = held[cut:]
-        put(log, redact(held))
-        sys.exit(0)
-    if not chunk:
-        break
-else:
-    sys.exit(0)
-try:
-    os.kill(pid, signal.SIGTERM)
-except ProcessLookupError:
-    pass
-end = time.monotonic() + grace
-while alive() and time.monotonic() < end:
-    time.sleep(0.1)
-try:
-    os.killpg(pid, signal.SIGKILL)
-except ProcessLookupError:
-    pass
-"""
 
 
 def _set_parent_death_signal() -> None:  # runs in the child between fork and exec
@@ -171,7 +107,9 @@ class ServerProcess:
         return self._watchdog.pid if self._watchdog else None
 
     async def start(self) -> None:
-        env = {**os.environ, **self.env_add, "PYTHONUNBUFFERED": "1"}
+        # The key is the launch's to give (env_add): never one the console inherited.
+        inherited = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
+        env = {**inherited, **self.env_add, "PYTHONUNBUFFERED": "1"}
         read_fd, write_fd = os.pipe()
         try:
             self._proc = subprocess.Popen(
