@@ -3,9 +3,9 @@
 Only what differs from what reading would give anyway is written (a server's port is
 always written: it is what its clients connect to, so the file pins it). A launch's extra
 arguments become vLLM's keys again (see `flags.from_args`). No secret is ever written:
-not the API keys (reading the file takes them from VLLM_API_KEY), nor variables whose
-name says they hold one (HF_TOKEN...): the header names those left out, to be set in the
-environment of whoever starts the fleet.
+not the API keys (reading the file takes them from VLLM_API_KEY), nor a `--hf-token`, nor
+variables whose name says they hold one (HF_TOKEN...): the header names those left out,
+to be set in the environment of whoever starts the fleet.
 """
 
 from __future__ import annotations
@@ -35,6 +35,27 @@ HEADER = """\
 """
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML, told to write Unicode as it is, writes a line separator (U+0085, U+2028)
+    raw inside quotes, where reading it back folds it into a space: any text that is not
+    printable is written double-quoted, where such characters are escaped."""
+
+    def choose_scalar_style(self) -> str:
+        event = self.event
+        if isinstance(event, yaml.ScalarEvent) and not event.value.isprintable():
+            return '"'
+        return str(super().choose_scalar_style())
+
+
+def _flow_list(dumper: yaml.SafeDumper, items: list[Any]) -> yaml.Node:
+    """A list of values on one line (gpus: [0, 1]); mappings stay one key a line."""
+    flat = not any(isinstance(item, list | dict) for item in items)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=flat)
+
+
+_Dumper.add_representer(list, _flow_list)
+
+
 def dump_fleet(members: Sequence[Member], settings: Settings) -> str:
     """The fleet file's text for `members`; FleetFileError ("NAME: what" each) for a
     member a fleet file cannot hold (a bad or repeated name, an extra argument that is
@@ -42,33 +63,37 @@ def dump_fleet(members: Sequence[Member], settings: Settings) -> str:
     servers: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     secrets: list[str] = []
+    seen: set[str] = set()
     for member in members:
         if not is_name(member.name):
             problems.append(visible(f"{member.name!r}: not a server name (letters, digits, .-_)"))
             continue
-        if member.name in servers:
+        if member.name in seen:
             problems.append(visible(f"{member.name}: two servers have this name"))
             continue
+        seen.add(member.name)
         if member.spec is None:
             servers[member.name] = {"url": member.url}
             continue
         try:
-            servers[member.name] = _local(member.spec, settings)
+            servers[member.name], left_out = _local(member.spec, settings)
         except (ValueError, SpecError) as exc:
             problems.append(visible(f"{member.name}: {exc}"))
-        secrets += [f"{member.name}: {k}" for k in member.spec.extra_env if is_secret_name(k)]
+            continue
+        secrets += [f"{member.name}: {name}" for name in left_out]
     if problems:
         raise FleetFileError(problems)
     header = HEADER
     if secrets:
-        left_out = ", ".join(secrets)
-        header += f"# Not saved, set them in the environment instead: {visible(left_out)}\n"
-    body = yaml.safe_dump(
+        names = ", ".join(secrets)
+        header += f"# Not saved, set them in the environment instead: {visible(names)}\n"
+    body = yaml.dump(
         {"servers": servers},
+        Dumper=_Dumper,
         sort_keys=False,
         allow_unicode=True,
         width=1000,
-        default_flow_style=None,  # lists of GPUs on one line
+        default_flow_style=False,
     )
     return header + body
 
@@ -99,7 +124,8 @@ def defaults(spec: LaunchSpec, settings: Settings, data_parallel: int = 1) -> La
     return base
 
 
-def _local(spec: LaunchSpec, settings: Settings) -> dict[str, Any]:
+def _local(spec: LaunchSpec, settings: Settings) -> tuple[dict[str, Any], list[str]]:
+    """The entry of a local server, and the secrets left out of it."""
     extra = flags.from_args(split_extra_args(spec.extra_args))
     data_parallel = next((v for f, v in extra if f.name == "data-parallel-size"), 1)
     base = defaults(spec, settings, data_parallel if isinstance(data_parallel, int) else 1)
@@ -116,10 +142,14 @@ def _local(spec: LaunchSpec, settings: Settings) -> dict[str, Any]:
     if spec.gpus is not None:
         entry["gpus"] = list(spec.gpus)
     env = {k: v for k, v in spec.extra_env.items() if not is_secret_name(k)}
+    left_out = [k for k in spec.extra_env if k not in env]
     if env:
         entry["env"] = env
     if spec.safe_mode:
         entry["safe-mode"] = True
     for flag, value in extra:  # as on vLLM's command line, a later value wins
-        entry[flag.name] = value
-    return entry
+        if flag.name == "hf-token":
+            left_out.append("HF_TOKEN (given as --hf-token)")
+        else:
+            entry[flag.name] = value
+    return entry, left_out

@@ -187,7 +187,9 @@ def _local(
             shown = "" if key == "api-key" else f" {show(given_value)}"  # a secret stays out
             problems.add(at, f"{key}{shown}: {exc}")
             continue
-        if any("\0" in arg for arg in args):
+        if key == "hf-token":  # vLLM reads HF_TOKEN from its environment as well
+            problems.add(at, "hf-token: set HF_TOKEN in env (a command line is public)")
+        elif any("\0" in arg for arg in args):
             problems.add(at, f"{key}: a value cannot hold a NUL character")
         elif key in SPEC_FIELDS:
             _spec_field(key, at, given_value, fields, extra, problems)

@@ -249,6 +249,15 @@ def _flag_of(known: FlagTable, arg: str) -> tuple[Flag, bool]:
 def _typed(flag: Flag, text: str) -> object:
     """An argument's text as the YAML value that gives it back (a number where the flag
     takes numbers, a mapping for JSON); ValueError if the flag does not take it."""
+    try:
+        value = _value_of(flag, text)
+        check_item(flag, value)
+    except ValueError as exc:
+        raise ValueError(f"--{flag.name} {text!a}: {exc}") from None
+    return value
+
+
+def _value_of(flag: Flag, text: str) -> object:
     value: object = text
     if flag.kind == "int" or (flag.choices and _is_int(flag.choices[0])):
         value = _number(int, text)
@@ -262,10 +271,6 @@ def _typed(flag: Flag, text: str) -> object:
         except (ValueError, RecursionError):
             parsed = None
         value = parsed if isinstance(parsed, dict) else text
-    try:
-        check_item(flag, value)
-    except ValueError as exc:
-        raise ValueError(f"--{flag.name} {text!a}: {exc}") from None
     return value
 
 

@@ -23,9 +23,11 @@ SHOWN = 60  # characters of a bad value quoted in a message
 
 
 def show(given: object) -> str:
-    """A value of the user's, short and with its control characters visible."""
+    """A value of the user's, short and with its control characters visible (text in
+    quotes, as YAML would have it; numbers, lists and mappings as Python writes them)."""
     text = visible(given if isinstance(given, str) else repr(given))
-    return f"'{text[:SHOWN]}...'" if len(text) > SHOWN else f"'{text}'"
+    text = text[:SHOWN] + "..." if len(text) > SHOWN else text
+    return f"'{text}'" if isinstance(given, str) else text
 
 
 class FleetFileError(Exception):
