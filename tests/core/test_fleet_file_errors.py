@@ -239,3 +239,22 @@ def test_load_reads_only_a_small_regular_file(settings: Settings, tmp_path: Path
             load_fleet(tmp_path / name, settings)
         (problem,) = caught.value.problems
         assert problem.startswith(f"{tmp_path / name}: ") and wanted in problem
+
+
+def test_a_crowd_is_refused_and_a_clash_named_once(settings: Settings) -> None:
+    crowd = "servers:\n" + "  - {model: /m}\n" * 257
+    assert problems(crowd, settings) == ["fleet.yaml line 2: more than 256 servers"]
+    began = time.perf_counter()
+    found = problems("servers:\n" + "  - {model: /m, port: 9000, gpus: 0}\n" * 256, settings)
+    assert time.perf_counter() - began < 2.0
+    ports = [p for p in found if "port 9000" in p]
+    assert len(ports) == 255 and ports[-1].endswith("is taken by 'm' (line 2)")
+    (gpu,) = [p for p in found if "GPU 0" in p]
+    assert "'m-4' (line 5: 0.9) and 252 more: vLLM takes" in gpu
+
+
+def test_secrets_stay_out_of_messages(settings: Settings) -> None:
+    found = problems("servers:\n  a: {model: /m, hf-token: [hf_abc]}\n", settings)
+    assert found == ["fleet.yaml line 2: hf-token: takes one value, not a list (expected text)"]
+    found = problems("servers:\n  a: {url: 'http://h:1 x'}\n", settings)
+    assert found == ["fleet.yaml line 2: url: expected http://HOST:PORT, not 'http://h:1 x'"]

@@ -39,6 +39,7 @@ from vllm_console.core.fleet.yamlread import line_of, value
 from vllm_console.core.serve.spec import LaunchSpec
 
 REMOTE_KEYS = ("url", "api-key", "name")
+SECRET_KEYS = ("api-key", "hf-token")  # their values are never quoted in a message
 CONSOLE_KEYS = ("name", "gpus", "env", "safe-mode", "url")
 # Keys of vLLM that are fields of a LaunchSpec.
 SPEC_FIELDS = {
@@ -152,7 +153,9 @@ def _remote(
             )
     url = text_of(given["url"], problems, "url")
     parsed = urlparse(url or "")
-    if url is not None and (parsed.scheme not in ("http", "https") or not parsed.hostname):
+    if url is not None and (
+        parsed.scheme not in ("http", "https") or not parsed.hostname or " " in url
+    ):
         problems.add(given["url"][0], f"url: expected http://HOST:PORT, not {show(url)}")
         return None
     if url is None:
@@ -184,7 +187,7 @@ def _local(
         try:
             args = flags.to_args(flag, given_value)
         except ValueError as exc:
-            shown = "" if key == "api-key" else f" {show(given_value)}"  # a secret stays out
+            shown = "" if key in SECRET_KEYS else f" {show(given_value)}"
             problems.add(at, f"{key}{shown}: {exc}")
             continue
         if key == "hf-token":  # vLLM reads HF_TOKEN from its environment as well

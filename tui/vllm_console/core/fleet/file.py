@@ -47,9 +47,11 @@ from vllm_console.core.text import visible
 __all__ = ["FleetFile", "FleetFileError", "dump_fleet", "load_fleet", "parse_fleet", "save_fleet"]
 
 FILE_LIMIT = 256 * 1024  # a fleet of a hundred servers is a few KB
+SERVERS_LIMIT = 256  # more than any box or team runs; checks compare servers in pairs
 SERVERS = "servers"
 VLLM_DEFAULT_UTILIZATION = 0.92  # vLLM 0.32's gpu-memory-utilization when not given
 ANY_HOST = {"0.0.0.0", "::", ""}
+NAMED = 4  # servers a message names before "and N more"
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,9 @@ def _servers(root: Node, problems: Problems) -> list[tuple[str | None, Node]] | 
     entries = _entries(found, problems)
     if not entries and len(problems.found) == before:
         problems.add(line_of(found), f"no servers under `{SERVERS}:`")
+    if len(entries) > SERVERS_LIMIT:
+        problems.add(line_of(found), f"more than {SERVERS_LIMIT} servers")
+        return None
     return entries
 
 
@@ -199,23 +204,23 @@ def _assign_ports(drafts: list[Draft], first_port: int) -> None:
 
 
 def _check_ports(drafts: list[Draft], problems: Problems) -> None:
-    seen: list[Draft] = []
+    """Two local servers on one port of one host (any host, for 0.0.0.0): the first one
+    that holds it is named."""
+    seen: dict[int, list[Draft]] = {}
     for draft in drafts:
         spec = draft.member.spec
         if spec is None:
             continue
-        for other in seen:
-            theirs = other.member.spec
-            assert theirs is not None
-            hosts = {spec.host, theirs.host}
-            if spec.port == theirs.port and (len(hosts) == 1 or hosts & ANY_HOST):
-                at = draft.lines.get("port", draft.line)
+        for other in seen.get(spec.port, []):
+            hosts = {spec.host, other.member.spec.host if other.member.spec else ""}
+            if len(hosts) == 1 or hosts & ANY_HOST:
                 problems.add(
-                    at,
+                    draft.lines.get("port", draft.line),
                     f"port {spec.port} on {show(spec.host)} is taken by {show(other.name)} "
                     f"(line {other.lines.get('port', other.line)})",
                 )
-        seen.append(draft)
+                break
+        seen.setdefault(spec.port, []).append(draft)
 
 
 def _check_gpus(drafts: list[Draft], problems: Problems) -> None:
@@ -233,8 +238,9 @@ def _check_gpus(drafts: list[Draft], problems: Problems) -> None:
         reported.add(names)
         who = ", ".join(
             f"{show(d.name)} (line {d.lines.get('gpus', d.line)}: {share:g})"
-            for d, share in zip(group, shares, strict=True)
+            for d, share in list(zip(group, shares, strict=True))[:NAMED]
         )
+        who += f" and {len(group) - NAMED} more" if len(group) > NAMED else ""
         last = group[-1]
         problems.add(
             last.lines.get("gpus", last.line),

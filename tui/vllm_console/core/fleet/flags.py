@@ -119,26 +119,23 @@ def check_item(flag: Flag, item: object) -> str:
     if flag.choices:
         return _choice(flag, item)
     kind = flag.kind
-    if kind == "int" and _is_int(item):
+    scalar = isinstance(item, str | int | float) and not isinstance(item, bool)
+    if kind == "int" and isinstance(item, int) and scalar:
         low, high = RANGES.get(flag.name, (-INT_LIMIT, INT_LIMIT - 1))
-        if not low <= item <= high:  # type: ignore[operator]
+        if not low <= item <= high:
             raise ValueError(f"out of range ({low} to {high})")
         return str(item)
-    if kind == "float" and (_is_int(item) or isinstance(item, float)):
-        if not math.isfinite(float(item)) or abs(float(item)) >= INT_LIMIT:  # type: ignore[arg-type]
+    if kind == "float" and isinstance(item, int | float) and scalar:
+        if not math.isfinite(item) or abs(item) >= INT_LIMIT:
             raise ValueError("expected a finite number")
         return str(item)
     if kind in ("size", "size_or_auto"):
         return _size(flag, item)
     if kind == "json" and isinstance(item, dict):
         return json.dumps(item)
-    if kind in ("str", "json") and (isinstance(item, str) or _is_int(item) or _is_float(item)):
+    if kind in ("str", "json") and scalar:
         return str(item)
     raise ValueError(f"expected {_kind_word(flag)}")
-
-
-def _is_float(item: object) -> bool:
-    return isinstance(item, float)
 
 
 def _choice(flag: Flag, item: object) -> str:
@@ -166,8 +163,8 @@ def _size(flag: Flag, item: object) -> str:
 
 def size_value(item: object) -> int | None:
     """The number a checked size stands for (None: auto, which vLLM works out itself)."""
-    if _is_int(item):
-        return None if item == -1 else int(item)  # type: ignore[call-overload]
+    if isinstance(item, int) and not isinstance(item, bool):
+        return None if item == -1 else item
     return _size_value(str(item))
 
 
