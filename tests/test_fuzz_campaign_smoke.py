@@ -18,4 +18,5 @@ def test_the_campaign_runs_every_parser_briefly() -> None:
         cwd=ROOT,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "env_file" in out.stdout and ", 0 failing" in out.stdout
+    assert "env_file" in out.stdout and "fleet_file" in out.stdout
+    assert ", 0 failing" in out.stdout
