@@ -75,7 +75,7 @@ def _timed(what: str, data: object, run: Callable[[], Any]) -> Any:
     return result
 
 
-def _mutate(draw: st.DrawFn, data: bytes) -> bytes:
+def mutate(draw: st.DrawFn, data: bytes) -> bytes:
     """A few byte-level edits: what a broken proxy or a hostile server could send."""
     for _ in range(draw(st.integers(0, 4))):
         where = draw(st.integers(0, len(data)))
@@ -158,7 +158,7 @@ def sse_streams(draw: st.DrawFn) -> bytes:
     ending = draw(st.sampled_from([b"\n", b"\r\n", b"\r"]))
     if ending != b"\n":
         data = data.replace(b"\n", ending)
-    return _mutate(draw, data) if shape == "mutated" else data
+    return mutate(draw, data) if shape == "mutated" else data
 
 
 def _sse_outcome(data: bytes, size: int) -> tuple[Any, ...]:
@@ -244,7 +244,7 @@ def metrics_texts(draw: st.DrawFn) -> str:
         out.append(f"{TTFT}_sum{draw(_labels())} {draw(_value())}\n")
     text = "".join(out)
     if shape == "mutated":
-        text = _mutate(draw, text.encode()).decode("utf-8", "replace")
+        text = mutate(draw, text.encode()).decode("utf-8", "replace")
     return text
 
 
@@ -254,7 +254,7 @@ def _plausible(value: float | None, what: str) -> None:
     assert value is None or len(f"{value:,.1f}") <= 30, (what, value)
 
 
-def _check_snapshot(snapshot: MetricsSnapshot) -> None:
+def check_snapshot(snapshot: MetricsSnapshot) -> None:
     for name in (
         "requests_running",
         "requests_waiting",
@@ -283,7 +283,7 @@ def check_metrics(text: str) -> None:
 
 def _check_rates(first: MetricsSnapshot, later: MetricsSnapshot) -> None:
     for snapshot in (first, later):
-        _check_snapshot(snapshot)
+        check_snapshot(snapshot)
         assert all(isinstance(p, str) for p in snapshot.problems)
     between = rates(first, later)
     for name in ("prompt_tokens_per_s", "generation_tokens_per_s", "preemptions"):

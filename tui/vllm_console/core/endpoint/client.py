@@ -1,8 +1,9 @@
 """An OpenAI-compatible endpoint, as the console sees it: probe it, and stream a chat answer.
 
 `probe` asks the server root's `/health` and `/version` (vLLM serves them outside `/v1`) and
-`{base_url}/models`, and returns an `EndpointStatus`: an unreachable endpoint, a rejected key or
-a model that is not served are values with one-line explanations, never exceptions.
+`{base_url}/models` (each answer capped in size and time: `capped.fetch`), and returns an
+`EndpointStatus`: an unreachable endpoint, a rejected key or a model that is not served are
+values with one-line explanations, never exceptions.
 
 `stream_chat` is an async generator of `Delta` (text), `Usage` and, last, `Done` (the whole
 answer and its `ChatStats`). Every failure, from a refused connection to a server that hangs
@@ -17,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import socket
 import ssl
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from vllm_console.core.endpoint.capped import CONNECT_TIMEOUT_S, describe_error, fetch
 from vllm_console.core.endpoint.sse import ChatEvent, ChatParser, ChatStats, Delta, Done, Usage
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "stream_chat",
 ]
 
-CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 300.0  # between chunks: reasoning models can think quietly for minutes
 PROBE_TIMEOUT_S = 5.0
 
@@ -83,34 +82,6 @@ def make_client(
 def _tls_context() -> ssl.SSLContext:
     # Loading the CA bundle costs ~50 ms; the console makes a client per endpoint it tries.
     return httpx.create_ssl_context()
-
-
-def describe_error(exc: BaseException, read_timeout: float | None = None) -> str:
-    """One line a person can act on, for an httpx failure."""
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"no answer within {CONNECT_TIMEOUT_S:g} s (connect timeout)"
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect ({_connect_reason(exc)})"
-    if isinstance(exc, httpx.ReadTimeout):
-        waited = f" for {read_timeout:g} s" if read_timeout else ""
-        return f"the server sent nothing{waited} (read timeout)"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out ({type(exc).__name__})"
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-        return "the server closed the connection mid-answer"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _connect_reason(exc: BaseException) -> str:
-    """The OS's reason under httpx's and anyio's wrappers ("All connection attempts failed")."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return f"host name not resolved: {seen.strerror}"
-        if isinstance(seen, OSError) and seen.errno:
-            return os.strerror(seen.errno).lower()
-        seen = seen.__cause__ or seen.__context__
-    return str(exc).split("] ", 1)[-1].lower() or "connection failed"
 
 
 def _auth(api_key: str | None) -> dict[str, str]:
@@ -171,15 +142,8 @@ class _Answer:
 
 
 async def _get(client: httpx.AsyncClient, url: str, api_key: str | None, timeout: float) -> _Answer:
-    try:
-        response = await client.get(url, headers=_auth(api_key), timeout=timeout)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return _Answer(None, error=describe_error(exc))
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    return _Answer(response.status_code, body)
+    answer = await fetch(client, url, api_key=api_key, timeout=timeout)
+    return _Answer(answer.status, answer.json(), answer.error)
 
 
 async def probe(
@@ -244,7 +208,7 @@ def _judge(
     if key_rejected:
         hint = "check VLLM_API_KEY" if api_key else "no key was sent: set VLLM_API_KEY"
         problems.append(f"API key rejected (HTTP {models.status}): {hint}")
-    elif models.status is None:
+    elif models.error is not None:  # no answer, or one broken off, too slow or too big
         problems.append(f"{base}/models: {models.error}")
     elif listed is None:
         hint = "" if base.endswith("/v1") else " (does the base URL need /v1?)"

@@ -7,9 +7,11 @@ tokens per second, preemptions, the prefix cache hit rate and the median time to
 over the interval between them (the histogram's buckets, differenced, interpolated as
 Prometheus' `histogram_quantile` does). Text that is not vLLM's metrics gives an empty
 snapshot whose `problems` say why, never an exception; `fetch_metrics` does the same for a
-server that cannot be reached. A figure no server could report (NaN, an infinity, a negative
-count, one past MAX_PLAUSIBLE, a bucket bound that is none of these) is left out and named
-in `problems`: it would otherwise be shown as a wall of digits, or poison every rate.
+server that cannot be reached, or that answers too much or too slowly (its read is capped
+in size and time before anything is parsed). A figure no server could report (NaN, an
+infinity, a negative count, one past MAX_PLAUSIBLE, a bucket bound that is none of these) is
+left out and named in `problems`: it would otherwise be shown as a wall of digits, or poison
+every rate.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from vllm_console.core.endpoint.client import describe_error, server_root
+from vllm_console.core.endpoint.capped import fetch
+from vllm_console.core.endpoint.client import server_root
 from vllm_console.core.endpoint.sse import MAX_PLAUSIBLE
 
 RUNNING = "vllm:num_requests_running"
@@ -246,14 +249,13 @@ def rates(earlier: MetricsSnapshot, later: MetricsSnapshot) -> MetricsRates:
 async def fetch_metrics(
     client: httpx.AsyncClient, base_url: str, api_key: str | None = None, timeout: float = 5.0
 ) -> MetricsSnapshot:
-    """GET the server root's /metrics and parse it; trouble is a problem, not an exception."""
+    """GET the server root's /metrics and parse it; trouble is a problem, not an exception.
+    The answer is read up to MAX_BODY_BYTES within `timeout` (`capped.fetch`) before parsing."""
     url = f"{server_root(base_url)}/metrics"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        response = await client.get(url, headers=headers, timeout=timeout)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return MetricsSnapshot(time.monotonic(), problems=(f"{url}: {describe_error(exc)}",))
-    if response.status_code != 200:
-        problem = f"{url} answered HTTP {response.status_code}"
+    answer = await fetch(client, url, api_key=api_key, timeout=timeout)
+    if answer.error is not None:
+        return MetricsSnapshot(time.monotonic(), problems=(f"{url}: {answer.error}",))
+    if answer.status != 200:
+        problem = f"{url} answered HTTP {answer.status}"
         return MetricsSnapshot(time.monotonic(), problems=(problem,))
-    return parse_metrics(response.text)
+    return parse_metrics(answer.text())
