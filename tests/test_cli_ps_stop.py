@@ -16,6 +16,7 @@ import pytest
 
 from tests.fakes.net import free_port
 from vllm_console.core.serve.proctable import session_pids
+from vllm_console.core.serve.runs import RunArchive
 
 FAKE = Path(__file__).resolve().parent / "fakes" / "fake_vllm.py"
 
@@ -135,3 +136,25 @@ def test_stop_by_run_id_all_and_unknown(
     assert listed(env, tmp_path) == {}
     assert console(env, tmp_path, "ps").stdout.startswith("No servers running")
     assert console(env, tmp_path, "stop", "--all").stderr == "No servers running.\n"
+
+
+def test_names_from_the_archive_reach_the_terminal_escaped(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A run record is a file anyone with the account may write: its name is shown, not obeyed."""
+    hostile = "\x1b]0;pwned\x07[bold]x[/]"
+    runs = tmp_path / "state" / "vllm-console" / "runs"
+    idle = subprocess.Popen(["sleep", "60"], start_new_session=True)  # a live session leader
+    try:
+        recorder = RunArchive(runs).new("org/\x1b[2Jm", ["vllm"], {}, free_port(), name=hostile)
+        recorder.update(pid=idle.pid, origin="up \x1b[31mred")
+        table = console(env, tmp_path, "ps")
+        assert "\x1b" not in table.stdout and "\x07" not in table.stdout
+        assert "\\x1b]0;pwned\\x07[bold]x[/]" in table.stdout and "starting" in table.stdout
+        (entry,) = json.loads(console(env, tmp_path, "ps", "--json").stdout)
+        assert entry["name"] == hostile and entry["origin"] == "up \x1b[31mred"
+        stopped = console(env, tmp_path, "stop", hostile)
+        assert stopped.returncode == 0 and "\x1b" not in stopped.stdout
+        assert idle.wait(10) == -signal.SIGTERM
+    finally:
+        idle.kill()
