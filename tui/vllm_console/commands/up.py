@@ -16,6 +16,7 @@ import asyncio
 import shlex
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from vllm_console.commands.serve import note_pids, print_finding, report_gpu
@@ -51,7 +52,7 @@ def cmd_up(settings: Settings, path: Path) -> int:
     return run_up(settings, fleet.members, origin=f"up {path.absolute()}")
 
 
-def run_up(settings: Settings, members: list[Member] | tuple[Member, ...], *, origin: str) -> int:
+def run_up(settings: Settings, members: Sequence[Member], *, origin: str) -> int:
     """Plan, then run the fleet until every server has ended; the exit status."""
     err = sys.stderr
     planned = plan(settings, members)

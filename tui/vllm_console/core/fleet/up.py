@@ -179,11 +179,11 @@ class Fleet:
             for launch in self.launches
         }
         self._settled = {launch.name: asyncio.Event() for launch in self.launches}
-        self._stopping = asyncio.Event()
+        self._stopping = False
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        return self._stopping
 
     @property
     def ended(self) -> dict[str, SessionEnded | None]:
@@ -191,7 +191,7 @@ class Fleet:
 
     def stop_all(self) -> None:
         """Stop every server, and start none that is still waiting for its turn."""
-        self._stopping.set()
+        self._stopping = True
         for session in self.sessions.values():
             session.stop()
         for settled in self._settled.values():  # those waiting for their turn: it came
@@ -211,7 +211,7 @@ class Fleet:
                 listen(launch, Waiting(after))
                 for name in after:
                     await self._settled[name].wait()
-            if self._stopping.is_set():
+            if self._stopping:
                 listen(launch, NotStarted())
                 return
             session = self.sessions[launch.name]
