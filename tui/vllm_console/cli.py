@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", help="auto, bfloat16, float16, ...")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs to shard over")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code")
+    p = sub.add_parser("up", parents=[common], help="run every server of a fleet file")
+    p.add_argument("file", type=Path, help="a fleet file (YAML, one entry per server)")
+    p = sub.add_parser("ps", parents=[common], help="list the servers running on this machine")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p = sub.add_parser("stop", parents=[common], help="stop a running server (see ps)")
+    p.add_argument("name", nargs="?", help="its name or run id")
+    p.add_argument("--all", dest="stop_all", action="store_true", help="stop every server")
     p = sub.add_parser("runs", parents=[common], help="list past launches and their logs")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--log", metavar="RUN_ID", help="print the full log of one run")
@@ -189,6 +196,18 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             max_tokens=args.max_tokens,
             temperature=args.temperature,
         )
+    if args.command == "up":
+        from vllm_console.commands.up import cmd_up
+
+        return cmd_up(settings, args.file)
+    if args.command == "ps":
+        from vllm_console.commands.ps import cmd_ps
+
+        return cmd_ps(settings, as_json=args.json)
+    if args.command == "stop":
+        from vllm_console.commands.ps import cmd_stop
+
+        return cmd_stop(settings, args.name, every=args.stop_all)
     if args.command == "runs":
         from vllm_console.commands.runs import cmd_runs
 

