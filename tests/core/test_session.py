@@ -200,3 +200,47 @@ async def test_a_log_that_cannot_be_written_fails_and_stops_the_server(
     assert pids and session_pids(pids[0]) == []
     (run,) = RunArchive(settings.runs_dir).all()
     assert run.status == "failed" and run.reason == ended.reason
+
+
+async def test_a_stop_from_outside_is_a_stop_for_the_owner_too(
+    settings: Settings, pids: list[int]
+) -> None:
+    """`vllm-console stop NAME` (or another console) stopping a server this session owns: the
+    owner records a stop, not "vLLM exited with code 0", and both agree in the archive."""
+    from vllm_console.core.serve import attach
+
+    session = make_session(settings)
+    stops: list[asyncio.Task[object]] = []
+    events: list[SessionEvent] = []
+
+    async def read() -> None:
+        async with contextlib.aclosing(session.events()) as stream:
+            async for event in stream:
+                events.append(event)
+                if isinstance(event, Spawned):
+                    pids.append(event.pid)
+                if isinstance(event, Ready):
+                    run = session.run
+                    assert run is not None
+                    stops.append(asyncio.create_task(attach.stop(settings, run.id)))
+
+    await asyncio.wait_for(read(), 20.0)
+    report = await stops[0]
+    ended = events[-1]
+    assert isinstance(ended, SessionEnded)
+    assert ended.stopped, ended.reason
+    assert ended.reason == attach.STOPPED_FROM_OUTSIDE
+    assert getattr(report, "clean", False)
+    run = session.run
+    assert run is not None
+    recorded = RunArchive(settings.runs_dir).get(run.id)
+    assert recorded is not None and recorded.status == "stopped"
+
+
+async def test_an_exit_on_its_own_is_still_a_failure(settings: Settings, pids: list[int]) -> None:
+    """Without a stop asked from anywhere, an exit (even code 0) is a failure."""
+    session = make_session(settings, "oom")
+    events = await run_session(session, pids)
+    ended = events[-1]
+    assert isinstance(ended, SessionEnded) and not ended.stopped
+    assert session.run is not None and session.run.stop_asked() is None

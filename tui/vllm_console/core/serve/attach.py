@@ -8,6 +8,7 @@ goes through the process group, as `ServerProcess.stop` does for our own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from vllm_console.core.serve.process import StopReport, health_url, is_healthy, 
 from vllm_console.core.serve.runs import RunArchive, RunInfo, RunRecorder
 
 TAIL_BYTES = 256 * 1024
+STOPPED_FROM_OUTSIDE = "stopped by the user (from another console or vllm-console stop)"
 POLL_INTERVAL = 1.0
 
 
@@ -79,6 +81,8 @@ async def stop(settings: Settings, run_id: str) -> StopReport:
     run = await asyncio.to_thread(RunArchive(settings.runs_dir).get, run_id)
     if run is None or run.pid is None:
         return StopReport(0.0, False, (), None)
+    with contextlib.suppress(OSError):  # its owner, if any, then knows the exit was asked for
+        run.ask_stop(STOPPED_FROM_OUTSIDE)
     report = await stop_any(run.pid, settings.stop_timeout)
     if report.clean:
         recorder = await asyncio.to_thread(RunRecorder, run)

@@ -36,6 +36,7 @@ META_LIMIT = 1 << 20  # a record is a few KB
 LOG_PRINT_LIMIT = 16 << 20  # `runs --log` prints the end of a bigger log
 LATEST_TIME = 2.0**33  # seconds since 1970: the year 2242; later is not a real time
 PID_LIMIT = 1 << 22  # Linux's highest pid_max
+STOP_ASKED = "stop-asked"  # a file in the run's folder: someone else asked this server to stop
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,19 @@ class RunInfo:
     @property
     def log_path(self) -> Path:
         return self.dir / "log.txt"
+
+    def stop_asked(self) -> str | None:
+        """Why another process (`vllm-console stop`, another console) asked this server to
+        stop, if one did: its owner then counts the exit as a stop, not a failure."""
+        try:
+            return read_capped(self.dir / STOP_ASKED, 4096).decode("utf-8", "replace") or None
+        except OSError:
+            return None
+
+    def ask_stop(self, reason: str) -> None:
+        """Say, before signalling, that this server is being stopped on purpose (OSError if
+        the run's folder cannot be written)."""
+        write_private(self.dir / STOP_ASKED, reason)
 
     def alive_pids(self) -> list[int]:
         """Processes of this run's session still alive (the server's pid is the session id)."""

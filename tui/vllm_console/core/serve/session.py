@@ -360,8 +360,11 @@ class ServerSession:
         on_its_own = exited is not None and supervisor is not None
         on_its_own = on_its_own and supervisor is not None and supervisor.phase is Phase.FAILED
         code = exited.returncode if exited else None
+        outside = self._stop_asked_outside() if failure is None else None
         if failure is not None:
             status, reason, note = FAILED, failure, failure
+        elif outside is not None and (self._asked is None or on_its_own):
+            status, reason, note = STOPPED, outside, "stopped from outside"
         elif self._asked is None or on_its_own:
             status, reason, note = FAILED, f"vLLM exited with code {code}", f"exit code {code}"
         else:
@@ -372,6 +375,11 @@ class ServerSession:
             reason = f"{reason}; processes still alive after the stop: {survivors}"
             note = f"{note}; processes still alive: {survivors}"
         return status, reason, note
+
+    def _stop_asked_outside(self) -> str | None:
+        """Another process's stop of this run (see `RunInfo.ask_stop`), if there was one."""
+        run = self.run
+        return run.stop_asked() if run is not None else None
 
 
 def stopped_note(report: StopReport | None) -> str:
