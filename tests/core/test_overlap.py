@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tests.core.test_fit import entry_for, gpu
+
 from vllm_console.core.gpu.fit import Estimate, Verdict, check_fit, will_it_fit
 from vllm_console.core.gpu.overlap import Overlap, SharedGpu, beside, overlaps
 from vllm_console.core.serve.spec import LaunchSpec
