@@ -226,9 +226,14 @@ async def test_the_name_is_the_served_name_made_unique_and_checked(tmp_path: Pat
         await ready(pilot, screen)
         name, go = field(screen, "name"), screen.query_one("#launch-go", Button)
         assert name.value == f"{MODEL}-2"
-        field(screen, "served_model_name").value = "chat"  # the name follows, still unique
+        served = field(screen, "served_model_name")
+        for typed in ("c", "ch", "cha", "chat"):  # typed fast: the name follows, unique
+            served.value = typed
         await pilot.pause()
         assert name.value == "chat-2"
+        served.value = "chatty"
+        await pilot.pause()
+        assert name.value == "chatty"
         for typed, said in (
             (MODEL, "another server has this name: e.g. qwen2.5-7b-instruct-2"),
             ("", "a name for this server"),

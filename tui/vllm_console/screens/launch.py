@@ -107,16 +107,11 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
         self._chosen = spec.gpus
         self._port: PortChoice | None = None
         # Tensor parallel and the name follow the GPUs and the served name until edited.
-        self._tp_auto = str(spec.tensor_parallel_size)
         self._tp_edited = changed == "tensor_parallel_size" or spec.tensor_parallel_size != (
             form.tensor_parallel_for(spec.gpus, str(spec.pipeline_parallel_size))
         )
-        names = self._fleet.names
-        self._name_auto = form.default_name(spec.served_model_name, model_id, names)
         self._name_edited = False
-        self._entry = entry
-        self._gpus = gpus
-        self._kill = kill
+        self._entry, self._gpus, self._kill = entry, gpus, kill
         self._settings = settings
         self._model_key, self._model_id = model_key, model_id
         self._base = spec
@@ -140,17 +135,11 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
                 yield Static(f"Changed as the diagnosis suggests: {label}", id="launch-changed")
             with VerticalScroll(id="launch-body"):
                 with Grid(id="launch-fields"):
-                    yield Label(form.NAME.label, classes="launch-label")
-                    name = self._name_auto
-                    yield Input(name, placeholder=form.NAME.placeholder, id="field-name")
-                    for field in form.TEXT_FIELDS:
+                    served, names = self._base.served_model_name, self._fleet.names
+                    values["name"] = form.default_name(served, self._model_id, names)
+                    for field in (form.NAME, *form.TEXT_FIELDS):
                         yield Label(field.label, classes="launch-label")
-                        yield Input(
-                            str(values[field.name]),
-                            placeholder=field.placeholder,
-                            id=f"field-{field.name}",
-                            classes="-changed" if field.name == self._changed else "",
-                        )
+                        yield self._input(field, str(values[field.name]))
                 yield Static("", id="launch-port-note", classes="launch-note")
                 with Horizontal(id="launch-switches"):
                     for field in form.SWITCHES:
@@ -174,8 +163,20 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
                 yield Button("Launch", id="launch-go", variant="primary", disabled=True)
         yield Footer()
 
+    def _input(self, field: form.Field, value: str) -> Input:
+        """A field's input, silent about its first value: any change heard is then the
+        user's (see `_field_changed`); one `_refresh` on mount reads the first values."""
+        with self.prevent(Input.Changed):
+            return Input(
+                value,
+                placeholder=field.placeholder,
+                id=f"field-{field.name}",
+                classes="-changed" if field.name == self._changed else "",
+            )
+
     def on_mount(self) -> None:
         self.query_one(f"#field-{self._changed or 'served_model_name'}").focus()
+        self._refresh()
         self._find_vllm()
         self._choose_port(self._base.host, self._base.port)
         self._show_gpu()
@@ -293,14 +294,15 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
         field = event.input.id
         if field == "launch-script-path":
             return
-        if field == "field-tensor_parallel_size" and event.value != self._tp_auto:
+        if field == "field-tensor_parallel_size":  # only the user's: ours are prevented
             self._tp_edited = True
-        elif field == "field-name" and event.value != self._name_auto:
+        elif field == "field-name":
             self._name_edited = True
         elif field == "field-served_model_name" and not self._name_edited:
             served = event.value.strip() or None
-            self._name_auto = form.default_name(served, self._model_id, self._fleet.names)
-            self.query_one("#field-name", Input).value = self._name_auto
+            name = self.query_one("#field-name", Input)
+            with name.prevent(Input.Changed):
+                name.value = form.default_name(served, self._model_id, self._fleet.names)
         elif field == "field-pipeline_parallel_size":
             self._follow_gpus()
         self._refresh()
@@ -316,8 +318,9 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
         if self._tp_edited:
             return
         stages = self.query_one("#field-pipeline_parallel_size", Input).value
-        self._tp_auto = str(form.tensor_parallel_for(self._chosen, stages))
-        self.query_one("#field-tensor_parallel_size", Input).value = self._tp_auto
+        tp = self.query_one("#field-tensor_parallel_size", Input)
+        with tp.prevent(Input.Changed):
+            tp.value = str(form.tensor_parallel_for(self._chosen, stages))
 
     @on(Checkbox.Changed)
     def _switch_changed(self, event: Checkbox.Changed) -> None:
