@@ -1,23 +1,32 @@
 """Snapshots of the launch dialog and of the server pane after a diagnosed failure.
 
-Both are made deterministic: vLLM is "found" at a fixed path, the server pane is given a
-fixed state and log (no process starts). Regenerate with `pytest tests/snapshots
---snapshot-update` after an intended change.
+All are made deterministic: vLLM is "found" at a fixed path, the port check gives a fixed
+answer, the GPUs are the stand-in NVML's, the server pane is given a fixed state and log (no
+process starts). Regenerate with `pytest tests/snapshots --snapshot-update` after an
+intended change.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.app import App
 
+from tests.fakes.fake_nvml import FakeDevice, FakeNvml
 from vllm_console.app import VllmConsoleApp
 from vllm_console.config import Settings
+from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.fleet.model import FleetContext
+from vllm_console.core.gpu.nvml import Sampler
 from vllm_console.core.serve.diagnose import Finding, Fix, Phase
 from vllm_console.core.serve.install import VllmCommand
+from vllm_console.core.serve.ports import PortChoice
 from vllm_console.core.serve.spec import LaunchRequest, LaunchSpec
+from vllm_console.screens import launch_form as form
 from vllm_console.screens.launch import LaunchScreen
 from vllm_console.widgets.server.pane import ServerPane
 
@@ -28,6 +37,7 @@ DEMO_SETTINGS = Settings(
     api_key="sk-not-shown",
 )
 VLLM = VllmCommand(("/home/you/venv/bin/vllm", "serve"), "test", distribution="vllm")
+GiB = 1 << 30
 LOG = [
     "(APIServer pid=4242) INFO 11-26 11:06:12 [api_server.py:1234] vLLM API server version 0.32.0",
     "(EngineCore pid=4244) INFO 11-26 11:06:20 [gpu_model_runner.py:3338] Starting to load model",
@@ -47,10 +57,24 @@ async def settle(pilot: Any) -> None:
     await pilot.pause()
 
 
-def test_launch_dialog(
-    snap_compare: Any, demo_catalog: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture(autouse=True)
+def _fixed_vllm_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM found at one path; the asked port free, whatever listens on this machine."""
     monkeypatch.setattr("vllm_console.screens.launch.find_vllm", lambda _setting: VLLM)
+    monkeypatch.setattr(
+        "vllm_console.screens.launch.choose_port",
+        lambda _host, port, _taken: PortChoice(port, port),
+    )
+
+
+async def wait_for_preview(pilot: Any) -> None:
+    for _ in range(100):
+        if "exec " in str(pilot.app.screen.query_one("#launch-preview").render()):
+            break
+        await pilot.pause(0.05)
+
+
+def test_launch_dialog(snap_compare: Any, demo_catalog: Any) -> None:
 
     async def open_dialog(pilot: Any) -> None:
         await settle(pilot)
@@ -60,13 +84,61 @@ def test_launch_dialog(
                 break
             await pilot.pause(0.05)
         # Not settle(): the dialog's own worker waits for the dialog to close.
-        for _ in range(100):
-            if "exec " in str(pilot.app.screen.query_one("#launch-preview").render()):
-                break
-            await pilot.pause(0.05)
+        await wait_for_preview(pilot)
 
     app = VllmConsoleApp(DEMO_SETTINGS, catalog=demo_catalog)
     assert snap_compare(app, terminal_size=(120, 40), run_before=open_dialog)
+
+
+class LaunchHost(App[None]):
+    """The dialog alone, beside a fleet: two GPUs, GPU 1 checked, which another server that
+    is still starting will hold 40 GiB of; its name taken; port 8000 busy."""
+
+    def __init__(self, entry: ModelEntry) -> None:
+        super().__init__()
+        self.entry = entry
+
+    def on_mount(self) -> None:
+        gpus = Sampler(
+            FakeNvml([FakeDevice(used=1 * GiB), FakeDevice(uuid="GPU-1", used=3 * GiB)])
+        ).sample_once()
+        fleet = FleetContext(
+            names=frozenset({"Qwen2.5-7B-Instruct"}),
+            ports=frozenset({8000}),
+            held={1: 40 * GiB},
+        )
+        entry = self.entry
+        spec = form.initial_spec(DEMO_SETTINGS, str(entry.path), entry.id, None)
+        spec = replace(spec, gpus=(1,), gpu_memory_utilization=0.9)
+        screen = LaunchScreen(
+            DEMO_SETTINGS,
+            model_key=entry.key,
+            model_id=entry.id,
+            spec=spec,
+            entry=entry,
+            gpus=lambda: gpus,
+            fleet=fleet,
+        )
+        self.push_screen(screen)
+
+
+@pytest.mark.parametrize("size", [(100, 30), (120, 40)], ids=["100x30", "120x40"])
+def test_launch_dialog_beside_a_fleet(
+    snap_compare: Any,
+    demo_models: list[ModelEntry],
+    monkeypatch: pytest.MonkeyPatch,
+    size: tuple[int, int],
+) -> None:
+    monkeypatch.setattr(
+        "vllm_console.screens.launch.choose_port",
+        lambda _host, port, _taken: PortChoice(port, port + 1, "vllm/4242"),
+    )
+
+    async def settle_dialog(pilot: Any) -> None:
+        await wait_for_preview(pilot)
+        await pilot.pause(0.1)
+
+    assert snap_compare(LaunchHost(demo_models[0]), terminal_size=size, run_before=settle_dialog)
 
 
 def test_server_pane_after_a_failure(snap_compare: Any, demo_catalog: Any) -> None:

@@ -213,6 +213,11 @@ async def test_a_taken_port_is_refused_naming_the_holder(
         holder.listen()
         async with app.run_test(size=(120, 40)) as pilot:
             screen = await open_dialog(app, pilot)
+            port = screen.query_one("#field-port", Input)
+            # the dialog moves to the next free port; typed back, the launch refuses it
+            await wait_until(pilot, lambda: port.value != str(app.settings.port), 5, "moved")
+            port.value = str(app.settings.port)
+            await pilot.pause()
             await pilot.press("ctrl+l")
             await wait_until(pilot, lambda: "port" in screen.errors, 10, "the refusal")
             assert f"port {app.settings.port} is taken by" in screen.errors["port"]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from vllm_console.config import Settings
     from vllm_console.controllers.gpu_guard import AskToKill, GpuGuard
     from vllm_console.core.catalog.entry import ModelEntry
+    from vllm_console.core.fleet.model import FleetContext
     from vllm_console.core.gpu.nvml import GpuSnapshot
     from vllm_console.core.serve.leftovers import Leftover
     from vllm_console.core.serve.runs import RunInfo
@@ -54,6 +55,7 @@ class DialogMaker(Protocol):
         entry: ModelEntry | None,
         gpus: Callable[[], GpuSnapshot | None],
         kill: Callable[[list[int]], None] | None,
+        fleet: FleetContext,
     ) -> Screen[LaunchRequest | None]: ...
 
     def quit(self, label: str) -> Screen[QuitChoice | None]: ...
@@ -173,6 +175,7 @@ class ServerController:
     async def _run_launch_dialog(
         self, key: str, model_id: str, path: str, fix: tuple[str, object] | None
     ) -> None:
+        from vllm_console.core.fleet.model import FleetContext
         from vllm_console.core.serve.spec import load_saved_specs
 
         app = self._app
@@ -188,6 +191,7 @@ class ServerController:
             entry=next((e for e in app.browser.entries if e.key == key), None),
             gpus=lambda: app.gauges.snapshot,
             kill=guard.kill if guard is not None else None,
+            fleet=FleetContext(),
         )
         request = await app.push_screen_wait(screen)
         if request is not None:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from vllm_console.config import Settings
     from vllm_console.core.catalog.entry import ModelEntry
+    from vllm_console.core.fleet.model import FleetContext
     from vllm_console.core.gpu.nvml import GpuSnapshot
     from vllm_console.core.gpu.owners import Holder
     from vllm_console.core.serve.leftovers import Leftover
@@ -38,6 +39,7 @@ class Dialogs:
         entry: ModelEntry | None,
         gpus: Callable[[], GpuSnapshot | None],
         kill: Callable[[list[int]], None] | None,
+        fleet: FleetContext,
     ) -> Screen[LaunchRequest | None]:
         from vllm_console.screens.launch import LaunchScreen
         from vllm_console.screens.launch_form import apply_fix, initial_spec
@@ -54,6 +56,7 @@ class Dialogs:
             entry=entry,
             gpus=gpus,
             kill=kill,
+            fleet=fleet,
         )
 
     def quit(self, label: str) -> Screen[QuitChoice | None]:

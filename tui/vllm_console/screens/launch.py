@@ -6,13 +6,17 @@ fields are marked and named, and Launch stays disabled until they are fixed. vLL
 for in a thread (that probes an interpreter), and the port is checked before dismissing.
 Under the fields, whether the spec fits the GPUs it would see, updated as fields change and
 as the GPU strip samples, and any leftover vLLM process holding GPU memory (ctrl+g kills it).
+
+Beside the console's other servers (a `FleetContext`): the server gets a name of its own
+(the served model name, made unique), the GPUs checked (tensor parallel follows their count
+until the user sets it), the port asked for or, when that one is busy, the next free one
+(looked for in a thread, and said), and the fit counts what the others hold on its GPUs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -27,14 +31,16 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
 from vllm_console.config import Settings
 from vllm_console.core.catalog.entry import ModelEntry
-from vllm_console.core.files import private_dir, write_private
+from vllm_console.core.fleet.model import FleetContext
 from vllm_console.core.gpu.nvml import GpuSnapshot
 from vllm_console.core.serve.install import VllmCommand, find_vllm
+from vllm_console.core.serve.ports import PortChoice, choose_port
 from vllm_console.core.serve.proctable import port_holders, port_is_free
 from vllm_console.core.serve.spec import LaunchRequest, LaunchSpec, save_spec, serve_args
 from vllm_console.core.text import visible, visible_lines
 from vllm_console.screens import launch_form as form
 from vllm_console.screens.launch_gpu import GpuFitView
+from vllm_console.screens.launch_pick import GpuPicker
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 
@@ -92,12 +98,20 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
         entry: ModelEntry | None = None,
         gpus: Callable[[], GpuSnapshot | None] | None = None,
         kill: Callable[[list[int]], None] | None = None,
+        fleet: FleetContext | None = None,
     ) -> None:
-        """`entry` and `gpus` (the latest GPU snapshot) give the fit; `kill` kills leftovers."""
+        """`entry` and `gpus` (the latest GPU snapshot) give the fit; `kill` kills leftovers;
+        `fleet` is what the console's other servers have (names, ports, GPU memory)."""
         super().__init__()
-        self._entry = entry
-        self._gpus = gpus
-        self._kill = kill
+        self._fleet = fleet or FleetContext()
+        self._chosen = spec.gpus
+        self._port: PortChoice | None = None
+        # Tensor parallel and the name follow the GPUs and the served name until edited.
+        self._tp_edited = changed == "tensor_parallel_size" or spec.tensor_parallel_size != (
+            form.tensor_parallel_for(spec.gpus, str(spec.pipeline_parallel_size))
+        )
+        self._name_edited = False
+        self._entry, self._gpus, self._kill = entry, gpus, kill
         self._settings = settings
         self._model_key, self._model_id = model_key, model_id
         self._base = spec
@@ -121,14 +135,12 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
                 yield Static(f"Changed as the diagnosis suggests: {label}", id="launch-changed")
             with VerticalScroll(id="launch-body"):
                 with Grid(id="launch-fields"):
-                    for field in form.TEXT_FIELDS:
+                    served, names = self._base.served_model_name, self._fleet.names
+                    values["name"] = form.default_name(served, self._model_id, names)
+                    for field in (form.NAME, *form.TEXT_FIELDS):
                         yield Label(field.label, classes="launch-label")
-                        yield Input(
-                            str(values[field.name]),
-                            placeholder=field.placeholder,
-                            id=f"field-{field.name}",
-                            classes="-changed" if field.name == self._changed else "",
-                        )
+                        yield self._input(field, str(values[field.name]))
+                yield Static("", id="launch-port-note", classes="launch-note")
                 with Horizontal(id="launch-switches"):
                     for field in form.SWITCHES:
                         yield Checkbox(
@@ -137,11 +149,13 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
                 if self._settings.api_key:
                     yield Static("API key: *** (from VLLM_API_KEY)", classes="launch-note")
                 yield Static("", id="launch-errors")
+                yield GpuPicker(self._chosen, id="launch-gpus")
                 yield GpuFitView(id="launch-gpu")
                 yield Static("Looking for vLLM…", id="launch-preview")
                 with Horizontal(id="launch-script-row"):
                     yield Label("Script", classes="launch-label")
-                    yield Input(str(self._script_path()), id="launch-script-path")
+                    script = form.script_path(self._settings, self._model_id)
+                    yield Input(str(script), id="launch-script-path")
             with Horizontal(id="launch-buttons"):
                 yield Button("Copy command", id="launch-copy")
                 yield Button("Save script", id="launch-save")
@@ -149,15 +163,24 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
                 yield Button("Launch", id="launch-go", variant="primary", disabled=True)
         yield Footer()
 
+    def _input(self, field: form.Field, value: str) -> Input:
+        """A field's input, silent about its first value: any change heard is then the
+        user's (see `_field_changed`); one `_refresh` on mount reads the first values."""
+        with self.prevent(Input.Changed):
+            return Input(
+                value,
+                placeholder=field.placeholder,
+                id=f"field-{field.name}",
+                classes="-changed" if field.name == self._changed else "",
+            )
+
     def on_mount(self) -> None:
         self.query_one(f"#field-{self._changed or 'served_model_name'}").focus()
+        self._refresh()
         self._find_vllm()
+        self._choose_port(self._base.host, self._base.port)
         self._show_gpu()
         self.set_interval(1.0, self._show_gpu, name="launch-gpu")
-
-    def _script_path(self) -> Path:
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self._model_id.rsplit("/", 1)[-1])[:40]
-        return self._settings.runs_dir.parent / "scripts" / f"serve-{slug}.sh"
 
     @work(thread=True, exclusive=True, group="find-vllm", exit_on_error=False)
     def _find_vllm(self) -> None:
@@ -166,6 +189,19 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
 
     def _vllm_found(self, vllm: VllmCommand) -> None:
         self._vllm = vllm
+        self._refresh()
+
+    @work(thread=True, exclusive=True, group="choose-port", exit_on_error=False)
+    def _choose_port(self, host: str, port: int) -> None:
+        choice = choose_port(host, port, self._fleet.ports)  # who holds it: a walk of /proc
+        self.app.call_from_thread(self._port_chosen, choice)
+
+    def _port_chosen(self, choice: PortChoice) -> None:
+        """The next free port in the field, unless the user has typed another meanwhile."""
+        self._port = choice
+        field = self.query_one("#field-port", Input)
+        if choice.port is not None and field.value == str(choice.wanted):
+            field.value = str(choice.port)
         self._refresh()
 
     # -- the form -------------------------------------------------------------------------
@@ -179,11 +215,14 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
         return values
 
     def _refresh(self) -> None:
-        self.spec, self.errors = form.read_form(self._base, self._values())
-        for field in form.TEXT_FIELDS:
+        spec, errors = form.read_form(replace(self._base, gpus=self._chosen), self._values())
+        errors.update(form.fleet_problems(spec, self._server_name(), self._fleet))
+        self.spec, self.errors = (None if errors else spec), errors
+        for field in (form.NAME, *form.TEXT_FIELDS):
             widget = self.query_one(f"#field-{field.name}", Input)
             widget.set_class(field.name in self.errors, "-invalid")
         self._show_errors()
+        self._show_port_note()
         self._show_gpu()
         preview = self.query_one("#launch-preview", Static)
         problem = form.vllm_problem(self._vllm) if self._vllm else None
@@ -201,11 +240,25 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
         for name in ("#launch-copy", "#launch-save"):
             self.query_one(name, Button).disabled = not ok
 
+    def _server_name(self) -> str:
+        return self.query_one("#field-name", Input).value.strip()
+
+    def _show_port_note(self) -> None:
+        """Why the port moved, while the field holds the port it moved to."""
+        note, choice = self.query_one("#launch-port-note", Static), self._port
+        said = f"Port {choice.note()}" if choice and choice.moved else ""
+        moved_to = str(choice.port or choice.wanted) if choice else ""
+        note.update(Content(visible(said)))  # a process's name: shown, never obeyed
+        note.display = bool(said) and self.query_one("#field-port", Input).value == moved_to
+
     def _show_gpu(self) -> None:
         snapshot = self._gpus() if self._gpus is not None else None
+        picker = self.query_one("#launch-gpus", GpuPicker)
+        picker.show(snapshot)
+        picker.display = self._gpus is not None
         view = self.query_one("#launch-gpu", GpuFitView)
         had = bool(view.leftovers)
-        view.show(self._entry, self.spec, snapshot, os.environ)
+        view.show(self._entry, self.spec, snapshot, os.environ, self._fleet.held)
         view.display = self._gpus is not None
         if bool(view.leftovers) != had:
             self.refresh_bindings()
@@ -238,8 +291,36 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
 
     @on(Input.Changed)
     def _field_changed(self, event: Input.Changed) -> None:
-        if event.input.id != "launch-script-path":
-            self._refresh()
+        field = event.input.id
+        if field == "launch-script-path":
+            return
+        if field == "field-tensor_parallel_size":  # only the user's: ours are prevented
+            self._tp_edited = True
+        elif field == "field-name":
+            self._name_edited = True
+        elif field == "field-served_model_name" and not self._name_edited:
+            served = event.value.strip() or None
+            name = self.query_one("#field-name", Input)
+            with name.prevent(Input.Changed):
+                name.value = form.default_name(served, self._model_id, self._fleet.names)
+        elif field == "field-pipeline_parallel_size":
+            self._follow_gpus()
+        self._refresh()
+
+    @on(GpuPicker.Changed)
+    def _gpus_changed(self, event: GpuPicker.Changed) -> None:
+        self._chosen = event.chosen
+        self._follow_gpus()
+        self._refresh()
+
+    def _follow_gpus(self) -> None:
+        """Tensor parallel follows the count of checked GPUs until the user sets it."""
+        if self._tp_edited:
+            return
+        stages = self.query_one("#field-pipeline_parallel_size", Input).value
+        tp = self.query_one("#field-tensor_parallel_size", Input)
+        with tp.prevent(Input.Changed):
+            tp.value = str(form.tensor_parallel_for(self._chosen, stages))
 
     @on(Checkbox.Changed)
     def _switch_changed(self, event: Checkbox.Changed) -> None:
@@ -280,7 +361,8 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
         except OSError as exc:
             failed = visible(f"Could not save the launch settings: {exc}")
             self.notify(failed, severity="warning", markup=False)
-        self.dismiss(LaunchRequest(self._model_key, self._model_id, spec.model, spec, argv))
+        key, model_id, name = self._model_key, self._model_id, self._server_name()
+        self.dismiss(LaunchRequest(key, model_id, spec.model, spec, argv, name))
 
     def _script(self) -> str | None:
         if self.spec is None or self._vllm is None or not self._vllm.found:
@@ -303,13 +385,8 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
 
     @work(thread=True, exclusive=True, group="save-script", exit_on_error=False)
     def _write_script(self, path: Path, script: str) -> None:
-        state = self._settings.runs_dir.parent
         try:
-            if path.parent == self._script_path().parent:  # ours: private, as the state is
-                private_dir(path.parent, owned=state)
-            else:  # the user's folder: made if missing, its mode left alone
-                path.parent.mkdir(parents=True, exist_ok=True)
-            write_private(path, script, mode=0o700)  # runnable by its owner alone
+            form.write_script(path, script, self._settings)
         except OSError as exc:
             failed = visible(str(exc))
             self.app.call_from_thread(self.notify, failed, severity="error", markup=False)

@@ -2,16 +2,27 @@
 
 The dialog holds strings and booleans; `read_form` turns them into a `LaunchSpec` or a
 message per bad field, and `preview` shows exactly what a launch would run and add to the
-environment (secrets redacted), the same way the launch itself builds it.
+environment (secrets redacted), the same way the launch itself builds it. Beside the other
+servers of the console (a `FleetContext`), the server's name and port must be its own
+(`fleet_problems`), and the name starts from the served model name (`default_name`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from vllm_console.config import Settings
+from vllm_console.core.files import private_dir, write_private
+from vllm_console.core.fleet.model import (
+    NAME_CHARS,
+    NAME_LIMIT,
+    FleetContext,
+    slug,
+    unique_name,
+)
 from vllm_console.core.serve.install import VllmCommand
 from vllm_console.core.serve.spec import (
     LaunchSpec,
@@ -32,6 +43,7 @@ class Field:
     placeholder: str = ""
 
 
+NAME = Field("name", "Server name", "unique among this console's servers")  # not the spec's
 TEXT_FIELDS: tuple[Field, ...] = (
     Field("served_model_name", "Served name", "name clients ask for"),
     Field("host", "Host"),
@@ -50,7 +62,7 @@ SWITCHES: tuple[Field, ...] = (
     Field("trust_remote_code", "trust remote code"),
     Field("safe_mode", "safe mode"),
 )
-LABELS = {f.name: f.label for f in (*TEXT_FIELDS, *SWITCHES)}
+LABELS = {f.name: f.label for f in (NAME, *TEXT_FIELDS, *SWITCHES)}
 
 
 def initial_spec(
@@ -178,12 +190,63 @@ def preview(vllm: VllmCommand, spec: LaunchSpec, settings: Settings) -> Preview:
     return Preview(tuple(argv), env, render_shell(argv, env, redact=True))
 
 
+def script_path(settings: Settings, model_id: str) -> Path:
+    """Where "Save script" writes unless told otherwise: the console's own scripts folder."""
+    name = NAME_CHARS.sub("-", model_id.rsplit("/", 1)[-1])[:40]
+    return settings.runs_dir.parent / "scripts" / f"serve-{name}.sh"
+
+
+def write_script(path: Path, script: str, settings: Settings) -> None:
+    """Write a launch script, runnable by its owner alone (OSError when it cannot)."""
+    if path.parent == settings.runs_dir.parent / "scripts":  # ours: private, as the state is
+        private_dir(path.parent, owned=settings.runs_dir.parent)
+    else:  # the user's folder: made if missing, its mode left alone
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, script, mode=0o700)
+
+
 def vllm_problem(vllm: VllmCommand) -> str | None:
     """The dialog's line when vLLM cannot be run, with doctor's fix; None when it can."""
     if vllm.found:
         return None
     problem = "; ".join(vllm.problems) or "vLLM not found"
     return f"{problem}. Fix: {VLLM_FIX}."
+
+
+def default_name(served_model_name: str | None, model_id: str, taken: Collection[str]) -> str:
+    """The served model name, else the model id's last part, made unique among `taken`."""
+    return unique_name(served_model_name or model_id, taken)
+
+
+def name_problem(name: str, taken: Collection[str]) -> str | None:
+    """Why `name` cannot name a new server (None: it can)."""
+    if not name:
+        return "a name for this server, e.g. the served model name"
+    if slug(name) != name:
+        return f"letters, digits, '.', '_' and '-' only, at most {NAME_LIMIT}"
+    if name in taken:
+        return f"another server has this name: e.g. {unique_name(name, taken)}"
+    return None
+
+
+def fleet_problems(spec: LaunchSpec | None, name: str, fleet: FleetContext) -> dict[str, str]:
+    """The name and the port the other servers of the console already have."""
+    problems: dict[str, str] = {}
+    if why := name_problem(name, fleet.names):
+        problems[NAME.name] = why
+    if spec is not None and spec.port in fleet.ports:
+        problems["port"] = f"port {spec.port} belongs to another server of this console"
+    return problems
+
+
+def tensor_parallel_for(gpus: tuple[int, ...] | None, pipeline: str) -> int:
+    """The tensor-parallel size that follows the checked GPUs: their count over the pipeline
+    stages (the field's, when it holds a number), at least 1."""
+    try:
+        stages = max(1, int(pipeline))
+    except ValueError:
+        stages = 1
+    return max(1, len(gpus or ()) // stages)
 
 
 def apply_fix(spec: LaunchSpec, field: str, value: object) -> LaunchSpec:
