@@ -182,3 +182,9 @@ def test_a_huge_env_file_is_refused(tmp_path: Path) -> None:
 def test_any_env_text_is_a_value_or_a_named_error(text: str) -> None:
     """Generated and mutated files: settings or a named error, within a second."""
     check_env_text(text)
+
+
+@pytest.mark.parametrize("key", ["HF_HOME", "VLLM_CONSOLE_MODEL_DIRS"])
+def test_a_tilde_of_no_such_user_is_a_named_error(key: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such user"):
+        load_settings(environ={key: "~no-such-user-0/x"}, cwd=tmp_path, home=tmp_path)

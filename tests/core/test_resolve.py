@@ -154,3 +154,9 @@ def test_not_found(places: tuple[Path, Path, Path], tmp_path: Path) -> None:
     cache, dir_a, _ = places
     r = resolve("no such thing", hf_cache=cache, model_dirs=[dir_a], cwd=tmp_path)
     assert r.rule is Rule.NOT_FOUND and r.path is None and r.hub_id is None
+
+
+def test_a_tilde_of_no_such_user_is_taken_as_written(tmp_path: Path) -> None:
+    """pathlib raises for `~user` of no such user; resolve never raises for an odd name."""
+    found = resolve("~no-such-user-0/model", hf_cache=tmp_path, model_dirs=(), cwd=tmp_path)
+    assert found.tried[0].place.endswith("~no-such-user-0/model")

@@ -115,12 +115,21 @@ def _parse_seconds(raw: str) -> float:
     return value
 
 
+def _expand(raw: str) -> Path:
+    """`~` and `~user` expanded; a user that does not exist is a bad value, not a crash
+    (pathlib raises RuntimeError for it)."""
+    try:
+        return Path(raw).expanduser()
+    except RuntimeError:
+        raise ValueError(f"{raw.split('/', 1)[0]}: no such user to expand") from None
+
+
 def _parse_path(raw: str) -> Path | None:
-    return Path(raw).expanduser() if raw else None
+    return _expand(raw) if raw else None
 
 
 def _parse_dirs(raw: str) -> tuple[Path, ...]:
-    return tuple(Path(part).expanduser() for part in raw.split(":") if part.strip())
+    return tuple(_expand(part) for part in raw.split(":") if part.strip())
 
 
 @dataclass(frozen=True)

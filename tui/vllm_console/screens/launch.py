@@ -380,7 +380,7 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
     def action_save_script(self) -> None:
         script = self._script()
         if script is not None:
-            path = Path(self.query_one("#launch-script-path", Input).value).expanduser()
+            path = Path(self.query_one("#launch-script-path", Input).value)
             self._write_script(path, script)
 
     @work(thread=True, exclusive=True, group="save-script", exit_on_error=False)

@@ -198,6 +198,10 @@ def script_path(settings: Settings, model_id: str) -> Path:
 
 def write_script(path: Path, script: str, settings: Settings) -> None:
     """Write a launch script, runnable by its owner alone (OSError when it cannot)."""
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # `~user` of no such user
+        raise OSError(f"{path}: no such user to expand") from None
     if path.parent == settings.runs_dir.parent / "scripts":  # ours: private, as the state is
         private_dir(path.parent, owned=settings.runs_dir.parent)
     else:  # the user's folder: made if missing, its mode left alone

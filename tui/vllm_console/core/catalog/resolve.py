@@ -112,7 +112,10 @@ def resolve(
     tried: list[Attempt] = []
     cwd = cwd or Path.cwd()
 
-    as_path = Path(name).expanduser()
+    try:
+        as_path = Path(name).expanduser()
+    except RuntimeError:  # `~user` of no such user: taken as written
+        as_path = Path(name)
     if not as_path.is_absolute():
         as_path = cwd / as_path
     if as_path.exists():
