@@ -31,7 +31,7 @@ from vllm_console.widgets.gpu.block import (
     spark,
 )
 from vllm_console.widgets.gpu.gauges import GpuGauges, columns_for, memory_summary
-from vllm_console.widgets.gpu.shares import ShareLine, wrap
+from vllm_console.widgets.gpu.shares import ShareLine, cells, wrap
 
 GiB = 1 << 30
 NAMES = {
@@ -284,12 +284,26 @@ async def test_shares_wrap_between_entries_in_a_narrow_block() -> None:
 
 
 def test_wrap_breaks_only_between_entries() -> None:
-    entries = [("chat 14.0 GiB", True), ("embed 3.0 GiB", True), ("not ours 3.0 GiB", False)]
+    entries = [
+        ("chat", "14.0 GiB", True),
+        ("embed", "3.0 GiB", True),
+        ("not ours", "3.0 GiB", False),
+    ]
     assert [len(line) for line in wrap(entries, 80)] == [3]
-    assert [len(line) for line in wrap(entries, 29)] == [2, 1]
+    assert [len(line) for line in wrap(entries, 32)] == [2, 1]
     assert [len(line) for line in wrap(entries, 5)] == [1, 1, 1]  # too long: a line each
     assert [len(line) for line in wrap(entries, 0)] == [3]  # not laid out yet
     assert wrap([], 10) == []
+
+
+def test_where_shares_wrap_does_not_move_with_the_figures() -> None:
+    small = [("chat", "2.0 GiB", True), ("not ours", "1.0 GiB", False)]
+    large = [("chat", "140.0 GiB", True), ("not ours", "100.5 GiB", False)]
+    since = [("chat", "2.0 GiB since launch", True)]
+    for width in range(20, 45):
+        assert len(wrap(small, width)) == len(wrap(large, width)), width
+    assert cells(small[0]) == cells(large[0]) == len("chat 999.9 GiB")
+    assert cells(since[0]) == len("chat 999.9 GiB since launch")
 
 
 async def test_server_names_are_shown_never_obeyed() -> None:

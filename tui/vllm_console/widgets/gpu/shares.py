@@ -4,12 +4,14 @@
 line shows each of our servers' share by name and then the memory no server of ours holds
 (or, where NVML names none of our PIDs and several servers run, the memory that cannot be
 told apart). Entries wrap between each other, never inside one, so a block as narrow as the
-strip allows still shows every name. Server names are the user's words and process names
-anyone's: they go out as plain `Text`, never as markup.
+strip allows still shows every name; where a line breaks depends on the names, not on the
+figures, so a block does not change height (and the strip its layout) when a figure gains a
+digit. Server names are the user's words: they go out as plain `Text`, never as markup.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rich.text import Text
@@ -22,17 +24,28 @@ from vllm_console.core.gpu.owners import GpuShares
 from vllm_console.core.text import visible
 
 SEPARATOR = " · "
-Entry = tuple[str, bool]  # its text, and whether it is one of our servers' share
+FIGURE = re.compile(r"\d+(?:\.\d+)?")
+WIDEST_FIGURE = "999.9"  # GiB on one GPU
+Entry = tuple[str, str, bool]  # who, how much, and whether it is one of our servers' share
 
 
 def share_entries(gpu: GpuShares | None) -> list[Entry]:
     """Each share by name, then the rest unless there is none; nothing without servers."""
     if gpu is None:
         return []
-    entries = [(f"{visible(s.owner)} {s.amount()}", True) for s in gpu.shares]
+    entries = [(visible(s.owner), s.amount(), True) for s in gpu.shares]
     if gpu.rest != 0:
-        entries.append((f"{gpu.rest_kind} {gib_text(gpu.rest)}", False))
+        entries.append((str(gpu.rest_kind), gib_text(gpu.rest), False))
     return entries
+
+
+def entry_text(entry: Entry) -> str:
+    return f"{entry[0]} {entry[1]}"
+
+
+def cells(entry: Entry) -> int:
+    """The cells an entry may take: its figures counted at their widest."""
+    return len(entry[0]) + 1 + len(FIGURE.sub(WIDEST_FIGURE, entry[1]))
 
 
 def wrap(entries: list[Entry], width: int) -> list[list[Entry]]:
@@ -40,15 +53,15 @@ def wrap(entries: list[Entry], width: int) -> list[list[Entry]]:
     lines: list[list[Entry]] = []
     used = 0
     for entry in entries:
-        cells = len(entry[0])
-        if lines and width > 0 and used + len(SEPARATOR) + cells <= width:
+        size = cells(entry)
+        if lines and width > 0 and used + len(SEPARATOR) + size <= width:
             lines[-1].append(entry)
-            used += len(SEPARATOR) + cells
+            used += len(SEPARATOR) + size
         elif lines and width <= 0:
             lines[-1].append(entry)
         else:
             lines.append([entry])
-            used = cells
+            used = size
     return lines
 
 
@@ -83,10 +96,11 @@ class ShareLine(Widget):
         for n, line in enumerate(wrap(self.entries, width)):
             if n:
                 text.append("\n")
-            for k, (words, mine) in enumerate(line):
+            for k, entry in enumerate(line):
                 if k:
                     text.append(SEPARATOR)
+                words = entry_text(entry)
                 if width > 0 and len(words) > width:  # a name longer than the block is wide
                     words = words[: max(0, width - 1)] + "…"
-                text.append(words, ours if mine else rest)
+                text.append(words, ours if entry[2] else rest)
         return text
