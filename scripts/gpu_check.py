@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 from vllm_console.core.gpu.nvml import GpuSnapshot, Sampler, gib_text
 from vllm_console.core.gpu.owners import (
     Attribution,
+    Share,
+    attribute,
     await_memory_released,
-    our_memory,
 )
 
 GiB = 1 << 30
@@ -91,6 +92,16 @@ class Report:
 def used(snap: GpuSnapshot | None, device: int) -> int | None:
     dev = snap.device(device) if snap else None
     return dev.memory_used if dev else None
+
+
+def child_share(snap: GpuSnapshot, pid: int, baseline: GpuSnapshot, device: int) -> Share:
+    """The child's share of `device`: by its PID, or else by the change since `baseline`."""
+    gpu = attribute(snap, {"child": {pid}}, {"child": baseline})[device]
+    return next(iter(gpu.shares), Share("child", 0, Attribution.BY_PROCESS))
+
+
+def label(share: Share) -> str:
+    return f"{share.amount()} ({share.how})"
 
 
 def start_child(gib: float, device: int, timeout: float) -> tuple[subprocess.Popen[str], str]:
@@ -180,20 +191,20 @@ def main(argv: list[str] | None = None) -> int:
         report.add(status, "memory rose", f"+{gib_text(rise)} (want >= {gib_text(want)}) {took}")
 
         def ours(snap: GpuSnapshot) -> bool:
-            share = our_memory(snap, {pid}, baseline)[args.device]
+            share = child_share(snap, pid, baseline, args.device)
             return share.how is Attribution.BY_PROCESS and (share.used or 0) >= want
 
         seen = watch.wait_for(ours, 10) or watch.latest
         assert seen is not None
-        share = our_memory(seen, {pid}, baseline)[args.device]
+        share = child_share(seen, pid, baseline, args.device)
         if share.how is Attribution.BY_PROCESS and (share.used or 0) >= want:
-            report.add("PASS", "attributed to PID", f"{pid}: {share.label()}")
+            report.add("PASS", "attributed to PID", f"{pid}: {label(share)}")
         elif share.how is Attribution.BY_CHANGE and (share.used or 0) >= want:
             listed = [p.pid for p in seen.devices[args.device].processes]
             why = f"NVML lists PIDs {listed}, not {pid} (a container?)"
-            report.add("WARN", "attributed to PID", f"{share.label()}; {why}")
+            report.add("WARN", "attributed to PID", f"{label(share)}; {why}")
         else:
-            report.add("FAIL", "attributed to PID", f"{pid}: {share.label()}")
+            report.add("FAIL", "attributed to PID", f"{pid}: {label(share)}")
 
         assert child.stdin is not None
         child.stdin.close()  # the child exits and CUDA hands its memory back

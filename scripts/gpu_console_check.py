@@ -40,6 +40,7 @@ from tests.conftest import FakeCatalog, demo_entries  # noqa: E402
 from tests.widgets.console_helpers import fake_settings, wait_until  # noqa: E402
 
 from vllm_console.app import VllmConsoleApp  # noqa: E402
+from vllm_console.controllers.server import server_name  # noqa: E402
 from vllm_console.core.gpu.nvml import GpuState, probe  # noqa: E402
 from vllm_console.core.gpu.owners import Release  # noqa: E402
 from vllm_console.core.serve.diagnose import Phase  # noqa: E402
@@ -92,11 +93,11 @@ async def journey(held: bool, gib: float, out: Path | None) -> None:
         check(app.server_state.phase is Phase.READY, "stand-in server ready", app.server_state.note)
 
         def ours() -> int:
-            return sum(o.used or 0 for o in app.gauges.ours())
+            return sum(gpu.ours for gpu in app.gauges.shares())
 
         await wait_until(pilot, lambda: ours() >= 0.9 * gib * GiB, 30, "our memory")
         await pilot.pause(2.5)  # process lists are read every 2 s
-        shares = [o.label() for o in app.gauges.ours()]
+        shares = [f"{s.owner} {s.amount()}" for gpu in app.gauges.shares() for s in gpu.shares]
         check(ours() >= 0.9 * gib * GiB, "our memory on the GPU", shares)
         if out is not None and not held:
             app.save_screenshot("console_gpu.svg", str(out))
@@ -113,7 +114,8 @@ async def journey(held: bool, gib: float, out: Path | None) -> None:
             )
             assert child.stdout is not None
             child.stdout.readline()
-            guard.add_pids([child.pid])  # as if it were one of the server's workers
+            # as if it were one of the server's workers
+            guard.add_pids(server_name(app.server_state), [child.pid])
             guard.timeout = 4.0
         await pilot.press("s")
         await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 30, "stopped")
@@ -135,7 +137,7 @@ async def journey(held: bool, gib: float, out: Path | None) -> None:
             await wait_until(pilot, lambda: child.poll() is not None, 10, "the kill")
             await wait_until(
                 pilot,
-                lambda: guard.watch is None and guard.outcome is not Release.HELD,
+                lambda: not guard.watching and guard.outcome is not Release.HELD,
                 20,
                 "the check after the kill",
             )

@@ -30,12 +30,15 @@ from vllm_console.core.gpu.owners import (
     Attribution,
     Release,
     ReleaseWatch,
+    Rest,
+    Share,
+    attribute,
     await_memory_released,
     check_released,
     holders,
     is_vllm,
     leftover_holders,
-    our_memory,
+    owner_totals,
 )
 
 GiB = 1 << 30
@@ -305,28 +308,85 @@ def proc(pid: int, gib: float | None) -> GpuProcess:
     return GpuProcess(pid, int(gib * GiB) if gib is not None else None, name, command)
 
 
-def test_our_memory_by_process() -> None:
+def test_shares_by_process() -> None:
     snap = snapshot(dev(0, 20, proc(100, 14), proc(101, 2), proc(200, 1)), dev(1, 3, proc(200, 2)))
-    mine = our_memory(snap, {100, 101})
-    assert [m.used for m in mine] == [16 * GiB, 0]
-    assert all(m.how is Attribution.BY_PROCESS for m in mine)
-    assert mine[0].pids == (100, 101) and mine[0].label() == "16.0 GiB (by process)"
+    first, second = attribute(snap, {"chat": {100, 101}})
+    assert first.shares == (Share("chat", 16 * GiB, Attribution.BY_PROCESS, (100, 101)),)
+    assert first.rest == 4 * GiB and first.rest_kind is Rest.NOT_OURS
+    assert first.owner_of() == {100: "chat", 101: "chat"} and first.shares[0].amount() == "16.0 GiB"
+    assert second.shares == () and second.rest == 3 * GiB
 
 
-def test_our_memory_by_change_since_launch_when_pids_do_not_match() -> None:
+def test_two_servers_on_one_gpu_and_one_server_on_two() -> None:
+    snap = snapshot(
+        dev(0, 20, proc(100, 12), proc(101, 2), proc(102, 3), proc(200, 2)),
+        dev(1, 9, proc(103, 8)),
+    )
+    gpus = attribute(snap, {"chat": {100, 101, 103}, "embed": {102}})
+    assert [(s.owner, s.used) for s in gpus[0].shares] == [("chat", 14 * GiB), ("embed", 3 * GiB)]
+    assert gpus[0].rest == 3 * GiB and gpus[0].ours == 17 * GiB
+    assert [(s.owner, s.used) for s in gpus[1].shares] == [("chat", 8 * GiB)]
+    assert owner_totals(gpus) == {"chat": 22 * GiB, "embed": 3 * GiB}
+
+
+def test_a_pid_counts_once() -> None:
+    twice = GpuSample(
+        0,
+        "GPU",
+        None,
+        80 * GiB,
+        20 * GiB,
+        60 * GiB,
+        processes=(proc(100, 4), proc(100, 4)),
+        processes_known=True,
+    )
+    (gpu,) = attribute(snapshot(twice), {"chat": {100}, "embed": {100}})
+    assert [(s.owner, s.used, s.pids) for s in gpu.shares] == [("chat", 4 * GiB, (100,))]
+    assert gpu.rest == 16 * GiB
+
+
+def test_shares_never_exceed_the_used_memory() -> None:
+    # process lists are read every 2 s, memory every 0.5 s: a stop shows in memory first
+    (gpu,) = attribute(snapshot(dev(0, 10, proc(100, 14), proc(102, 3))), {"a": {100}, "b": {102}})
+    assert [s.used for s in gpu.shares] == [10 * GiB, 0] and gpu.rest == 0
+
+
+def test_shares_by_change_since_launch_when_pids_do_not_match() -> None:
     baseline = snapshot(dev(0, 1), dev(1, 3))
     now = snapshot(dev(0, 15.5, proc(48213, 14)), dev(1, 2.5))  # host PIDs, as in a container
-    mine = our_memory(now, {100}, baseline)
-    assert [m.used for m in mine] == [int(14.5 * GiB), 0]
-    assert mine[0].how is Attribution.BY_CHANGE
-    assert "by change since launch" in mine[0].label()
-    blind = our_memory(now, {100})
-    assert blind[0].how is Attribution.UNKNOWN and blind[0].label() == "N/A"
+    first, second = attribute(now, {"chat": {100}}, {"chat": baseline})
+    assert first.shares == (Share("chat", int(14.5 * GiB), Attribution.BY_CHANGE),)
+    assert first.rest == GiB and first.rest_kind is Rest.NOT_OURS
+    assert first.shares[0].amount() == "14.5 GiB since launch"
+    assert second.shares[0].used == 0 and second.rest == int(2.5 * GiB)
+    blind = attribute(now, {"chat": {100}})
+    assert blind[0].shares == () and blind[0].rest_kind is Rest.UNATTRIBUTED
+    assert blind[0].rest == int(15.5 * GiB)
 
 
-def test_our_memory_when_nvml_hides_per_process_memory() -> None:
-    mine = our_memory(snapshot(dev(0, 20, proc(100, None))), {100})
-    assert mine[0].used is None and mine[0].how is Attribution.BY_PROCESS
+def test_by_change_with_other_servers_leaves_the_rest_unattributed() -> None:
+    baseline = snapshot(dev(0, 9))  # embed was there already
+    now = snapshot(dev(0, 23, proc(48213, 14)))
+    # only chat is starting: the growth is its own; the rest may be embed's or anyone's
+    (gpu,) = attribute(now, {"embed": {102}, "chat": {100}}, {"chat": baseline})
+    assert [(s.owner, s.used) for s in gpu.shares] == [("chat", 14 * GiB)]
+    assert gpu.rest == 9 * GiB and gpu.rest_kind is Rest.UNATTRIBUTED
+    # two starting: the growth cannot be split
+    both = attribute(now, {"embed": {102}, "chat": {100}}, {"chat": baseline, "embed": baseline})
+    assert both[0].shares == () and both[0].rest == 23 * GiB
+    assert both[0].rest_kind is Rest.UNATTRIBUTED
+
+
+def test_shares_when_nvml_hides_per_process_memory() -> None:
+    (gpu,) = attribute(snapshot(dev(0, 20, proc(100, None))), {"chat": {100}})
+    assert gpu.shares[0].used is None and gpu.shares[0].how is Attribution.BY_PROCESS
+    assert gpu.rest is None  # the hidden amount is in it: not known
+    assert owner_totals([gpu]) == {"chat": None}
+
+
+def test_shares_without_servers_are_all_not_ours() -> None:
+    (gpu,) = attribute(snapshot(dev(0, 3, proc(200, 2))), {})
+    assert gpu.shares == () and gpu.rest == 3 * GiB and gpu.rest_kind is Rest.NOT_OURS
 
 
 def test_memory_released_after_a_stop() -> None:

@@ -19,9 +19,12 @@ from vllm_console.widgets.gpu.gauges import GpuGauges
 
 GiB = 1 << 30
 ENGINE, WORKER, TRAINER, XORG = 4242, 4243, 977, 1200
+EMBED, WORKER_TP1 = 5151, 4244
 NAMES = {
     ENGINE: "VLLM::EngineCore",
     WORKER: "VLLM::Worker_TP0",
+    WORKER_TP1: "VLLM::Worker_TP1",
+    EMBED: "VLLM::EngineCore",
     TRAINER: "python3",
     XORG: "Xorg",
 }
@@ -77,6 +80,42 @@ def demo_snapshot() -> GpuSnapshot:
     return snap
 
 
+def fleet_snapshot() -> GpuSnapshot:
+    """Two servers: chat on both GPUs (tensor parallel), embed beside it on the H100, and a
+    trainer's process on the H100 that is none of ours."""
+    nv = FakeNvml(
+        [
+            FakeDevice(
+                used=int(54.5 * GiB),
+                util_gpu=71,
+                temperature=58,
+                power_mw=402_000,
+                processes=[
+                    FakeProc(WORKER, int(38.2 * GiB)),
+                    FakeProc(EMBED, int(6.1 * GiB)),
+                    FakeProc(TRAINER, 9 * GiB),
+                ],
+            ),
+            FakeDevice(
+                name="NVIDIA H100 80GB HBM3",
+                uuid="GPU-1",
+                used=int(39.0 * GiB),
+                util_gpu=69,
+                temperature=56,
+                power_mw=389_000,
+                processes=[FakeProc(WORKER_TP1, int(38.2 * GiB))],
+            ),
+        ]
+    )
+    sampler = Sampler(
+        nv, names=lambda pid: (NAMES.get(pid), NAMES.get(pid)), wall=lambda: 1_764_000_000.0
+    )
+    return sampler.sample_once()
+
+
+FLEET = {"chat": frozenset({ENGINE, WORKER, WORKER_TP1}), "embed": frozenset({EMBED})}
+
+
 def no_driver_snapshot() -> GpuSnapshot:
     nv = FakeNvml(init_error=NVML_ERROR_LIBRARY_NOT_FOUND)
     return Sampler(nv, wall=lambda: 1_764_000_000.0).sample_once()
@@ -85,17 +124,19 @@ def no_driver_snapshot() -> GpuSnapshot:
 class StripHost(App[None]):
     """The strip alone, fed a fixed snapshot (no sampler thread)."""
 
-    def __init__(self, snapshot: GpuSnapshot, pids: frozenset[int] = frozenset()) -> None:
+    def __init__(
+        self, snapshot: GpuSnapshot, owners: dict[str, frozenset[int]] | None = None
+    ) -> None:
         super().__init__()
         self.snapshot = snapshot
-        self.pids = pids
+        self.owners = owners or {}
 
     def compose(self) -> ComposeResult:
         yield GpuGauges(sampler_factory=None)
 
     def on_mount(self) -> None:
         gauges = self.query_one(GpuGauges)
-        gauges.server_pids = self.pids
+        gauges.owners = self.owners
         gauges.snapshot = self.snapshot
 
 
@@ -105,13 +146,18 @@ async def settle(pilot: Any) -> None:
 
 
 def test_gpu_gauges_120x10(snap_compare: Any) -> None:
-    app = StripHost(demo_snapshot(), frozenset({ENGINE, WORKER}))
+    app = StripHost(demo_snapshot(), {"chat": frozenset({ENGINE, WORKER})})
     assert snap_compare(app, terminal_size=(120, 10), run_before=settle)
 
 
 def test_gpu_gauges_80x10(snap_compare: Any) -> None:
-    app = StripHost(demo_snapshot(), frozenset({ENGINE, WORKER}))
+    app = StripHost(demo_snapshot(), {"chat": frozenset({ENGINE, WORKER})})
     assert snap_compare(app, terminal_size=(80, 10), run_before=settle)
+
+
+def test_gpu_gauges_two_servers_120x10(snap_compare: Any) -> None:
+    app = StripHost(fleet_snapshot(), FLEET)
+    assert snap_compare(app, terminal_size=(120, 10), run_before=settle)
 
 
 def test_gpu_gauges_no_driver_80x3(snap_compare: Any) -> None:

@@ -71,7 +71,8 @@ async def test_chat_follows_the_server_on_ready(
         pid = app.server.pid
         assert pid is not None
         gauges = app.query_one(GpuGauges)
-        await wait_until(pilot, lambda: pid in gauges.server_pids, 10, "the server's PIDs")
+        name = "org/tiny-model"  # the server's name: its model's, as none was given
+        await wait_until(pilot, lambda: pid in gauges.owners.get(name, ()), 10, "its PIDs")
 
         await pilot.press("c")
         await wait_until(
@@ -93,7 +94,7 @@ async def test_chat_follows_the_server_on_ready(
         await app.server.wait_idle()
         await wait_until(pilot, lambda: not app.server_state.running, 10, "stopped")
         assert app.server_state.phase is not Phase.READY
-        assert not gauges.server_pids
+        assert not gauges.owners
         assert chat.config.source == "local server"  # still where it was
 
 

@@ -31,11 +31,14 @@ from vllm_console.widgets.gpu.block import (
     spark,
 )
 from vllm_console.widgets.gpu.gauges import GpuGauges, columns_for, memory_summary
+from vllm_console.widgets.gpu.shares import ShareLine, cells, wrap
 
 GiB = 1 << 30
 NAMES = {
     100: ("VLLM::EngineCore", "VLLM::EngineCore"),
     101: ("VLLM::Worker_TP0", "VLLM::Worker_TP0"),
+    102: ("VLLM::EngineCore", "VLLM::EngineCore"),
+    103: ("VLLM::Worker_TP1", "VLLM::Worker_TP1"),
     200: ("python3", "python3 train.py"),
     5555: ("?", None),
 }
@@ -107,6 +110,7 @@ def blocks(app: App[None]) -> list[GpuBlock]:
 def block_text(block: GpuBlock) -> str:
     parts = [str(block.border_title), str(block.border_subtitle)]
     parts += [str(s.render()) for s in block.query(Static) if s.display]
+    parts += [str(line.render()) for line in block.query(ShareLine) if line.display]
     parts += [f"{r.text} {r.amount}" for r in block.query(ProcessRow) if r.display]
     return "\n".join(parts)
 
@@ -129,7 +133,7 @@ async def test_two_gpus_fill_in() -> None:
         assert "no processes" in second
         assert not state_line(app).display
         assert app.updates and app.updates[-1].snapshot.available
-        assert app.updates[-1].ours == ()  # no server of ours yet
+        assert app.updates[-1].shares == ()  # no server of ours yet
         assert gauges(app).has_class("-cols-2")
 
 
@@ -197,21 +201,139 @@ async def test_our_processes_are_highlighted_and_summed() -> None:
     app = GaugesHost(nv)
     async with app.run_test(size=(120, 12)) as pilot:
         await until(pilot, lambda: len(blocks(app)) == 2 and blocks(app)[0].sample is not None)
-        gauges(app).server_pids = frozenset({100, 101})
+        gauges(app).set_pids("chat", frozenset({100, 101}))
         await until(pilot, lambda: blocks(app)[0].has_class("-serving"))
         first, second = blocks(app)
-        assert "our server: 16.0 GiB (by process)" in block_text(first)
+        # 17 GiB listed on a GPU that uses 16: the lists are older than the memory reading
+        assert "chat 16.0 GiB" in block_text(first)
+        assert "not ours" not in block_text(first)
         rows = [r for r in first.query(ProcessRow) if r.display]
         assert [(r.text, r.has_class("-ours")) for r in rows] == [
-            ("● 100 VLLM::EngineCore", True),
-            ("● 101 VLLM::Worker_TP0", True),
+            ("● 100 chat · VLLM::EngineCore", True),
+            ("● 101 chat · VLLM::Worker_TP0", True),
             ("  200 python3", False),
         ]
         assert first.query_one(MemoryBar).ours == 16 * GiB
-        assert "our server: none on this GPU" in block_text(second)
+        assert "not ours 0.5 GiB" in block_text(second)
+        assert "chat" not in block_text(second)
         assert not second.has_class("-serving")
-        await until(pilot, lambda: app.updates[-1].ours)
-        assert [o.used for o in app.updates[-1].ours] == [16 * GiB, 0]
+        await until(pilot, lambda: app.updates[-1].shares)
+        assert [g.ours for g in app.updates[-1].shares] == [16 * GiB, 0]
+        assert app.updates[-1].by_owner == {"chat": 16 * GiB}
+
+
+def fleet_gpus() -> FakeNvml:
+    """GPU 0: chat (100, 101) beside embed (102) and a trainer; GPU 1: chat's second worker."""
+    return FakeNvml(
+        [
+            FakeDevice(
+                used=20 * GiB,
+                processes=[
+                    FakeProc(100, 12 * GiB),
+                    FakeProc(101, 2 * GiB),
+                    FakeProc(102, 3 * GiB),
+                    FakeProc(200, 2 * GiB),
+                ],
+            ),
+            FakeDevice(
+                name="NVIDIA L4",
+                uuid="GPU-1",
+                total=24 * GiB,
+                used=9 * GiB,
+                processes=[FakeProc(103, 8 * GiB)],
+            ),
+        ]
+    )
+
+
+async def test_two_servers_on_one_gpu_are_named_with_their_shares() -> None:
+    app = GaugesHost(fleet_gpus())
+    async with app.run_test(size=(120, 14)) as pilot:
+        await until(pilot, lambda: len(blocks(app)) == 2 and blocks(app)[1].sample is not None)
+        gauges(app).owners = {"chat": frozenset({100, 101, 103}), "embed": frozenset({102})}
+        await until(pilot, lambda: "embed" in block_text(blocks(app)[0]))
+        first, second = blocks(app)
+        share_line = str(first.query_one(ShareLine).render())
+        assert share_line == "chat 14.0 GiB · embed 3.0 GiB · not ours 3.0 GiB"
+        rows = [(r.text, r.amount, r.has_class("-ours")) for r in first.query(ProcessRow)]
+        assert rows == [
+            ("● 100 chat · VLLM::EngineCore", "12.0 GiB", True),
+            ("● 102 embed · VLLM::EngineCore", "3.0 GiB", True),
+            ("+ 2 more".rjust(10), "4.0 GiB", False),
+        ]
+        assert first.query_one(MemoryBar).ours == 17 * GiB
+        # one server on two GPUs: its second worker is named on the L4 too
+        assert str(second.query_one(ShareLine).render()) == "chat 8.0 GiB · not ours 1.0 GiB"
+        await until(pilot, lambda: len(app.updates[-1].by_owner) == 2)
+        assert app.updates[-1].by_owner == {"chat": 22 * GiB, "embed": 3 * GiB}
+
+
+async def test_shares_wrap_between_entries_in_a_narrow_block() -> None:
+    app = GaugesHost(fleet_gpus())
+    async with app.run_test(size=(40, 16)) as pilot:
+        await until(pilot, lambda: len(blocks(app)) == 2 and blocks(app)[0].sample is not None)
+        gauges(app).owners = {"chat": frozenset({100, 101}), "embed": frozenset({102})}
+        await until(pilot, lambda: "embed" in block_text(blocks(app)[0]))
+        await pilot.pause()
+        line = blocks(app)[0].query_one(ShareLine)
+        assert str(line.render()).splitlines() == [
+            "chat 14.0 GiB · embed 3.0 GiB",
+            "not ours 3.0 GiB",
+        ]
+        assert line.size.height == 2
+
+
+def test_wrap_breaks_only_between_entries() -> None:
+    entries = [
+        ("chat", "14.0 GiB", True),
+        ("embed", "3.0 GiB", True),
+        ("not ours", "3.0 GiB", False),
+    ]
+    assert [len(line) for line in wrap(entries, 80)] == [3]
+    assert [len(line) for line in wrap(entries, 32)] == [2, 1]
+    assert [len(line) for line in wrap(entries, 5)] == [1, 1, 1]  # too long: a line each
+    assert [len(line) for line in wrap(entries, 0)] == [3]  # not laid out yet
+    assert wrap([], 10) == []
+
+
+def test_where_shares_wrap_does_not_move_with_the_figures() -> None:
+    small = [("chat", "2.0 GiB", True), ("not ours", "1.0 GiB", False)]
+    large = [("chat", "140.0 GiB", True), ("not ours", "100.5 GiB", False)]
+    since = [("chat", "2.0 GiB since launch", True)]
+    for width in range(20, 45):
+        assert len(wrap(small, width)) == len(wrap(large, width)), width
+    assert cells(small[0]) == cells(large[0]) == len("chat 999.9 GiB")
+    assert cells(since[0]) == len("chat 999.9 GiB since launch")
+
+
+async def test_server_names_are_shown_never_obeyed() -> None:
+    app = GaugesHost(fleet_gpus())
+    hostile = "[bold red]x[/]\x1b[2J\n"
+    async with app.run_test(size=(120, 14)) as pilot:
+        await until(pilot, lambda: blocks(app) and blocks(app)[0].sample is not None)
+        gauges(app).owners = {hostile: frozenset({102})}
+        await until(pilot, lambda: blocks(app)[0].has_class("-serving"))
+        block = blocks(app)[0]
+        shown = str(block.query_one(ShareLine).render())
+        assert shown.startswith("[bold red]x[/]") and "\x1b" not in shown and "\n" not in shown
+        row = next(r for r in block.query(ProcessRow) if r.has_class("-ours"))
+        assert row.text.startswith("● 102 [bold red]x[/]") and "\x1b" not in row.text
+
+
+async def test_a_server_that_stops_is_forgotten() -> None:
+    app = GaugesHost(fleet_gpus())
+    async with app.run_test(size=(120, 14)) as pilot:
+        await until(pilot, lambda: blocks(app) and blocks(app)[0].sample is not None)
+        baseline = gauges(app).snapshot
+        gauges(app).launching("chat")
+        gauges(app).set_pids("chat", frozenset({100, 101}))
+        gauges(app).set_pids("embed", frozenset({102}))
+        await until(pilot, lambda: "embed 3.0 GiB" in block_text(blocks(app)[0]))
+        assert gauges(app).forget("chat") is baseline
+        assert gauges(app).forget("embed") is None  # attached to, never launched: no baseline
+        await until(pilot, lambda: blocks(app)[0].has_class("-no-server"))
+        assert "chat" not in block_text(blocks(app)[0])
+        assert gauges(app).owners == {} and gauges(app).baselines == {}
 
 
 async def test_container_case_counts_the_change_since_launch() -> None:
@@ -223,13 +345,30 @@ async def test_container_case_counts_the_change_since_launch() -> None:
         baseline = app.updates[-1].snapshot
         nv.devices[0].used = 16 * GiB
         nv.devices[0].processes = [FakeProc(5555, 14 * GiB)]
-        gauges(app).baseline = baseline
-        gauges(app).server_pids = frozenset({100})
-        await until(pilot, lambda: "our server: 14.0" in block_text(blocks(app)[0]))
+        gauges(app).baselines = {"chat": baseline}
+        gauges(app).owners = {"chat": frozenset({100})}
+        await until(pilot, lambda: "chat 14.0" in block_text(blocks(app)[0]))
         block = blocks(app)[0]
-        assert "our server: 14.0 GiB (by change since launch)" in block_text(block)
+        assert "chat 14.0 GiB since launch · not ours 2.0 GiB" in block_text(block)
         assert not any(r.has_class("-ours") for r in block.query(ProcessRow))
         assert block.has_class("-serving")
+
+
+async def test_container_case_with_two_servers_starting_is_unattributed() -> None:
+    nv = FakeNvml([FakeDevice(used=2 * GiB)])
+    app = GaugesHost(nv)
+    async with app.run_test(size=(80, 10)) as pilot:
+        await until(pilot, lambda: app.updates)
+        baseline = app.updates[-1].snapshot
+        nv.devices[0].used = 16 * GiB
+        nv.devices[0].processes = [FakeProc(5555, 7 * GiB), FakeProc(5556, 7 * GiB)]
+        gauges(app).baselines = {"chat": baseline, "embed": baseline}
+        gauges(app).owners = {"chat": frozenset({100}), "embed": frozenset({102})}
+        await until(pilot, lambda: "unattributed 16.0" in block_text(blocks(app)[0]))
+        block = blocks(app)[0]
+        assert str(block.query_one(ShareLine).render()) == "unattributed 16.0 GiB"
+        assert not block.has_class("-serving")
+        assert app.updates[-1].by_owner == {}
 
 
 async def test_unknown_share_without_pids_or_baseline() -> None:
@@ -237,8 +376,8 @@ async def test_unknown_share_without_pids_or_baseline() -> None:
     app = GaugesHost(nv)
     async with app.run_test(size=(80, 10)) as pilot:
         await until(pilot, lambda: blocks(app) and blocks(app)[0].sample is not None)
-        gauges(app).server_pids = frozenset({100})
-        await until(pilot, lambda: "our server: N/A" in block_text(blocks(app)[0]))
+        gauges(app).owners = {"chat": frozenset({100})}
+        await until(pilot, lambda: "unattributed 1.0 GiB" in block_text(blocks(app)[0]))
 
 
 async def test_no_driver_is_a_plain_state() -> None:
@@ -405,8 +544,8 @@ def test_process_lines_sum_those_that_do_not_fit() -> None:
     procs = [FakeProc(pid, (pid - 400) * GiB) for pid in range(401, 406)]
     nv = FakeNvml([FakeDevice(processes=procs)])
     sample = Sampler(nv, names=names).sample_once().devices[0]
-    lines = process_lines(sample, {401}, rows=3)
-    assert lines[0] == ("● 401 ?", "1.0 GiB", True)
+    lines = process_lines(sample, {401: "chat"}, rows=3)
+    assert lines[0] == ("● 401 chat · ?", "1.0 GiB", True)
     assert lines[1] == ("  405 ?", "5.0 GiB", False)
     assert lines[2] == ("  + 3 more", "9.0 GiB", False)
 

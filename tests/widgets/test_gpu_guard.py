@@ -2,7 +2,9 @@
 
 The stand-in vLLM runs for real; the stand-in NVML plays the GPU: every process it is told
 about holds 2 GiB on GPU 0 for as long as it is alive, as NVML shows a process's memory until
-it exits. The `stray_worker` scenario leaves a worker the stop cannot reach.
+it exits. The `stray_worker` scenario leaves a worker the stop cannot reach. With several
+servers, the guard alone is fed snapshots by hand: one server stops while another grows or
+shrinks.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.app import App
 
 from tests.fakes.fake_nvml import FakeDevice, FakeNvml, FakeProc
 from tests.widgets.console_helpers import fake_settings, wait_until
 from tests.widgets.test_server_flow import open_dialog
 from vllm_console.app import VllmConsoleApp
-from vllm_console.core.gpu.nvml import Sampler
-from vllm_console.core.gpu.owners import Release
+from vllm_console.controllers.gpu_guard import GpuGuard
+from vllm_console.core.gpu.nvml import GpuProcess, GpuSample, GpuSnapshot, GpuState, Sampler
+from vllm_console.core.gpu.owners import Holder, Release, attribute
 from vllm_console.core.serve.diagnose import Phase
 from vllm_console.core.serve.proctable import proc_info, session_pids
 from vllm_console.screens.gpu_holders import GpuHoldersScreen
@@ -76,8 +80,8 @@ async def launch_on_the_gpu(
     await wait_until(
         pilot,
         lambda: (
-            (nv.watched <= app.gauges.server_pids or not pids_read)
-            and sum(o.used or 0 for o in app.gauges.ours()) >= EACH * len(nv.watched)
+            (nv.watched <= server_pids(app) or not pids_read)
+            and sum(gpu.ours for gpu in app.gauges.shares()) >= EACH * len(nv.watched)
         ),
         10,
         "our memory on the GPU",
@@ -85,12 +89,17 @@ async def launch_on_the_gpu(
     return pid
 
 
+def server_pids(app: VllmConsoleApp) -> set[int]:
+    """Every PID the strip knows of as one of our servers'."""
+    return set().union(*app.gauges.owners.values())
+
+
 def holders_shown(app: VllmConsoleApp) -> bool:
     """The dialog is up and composed (push_screen makes it current before it has children)."""
     return isinstance(app.screen, GpuHoldersScreen) and bool(app.screen.query("#holders-leave"))
 
 
-def messages(app: VllmConsoleApp) -> list[str]:
+def messages(app: App[Any]) -> list[str]:
     return [n.message for n in app._notifications]
 
 
@@ -130,7 +139,7 @@ async def stop_leaving_a_stray(
     app.gpu_guard.timeout = 1.5
     await launch_on_the_gpu(app, pilot, nv, pids_read=pids_read)
     if not pids_read:
-        assert not app.gauges.server_pids  # never read: our share is the change since launch
+        assert not server_pids(app)  # never read: our share is the change since launch
     found = [p for p in nv.watched if (i := proc_info(p)) and i.name.endswith("_TP")]
     assert len(found) == 1
     strays.extend(found)
@@ -211,3 +220,150 @@ async def test_leftover_vllm_memory_is_pointed_out_before_a_launch(
             5,
             "the warning gone",
         )
+
+
+# -- several servers: the guard alone, fed snapshots by hand ---------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class GuardHost(App[None]):
+    """Records the kill dialogs the guard asks for instead of showing them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[str, tuple[Holder, ...], Callable[[list[int]], None]]] = []
+
+
+def ask(app: App[Any], title: str, holders: tuple[Holder, ...], answer: Any) -> None:
+    assert isinstance(app, GuardHost)
+    app.asked.append((title, holders, answer))
+
+
+def gpu0(**held: float) -> GpuSnapshot:
+    """GPU 0 with each PID (`p100=12`) holding that many GiB, on top of 1 GiB of the driver's."""
+    procs = tuple(
+        GpuProcess(int(k[1:]), int(v * GiB), "VLLM::Worker", None) for k, v in held.items()
+    )
+    used = GiB + sum(p.used_memory or 0 for p in procs)
+    sample = GpuSample(
+        0, "GPU", None, 80 * GiB, used, 80 * GiB - used, processes=procs, processes_known=True
+    )
+    return GpuSnapshot(0.0, GpuState.OK, "ok", "550", (sample,))
+
+
+CHAT_AND_EMBED = {"chat": frozenset({100, 101}), "embed": frozenset({200})}
+
+
+def two_running(clock: Clock, app: GuardHost) -> GpuGuard:
+    guard = GpuGuard(app, ask, timeout=10.0, clock=clock)
+    for name, pids in CHAT_AND_EMBED.items():
+        guard.launched(name)
+        guard.add_pids(name, pids)
+    running = gpu0(p100=12, p101=2, p200=3)
+    guard.seen(attribute(running, CHAT_AND_EMBED))
+    guard.snapshot(running)
+    return guard
+
+
+async def test_one_server_stops_while_another_grows_and_its_memory_comes_back() -> None:
+    app, clock = GuardHost(), Clock()
+    async with app.run_test() as pilot:
+        guard = two_running(clock, app)
+        guard.server_ended("chat", None)
+        clock.now += 1
+        guard.snapshot(gpu0(p101=2, p200=9))  # embed grows while chat's worker lets go
+        assert guard.outcomes.get("chat") is None and not guard.idle.is_set()
+        clock.now += 1
+        guard.snapshot(gpu0(p200=30))  # chat's all gone; embed grew more than chat ever held
+        assert guard.outcomes["chat"] is Release.RELEASED and guard.idle.is_set()
+        await pilot.pause()
+        assert messages(app) == ["GPU memory released 2.0 s after chat stopped."]
+        assert app.asked == []
+
+
+async def test_one_server_stops_and_its_own_worker_keeps_its_memory() -> None:
+    app, clock = GuardHost(), Clock()
+    async with app.run_test():
+        guard = two_running(clock, app)
+        guard.server_ended("chat", None)
+        clock.now += 5
+        guard.snapshot(gpu0(p101=2, p200=1))  # embed shrinks: it is not chat's memory back
+        assert not app.asked
+        clock.now += 5
+        guard.snapshot(gpu0(p101=2, p200=1))
+        assert guard.outcomes["chat"] is Release.HELD
+        ((title, holders, answer),) = app.asked
+        assert title == "GPU memory still held 10 s after chat stopped"
+        assert [(h.pid, h.used) for h in holders] == [(101, 2 * GiB)]  # never embed's 200
+        assert not guard.idle.is_set()  # until the dialog is answered
+        answer([])  # leave it
+        assert guard.idle.is_set()
+
+
+async def test_a_pid_another_server_owns_now_is_never_watched_nor_offered() -> None:
+    app, clock = GuardHost(), Clock()
+    async with app.run_test():
+        guard = two_running(clock, app)
+        guard.add_pids("embed", {101})  # the PID was reused by embed's new worker
+        guard.server_ended("chat", None)
+        clock.now += 10
+        guard.snapshot(gpu0(p100=12, p101=2, p200=3))
+        ((_, holders, _),) = app.asked
+        assert [h.pid for h in holders] == [100]
+
+
+async def test_change_since_launch_is_watched_only_for_a_server_alone() -> None:
+    app, clock = GuardHost(), Clock()
+    async with app.run_test():
+        baseline = gpu0()
+        guard = GpuGuard(app, ask, timeout=10.0, clock=clock)
+        guard.launched("chat")
+        container = gpu0(p9001=14)  # NVML lists the host's PIDs: none is ours
+        guard.seen(attribute(container, {"chat": {100}}, {"chat": baseline}))
+        guard.snapshot(container)
+        guard.add_pids("embed", {200})  # another server runs: the change could be its too
+        guard.server_ended("chat", baseline)
+        assert guard.watching == [] and guard.idle.is_set()
+        guard.launched("chat")
+        guard.seen(attribute(container, {"chat": {100}}, {"chat": baseline}))
+        guard.server_ended("embed", None)  # nothing of embed's was ever seen on a GPU
+        guard.server_ended("chat", baseline)  # now alone: its change since launch is watched
+        (watching,) = guard.watching
+        assert watching.watch.baseline is baseline
+        clock.now += 10
+        guard.snapshot(container)
+        ((_, holders, _),) = app.asked
+        assert [(h.pid, h.used) for h in holders] == [(None, 14 * GiB)]
+
+
+async def test_a_relaunch_ends_only_its_own_watch() -> None:
+    app, clock = GuardHost(), Clock()
+    async with app.run_test():
+        guard = two_running(clock, app)
+        guard.server_ended("chat", None)
+        guard.server_ended("embed", None)
+        assert [w.server for w in guard.watching] == ["chat", "embed"]
+        guard.launched("chat")
+        assert [w.server for w in guard.watching] == ["embed"]
+        clock.now += 1
+        guard.snapshot(gpu0(p100=12, p101=2))  # the new chat's memory (same PIDs in this test)
+        assert guard.outcomes == {"embed": Release.RELEASED} and guard.idle.is_set()
+
+
+async def test_a_late_snapshot_does_not_bring_an_ended_server_back() -> None:
+    app, clock = GuardHost(), Clock()
+    async with app.run_test():
+        guard = two_running(clock, app)
+        guard.server_ended("embed", None)
+        guard.add_pids("chat", {200})  # embed's PID, reused by a new worker of chat's
+        guard.seen(attribute(gpu0(p100=12, p101=2, p200=3), CHAT_AND_EMBED))  # painted before
+        guard.server_ended("chat", None)
+        (watching,) = [w for w in guard.watching if w.server == "chat"]
+        assert watching.watch.pids == {100, 101, 200}  # no ghost of embed holds 200 back

@@ -39,6 +39,11 @@ PIDS_INTERVAL = 2.0  # seconds between reads of the server's process tree (for t
 QUIT_STATE_WAIT = 2.0  # seconds a quit waits for the pane's last state after the stop
 
 
+def server_name(state: ServerState) -> str:
+    """The name the GPU strip and the guard know the server by."""
+    return state.request.server_name if state.request is not None else state.label or "server"
+
+
 class DialogMaker(Protocol):
     """The dialogs this controller opens; the App passes one in (`screens.dialogs.Dialogs`),
     since controllers sit below screens in the layers and never import them."""
@@ -92,16 +97,16 @@ class ServerController:
             return
         from vllm_console.widgets.gpu.gauges import GpuGauges
 
+        name = server_name(state)
         for gauges in self._app.query("#gpus").results(GpuGauges):
+            baseline = gauges.forget(name)
             ended = before.running and state.phase in (Phase.STOPPED, Phase.FAILED)
             if ended and self.guard is not None:  # does the memory come back?
-                self.guard.server_ended(gauges.baseline)
-            gauges.server_pids = frozenset()
-            gauges.baseline = None
+                self.guard.server_ended(name, baseline)
 
     def gauges_updated(self, message: GpuGauges.Updated) -> None:
         if self.guard is not None:
-            self.guard.seen(message.ours)
+            self.guard.seen(message.shares)
             self.guard.snapshot(message.snapshot)
 
     def _point_at_server(self, state: ServerState) -> None:
@@ -138,10 +143,11 @@ class ServerController:
         self._app.call_from_thread(self._set_pids, pid, pids)
 
     def _set_pids(self, pid: int, pids: frozenset[int]) -> None:
-        if self._app.server_state.running and self._app.server.pid == pid:
-            self._app.gauges.server_pids = pids
+        state = self._app.server_state
+        if state.running and self._app.server.pid == pid:
+            self._app.gauges.set_pids(server_name(state), pids)
             if self.guard is not None:
-                self.guard.add_pids(pids)
+                self.guard.add_pids(server_name(state), pids)
 
     # -- launching --------------------------------------------------------------------------
 
@@ -198,11 +204,9 @@ class ServerController:
             self._launch(request)
 
     def _launch(self, request: LaunchRequest) -> None:
-        gauges = self._app.gauges
-        gauges.server_pids = frozenset()
-        gauges.baseline = gauges.snapshot  # before our server takes any memory
+        self._app.gauges.launching(request.server_name)  # before it takes any memory
         if self.guard is not None:
-            self.guard.launched()
+            self.guard.launched(request.server_name)
         self._app.server.launch(request)
         self._app.show_tab("tab-server")
 
@@ -217,7 +221,8 @@ class ServerController:
         if pid is not None and self.guard is not None:
             from vllm_console.core.serve.proctable import session_pids
 
-            self.guard.add_pids(frozenset(session_pids(pid)) | {pid})
+            name = server_name(self._app.server_state)
+            self.guard.add_pids(name, frozenset(session_pids(pid)) | {pid})
         server.stop()
 
     def quit(self) -> None:

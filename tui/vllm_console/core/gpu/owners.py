@@ -1,19 +1,23 @@
-"""Whose GPU memory is it: our server's share, leftovers before a launch, release after a stop.
+"""Whose GPU memory is it: each of our servers' share, leftovers before a launch, release
+after a stop.
 
-Our server's processes are known by PID (its session, from `procs.session_pids`). Where NVML
-lists other PIDs than ours (inside a container it may report the host's), nothing matches, so
-our share is the change in used memory since a baseline snapshot taken at launch, and is
-labelled so. `await_memory_released` blocks (it polls NVML): call it from a thread worker.
+Our servers' processes are known by PID (each server's session, from
+`proctable.session_pids`), and `attribute` sums them per GPU and per server; what no server of
+ours holds is the rest. Where NVML lists other PIDs than ours (inside a container it may report
+the host's), nothing matches, so a server's share is the change in used memory since a baseline
+snapshot taken at its launch, labelled so, as long as only one server has such a baseline: with
+several, the change cannot be split and is called unattributed. `await_memory_released` blocks
+(it polls NVML): call it from a thread worker.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from vllm_console.core.gpu.nvml import GpuProcess, GpuSnapshot, Sampler, gib_text
+from vllm_console.core.gpu.nvml import GpuProcess, GpuSample, GpuSnapshot, Sampler, gib_text
 from vllm_console.core.serve.proctable import VLLM_NAME_PREFIX
 
 RELEASE_TIMEOUT = 10.0
@@ -31,18 +35,47 @@ class Attribution(StrEnum):
 
 
 @dataclass(frozen=True)
-class OurMemory:
-    """Our server's memory on one GPU and how it was found."""
+class Share:
+    """One server's memory on one GPU and how it was found (`used` None: not known)."""
 
-    index: int
+    owner: str
     used: int | None
     how: Attribution
     pids: tuple[int, ...] = ()
 
-    def label(self) -> str:
-        if self.how is Attribution.UNKNOWN:
-            return "N/A"
-        return f"{gib_text(self.used)} ({self.how})"
+    def amount(self) -> str:
+        """'14.2 GiB', 'N/A', or '14.2 GiB since launch' where only the change is known."""
+        if self.how is Attribution.BY_CHANGE:
+            return f"{gib_text(self.used)} since launch"
+        return gib_text(self.used)
+
+
+class Rest(StrEnum):
+    NOT_OURS = "not ours"  # held by no server of ours
+    UNATTRIBUTED = "unattributed"  # ours or not: NVML names none of our PIDs to tell by
+
+
+@dataclass(frozen=True)
+class GpuShares:
+    """Who holds one GPU's memory: each of our servers' share, and the rest of what is used.
+
+    `rest` is the used memory that no share covers (None: not known, as when NVML hides a
+    process's memory); `rest_kind` says whether it is no server's of ours or cannot be told.
+    """
+
+    index: int
+    shares: tuple[Share, ...]
+    rest: int | None
+    rest_kind: Rest = Rest.NOT_OURS
+
+    @property
+    def ours(self) -> int:
+        """Our servers' known memory on this GPU, summed."""
+        return sum(s.used or 0 for s in self.shares)
+
+    def owner_of(self) -> dict[int, str]:
+        """Each PID of ours seen on this GPU, with its server's name."""
+        return {pid: s.owner for s in self.shares for pid in s.pids}
 
 
 @dataclass(frozen=True)
@@ -62,37 +95,93 @@ class Holder:
         return f"{self.name or '?'} (pid {self.pid}) holds {amount} on GPU {self.gpu}"
 
 
-def _matches(snapshot: GpuSnapshot, pids: Collection[int]) -> bool:
-    return any(p.pid in pids for d in snapshot.devices for p in d.processes)
+def attribute(
+    snapshot: GpuSnapshot,
+    owners: Mapping[str, Collection[int]],
+    baselines: Mapping[str, GpuSnapshot] | None = None,
+) -> tuple[GpuShares, ...]:
+    """Each GPU's memory by server: `owners` maps a server's name to its PIDs (its process
+    tree), `baselines` a server's name to the snapshot taken at its launch.
 
-
-def our_memory(
-    snapshot: GpuSnapshot, pids: Collection[int], baseline: GpuSnapshot | None = None
-) -> tuple[OurMemory, ...]:
-    """Our memory per GPU: summed over our PIDs, or else the change since `baseline`.
-
-    If any device lists one of our PIDs, PIDs are trusted everywhere (a GPU without ours has
-    0). Otherwise each device's growth since the baseline counts, labelled as such; without a
-    baseline the share is unknown.
+    Where any GPU lists a PID of ours, PIDs are trusted everywhere: a server's share is its
+    PIDs' memory, and the rest is not ours. A PID counts once, for the first server in
+    `owners` that has it. NVML may list no PID of ours (a container sees the host's PIDs, or
+    nothing is loaded yet): then the change since a launch is that server's share only while
+    exactly one server has a baseline; otherwise the memory is unattributed. Shares never add
+    up to more than the GPU's used memory (process lists are read less often than memory, so
+    they may be older).
     """
-    pids = set(pids)
-    by_process = _matches(snapshot, pids)
-    result = []
-    for dev in snapshot.devices:
-        if by_process:
-            ours = [p for p in dev.processes if p.pid in pids]
-            known = [p.used_memory for p in ours if p.used_memory is not None]
-            used = sum(known) if known or not ours else None
-            pid_list = tuple(p.pid for p in ours)
-            result.append(OurMemory(dev.index, used, Attribution.BY_PROCESS, pid_list))
+    baselines = baselines or {}
+    owner_of: dict[int, str] = {}
+    for name, pids in owners.items():
+        for pid in pids:
+            owner_of.setdefault(pid, name)
+    names = list(dict.fromkeys([*owners, *baselines]))
+    devices = snapshot.devices
+    if not names:
+        return tuple(GpuShares(d.index, (), _used(d), Rest.NOT_OURS) for d in devices)
+    if any(p.pid in owner_of for d in devices for p in d.processes):
+        return tuple(_by_process(d, owner_of, names) for d in devices)
+    starting = [name for name in names if name in baselines]
+    if len(starting) == 1:
+        alone = names == starting
+        base = baselines[starting[0]]
+        return tuple(_by_change(d, base.device(d.index), starting[0], alone) for d in devices)
+    return tuple(GpuShares(d.index, (), _used(d), Rest.UNATTRIBUTED) for d in devices)
+
+
+def _used(dev: GpuSample) -> int | None:
+    return None if dev.memory_used is None else max(0, dev.memory_used)
+
+
+def _by_process(dev: GpuSample, owner_of: Mapping[int, str], names: list[str]) -> GpuShares:
+    pids: dict[str, list[int]] = {}
+    known: dict[str, list[int]] = {}
+    seen: set[int] = set()
+    hidden = False  # a process of ours whose memory NVML does not say
+    for proc in dev.processes:
+        name = owner_of.get(proc.pid)
+        if name is None or proc.pid in seen:
             continue
-        before = baseline.device(dev.index) if baseline is not None else None
-        if before is None or before.memory_used is None or dev.memory_used is None:
-            result.append(OurMemory(dev.index, None, Attribution.UNKNOWN))
+        seen.add(proc.pid)
+        pids.setdefault(name, []).append(proc.pid)
+        if proc.used_memory is None:
+            hidden = True
+        else:
+            known.setdefault(name, []).append(max(0, proc.used_memory))
+    room = _used(dev)  # what is left to give out (None: the GPU does not say)
+    shares = []
+    for name in names:
+        if name not in pids:
             continue
-        change = max(0, dev.memory_used - before.memory_used)
-        result.append(OurMemory(dev.index, change, Attribution.BY_CHANGE))
-    return tuple(result)
+        amount = sum(known[name]) if name in known else None
+        if amount is not None and room is not None:
+            amount = min(amount, room)
+            room -= amount
+        shares.append(Share(name, amount, Attribution.BY_PROCESS, tuple(pids[name])))
+    return GpuShares(dev.index, tuple(shares), None if hidden else room, Rest.NOT_OURS)
+
+
+def _by_change(dev: GpuSample, before: GpuSample | None, name: str, alone: bool) -> GpuShares:
+    """The growth since `name`'s launch is its share; the rest is not ours only if no other
+    server of ours runs (else theirs is in the rest too)."""
+    kind = Rest.NOT_OURS if alone else Rest.UNATTRIBUTED
+    used = _used(dev)
+    if before is None or before.memory_used is None or used is None:
+        return GpuShares(dev.index, (Share(name, None, Attribution.UNKNOWN),), None, kind)
+    change = min(used, max(0, used - before.memory_used))
+    return GpuShares(dev.index, (Share(name, change, Attribution.BY_CHANGE),), used - change, kind)
+
+
+def owner_totals(gpus: Iterable[GpuShares]) -> dict[str, int | None]:
+    """Each server's memory over all GPUs (None where a share on some GPU is not known)."""
+    totals: dict[str, int | None] = {}
+    for gpu in gpus:
+        for share in gpu.shares:
+            before = totals.get(share.owner, 0)
+            known = before is not None and share.used is not None
+            totals[share.owner] = (before or 0) + (share.used or 0) if known else None
+    return totals
 
 
 def _holder(gpu: int, proc: GpuProcess) -> Holder:

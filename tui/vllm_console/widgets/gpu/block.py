@@ -1,9 +1,10 @@
-"""One GPU's gauge block: memory bar, short history, temperature, power and processes.
+"""One GPU's gauge block: memory bar, short history, temperature, power, our servers' shares
+and processes.
 
-A block is given plain data (`GpuSample`, its history ring, our share) by `GpuGauges` and
-renders it; it samples nothing itself. The memory threshold is a class on the memory bar and
-its numbers (`-mem-ok`, `-mem-warn`, `-mem-high`, `-mem-na`) and our processes carry `-ours`,
-so colours live in CSS only.
+A block is given plain data (`GpuSample`, its history ring, its `GpuShares` and which server
+each PID of ours belongs to) by `GpuGauges` and renders it; it samples nothing itself. The
+memory threshold is a class on the memory bar and its numbers (`-mem-ok`, `-mem-warn`,
+`-mem-high`, `-mem-na`) and our processes carry `-ours`, so colours live in CSS only.
 
 A tick must stay cheap with eight GPUs on screen (bench/bench_gpu_sampler.py): only what
 changed is touched, a class changes on the small widget it colours (a class on the block would
@@ -13,7 +14,7 @@ changed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,8 +26,9 @@ from textual.widget import Widget
 from textual.widgets import Label, Static
 
 from vllm_console.core.gpu.nvml import GiB, GpuProcess, GpuSample, HistoryPoint, gib_text
-from vllm_console.core.gpu.owners import Attribution, OurMemory
+from vllm_console.core.gpu.owners import GpuShares
 from vllm_console.core.text import visible
+from vllm_console.widgets.gpu.shares import ShareLine, share_entries
 
 W = TypeVar("W", bound=Widget)
 WARN_AT = 0.70
@@ -87,21 +89,13 @@ def block_subtitle(sample: GpuSample) -> str:
     return f"{temp} · {sample.power_text()}"
 
 
-def ours_text(ours: OurMemory | None) -> str:
-    if ours is None:
-        return ""
-    if ours.used == 0 and ours.how is Attribution.BY_PROCESS:
-        return "our server: none on this GPU"
-    return f"our server: {ours.label()}"
-
-
-def process_order(procs: Sequence[GpuProcess], pids: Collection[int]) -> list[GpuProcess]:
+def process_order(procs: Sequence[GpuProcess], owners: Mapping[int, str]) -> list[GpuProcess]:
     """Ours first, then the biggest holders."""
-    return sorted(procs, key=lambda p: (p.pid not in pids, -(p.used_memory or 0), p.pid))
+    return sorted(procs, key=lambda p: (p.pid not in owners, -(p.used_memory or 0), p.pid))
 
 
 class MemoryBar(Widget):
-    """Used memory as a bar: our server's share first (highlighted), then the rest, then free.
+    """Used memory as a bar: our servers' shares first (highlighted), then the rest, then free.
 
     The used part takes the widget's colour (the block's threshold class sets it).
     """
@@ -163,7 +157,8 @@ class HistorySpark(Widget):
 
 
 class ProcessRow(Widget):
-    """'● 1234 VLLM::EngineCore ……… 14.0 GiB', the memory right-aligned to the row's width."""
+    """'● 1234 chat · VLLM::EngineCore … 14.0 GiB': PID, our server if it is one of ours, the
+    process's name, and its memory right-aligned to the row's width."""
 
     DEFAULT_CSS = Path(__file__).with_name("process_row.tcss").read_text(encoding="utf-8")
 
@@ -195,7 +190,7 @@ class GpuBlock(Vertical):
         super().__init__(id=id, classes="-no-server")
         self.index = index
         self.sample: GpuSample | None = None
-        self.ours: OurMemory | None = None
+        self.shares: GpuShares | None = None
         self._texts: dict[str, str] = {}  # what each Static shows, by selector
         self._found: dict[str, Widget] = {}
         self._rows: list[ProcessRow] = []
@@ -230,7 +225,7 @@ class GpuBlock(Vertical):
             yield Label("util", classes="gpu-label -second")
             yield HistorySpark(classes="gpu-spark -util")
             yield Static("", classes="gpu-util-text")
-        yield Static("", classes="gpu-ours")
+        yield ShareLine(classes="gpu-ours")
         with Vertical(classes="gpu-procs"):
             for _ in range(MAX_PROCESS_ROWS):
                 yield ProcessRow()
@@ -240,11 +235,12 @@ class GpuBlock(Vertical):
         self,
         sample: GpuSample,
         history: Sequence[HistoryPoint],
-        ours: OurMemory | None,
-        pids: Collection[int],
+        shares: GpuShares | None,
+        owners: Mapping[int, str],
     ) -> None:
-        """Render one sample; `ours` None means no server of ours to point out."""
-        self.sample, self.ours = sample, ours
+        """Render one sample; `shares` None means no server of ours to point out, `owners`
+        names the server of each PID of ours."""
+        self.sample, self.shares = sample, shares
         title, subtitle = block_title(sample), "" if sample.error else block_subtitle(sample)
         if self._texts.get("title") != title:
             self._texts["title"] = title
@@ -254,18 +250,18 @@ class GpuBlock(Vertical):
             self.border_subtitle = Content(subtitle)
         self.set_class(sample.error is not None, "-lost")
         self._text(".gpu-error", visible(sample.error or ""))
-        self._show_memory(sample, ours)
+        self._show_memory(sample, shares)
         self._show_history(sample, history)
-        self._show_ours(ours)
-        self._show_processes(sample, pids)
+        self._show_shares(shares)
+        self._show_processes(sample, owners)
 
-    def _show_memory(self, sample: GpuSample, ours: OurMemory | None) -> None:
+    def _show_memory(self, sample: GpuSample, shares: GpuShares | None) -> None:
         wanted = memory_class(sample.memory_fraction)
         bar = self._find("MemoryBar", MemoryBar)
         for widget in (bar, self._find(".gpu-mem-text", Static)):
             widget.update_classes({name: name == wanted for name in MEM_CLASSES})
-        share = ours.used if ours is not None else None
-        bar.set_memory(sample.memory_total, sample.memory_used, share)
+        ours = shares.ours if shares is not None else None
+        bar.set_memory(sample.memory_total, sample.memory_used, ours)
         self._text(".gpu-mem-text", memory_numbers(sample))
 
     def _show_history(self, sample: GpuSample, history: Sequence[HistoryPoint]) -> None:
@@ -278,42 +274,48 @@ class GpuBlock(Vertical):
         util_text = "N/A" if sample.util_gpu is None else f"{sample.util_gpu}%"
         self._text(".gpu-util-text", util_text, sized=True)
 
-    def _show_ours(self, ours: OurMemory | None) -> None:
-        line = self._find(".gpu-ours", Static)
-        self.set_class(ours is None, "-no-server")
-        line.set_class(ours is None or not ours.used, "-none")
-        self._text(".gpu-ours", ours_text(ours))
-        self.set_class(bool(ours and ours.used), "-serving")
+    def _show_shares(self, shares: GpuShares | None) -> None:
+        line = self._find(".gpu-ours", ShareLine)
+        entries = share_entries(shares)
+        self.set_class(shares is None, "-no-server")
+        line.set_class(not entries, "-none")
+        line.set_entries(entries)
+        self.set_class(bool(shares and shares.ours), "-serving")
 
-    def _show_processes(self, sample: GpuSample, pids: Collection[int]) -> None:
+    def _show_processes(self, sample: GpuSample, owners: Mapping[int, str]) -> None:
         rows = self._rows or list(self.query(ProcessRow))
         self._rows = rows
-        lines = process_lines(sample, pids, len(rows))
+        lines = process_lines(sample, owners, len(rows))
         for row, line in zip(rows, lines, strict=False):
             row.set_row(*line[:2], ours=line[2])
         for i, row in enumerate(rows):
             row.set_class(i >= len(lines), "-unused")
 
 
-def process_lines(
-    sample: GpuSample, pids: Collection[int], rows: int = MAX_PROCESS_ROWS
-) -> list[tuple[str, str, bool]]:
-    """(text, memory, ours) for each row shown; the last row sums those that do not fit.
+def process_text(proc: GpuProcess, owner: str | None) -> str:
+    """'● 4242 chat · VLLM::EngineCore' for one of ours, '  977 python3' for another's.
 
-    A process names itself (anyone's program can): its name is shown, never obeyed.
+    A process names itself (anyone's program can) and a server's name is the user's: both
+    are shown, never obeyed.
     """
+    name = visible(proc.name or "?")
+    if owner is None:
+        return f"  {proc.pid} {name}"
+    return f"● {proc.pid} {visible(owner)} · {name}"
+
+
+def process_lines(
+    sample: GpuSample, owners: Mapping[int, str], rows: int = MAX_PROCESS_ROWS
+) -> list[tuple[str, str, bool]]:
+    """(text, memory, ours) for each row shown; the last row sums those that do not fit."""
     if not sample.processes_known:
         return [("processes: N/A (not reported)", "", False)]
-    procs = process_order(sample.processes, pids)
+    procs = process_order(sample.processes, owners)
     if not procs:
         return [("no processes", "", False)]
     shown = procs if len(procs) <= rows else procs[: rows - 1]
     lines = [
-        (
-            f"{'●' if p.pid in pids else ' '} {p.pid} {visible(p.name or '?')}",
-            gib_text(p.used_memory),
-            p.pid in pids,
-        )
+        (process_text(p, owners.get(p.pid)), gib_text(p.used_memory), p.pid in owners)
         for p in shown
     ]
     rest = procs[len(shown) :]

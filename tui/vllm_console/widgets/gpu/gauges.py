@@ -8,17 +8,20 @@ tick, not a queue of stale ones. Each snapshot shown is then announced upwards a
 
 No driver and no GPU are states shown plainly on one line, with NVML's reason: a CPU build of
 vLLM still runs, so nothing else in the console cares. The app tells the strip which PIDs
-are our server's (`server_pids`) and, for containers where NVML reports other PIDs, the
-snapshot taken at launch (`baseline`); our share is then highlighted and summed per GPU.
+are each of our servers' (`owners`: a name and its process tree) and, for containers where
+NVML reports other PIDs, the snapshot taken at each launch (`baselines`); each GPU block then
+shows every server's share by name and the memory held by none of them
+(`core.gpu.owners.attribute`), and `Updated` carries those shares up.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 
 from textual import work
 from textual.app import ComposeResult
@@ -37,7 +40,7 @@ from vllm_console.core.gpu.nvml import (
     GpuState,
     Sampler,
 )
-from vllm_console.core.gpu.owners import OurMemory, our_memory
+from vllm_console.core.gpu.owners import GpuShares, attribute, owner_totals
 from vllm_console.core.text import visible
 from vllm_console.widgets.gpu.block import GpuBlock
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
@@ -46,6 +49,8 @@ SamplerFactory = Callable[..., Sampler]  # called as factory(interval=...)
 MIN_BLOCK_WIDTH = 38  # below this per block, blocks wrap onto more rows
 MAX_COLUMNS = 4
 CPU_NOTE = "a CPU build of vLLM can still run"
+NO_OWNERS: Mapping[str, frozenset[int]] = MappingProxyType({})
+NO_BASELINES: Mapping[str, GpuSnapshot] = MappingProxyType({})
 
 
 def state_text(snapshot: GpuSnapshot | None) -> str:
@@ -76,22 +81,29 @@ class GpuGauges(ReportsWorkerErrors, Container):
     DEFAULT_CSS = Path(__file__).with_name("gauges.tcss").read_text(encoding="utf-8")
 
     class Updated(Message):
-        """A new snapshot is shown; `ours` is our server's memory per GPU (empty: no server)."""
+        """A new snapshot is shown; `shares` is who holds each GPU's memory, by server
+        (empty: no server of ours)."""
 
-        def __init__(self, snapshot: GpuSnapshot, ours: tuple[OurMemory, ...]) -> None:
+        def __init__(self, snapshot: GpuSnapshot, shares: tuple[GpuShares, ...]) -> None:
             super().__init__()
             self.snapshot = snapshot
-            self.ours = ours
+            self.shares = shares
+
+        @property
+        def by_owner(self) -> dict[str, int | None]:
+            """Each server's memory over all GPUs (None: not known), for a header or a fleet."""
+            return owner_totals(self.shares)
 
     class _Sampled(Message):
         """From the sampler thread: a snapshot waits in the slot."""
 
     snapshot: var[GpuSnapshot | None] = var(None, always_update=True)
     """The snapshot shown; set by the worker, or by the host when there is no sampler."""
-    server_pids: var[frozenset[int]] = var(frozenset())
-    """PIDs of the server the console launched (its whole tree); empty when none runs."""
-    baseline: var[GpuSnapshot | None] = var(None)
-    """The snapshot taken at launch: our share where NVML lists none of our PIDs."""
+    owners: var[Mapping[str, frozenset[int]]] = var(NO_OWNERS)
+    """Each of our servers by name, with the PIDs of its whole tree; empty when none runs."""
+    baselines: var[Mapping[str, GpuSnapshot]] = var(NO_BASELINES)
+    """The snapshot taken at a server's launch, by name: its share where NVML lists none of
+    our PIDs (used while only one server has one)."""
 
     def __init__(
         self,
@@ -113,6 +125,8 @@ class GpuGauges(ReportsWorkerErrors, Container):
         self._paint_pending = False
         self._state_text = ""
         self._generation = 0  # of paints: a newer one stops an older one's remaining blocks
+        self._shares_of: tuple[object, ...] | None = None  # what `_shares` was worked out from
+        self._shares: tuple[GpuShares, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Static(state_text(None), classes="gpu-state")
@@ -156,7 +170,7 @@ class GpuGauges(ReportsWorkerErrors, Container):
             self._wake_pending = False
         if snapshot is not None:
             self.snapshot = snapshot
-            self.post_message(self.Updated(snapshot, self.ours()))
+            self.post_message(self.Updated(snapshot, self.shares()))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -166,31 +180,62 @@ class GpuGauges(ReportsWorkerErrors, Container):
         reason = f"the sampler failed: {type(error).__name__}: {error}"
         self.snapshot = GpuSnapshot(time.time(), GpuState.ERROR, reason)
 
+    # -- our servers ------------------------------------------------------------------------
+
+    def launching(self, name: str) -> None:
+        """`name` starts: its PIDs are not known yet, and the snapshot shown now (before it
+        takes any memory) is its baseline."""
+        self.owners = {**self.owners, name: frozenset()}
+        snap = self.snapshot
+        if snap is not None and snap.available:
+            self.baselines = {**self.baselines, name: snap}
+
+    def set_pids(self, name: str, pids: frozenset[int]) -> None:
+        """`name`'s process tree as last read."""
+        if self.owners.get(name) != pids:
+            self.owners = {**self.owners, name: pids}
+
+    def forget(self, name: str) -> GpuSnapshot | None:
+        """`name` is gone: no share of it is shown any more. Its baseline, if it had one."""
+        if name in self.owners:
+            self.owners = {k: v for k, v in self.owners.items() if k != name}
+        baseline = self.baselines.get(name)
+        if baseline is not None:
+            self.baselines = {k: v for k, v in self.baselines.items() if k != name}
+        return baseline
+
     # -- painting ---------------------------------------------------------------------------
 
-    def ours(self) -> tuple[OurMemory, ...]:
-        """Our server's memory per GPU in the shown snapshot; empty when no server runs."""
+    def shares(self) -> tuple[GpuShares, ...]:
+        """Who holds each GPU's memory in the shown snapshot; empty when no server runs.
+
+        Worked out once per snapshot, servers and baselines (a paint and `Updated` share it).
+        """
         snap = self.snapshot
-        if snap is None or not snap.available:
+        if snap is None or not snap.available or not (self.owners or self.baselines):
             return ()
-        if not self.server_pids and self.baseline is None:
-            return ()
-        return our_memory(snap, self.server_pids, self.baseline)
+        inputs = (snap, self.owners, self.baselines)
+        if self._shares_of is None or any(
+            a is not b for a, b in zip(inputs, self._shares_of, strict=True)
+        ):
+            self._shares = attribute(snap, self.owners, self.baselines)
+            self._shares_of = inputs
+        return self._shares
 
     def watch_snapshot(self) -> None:
         self._invalidate()
 
-    def watch_server_pids(self) -> None:
+    def watch_owners(self) -> None:
         self._invalidate()
 
-    def watch_baseline(self) -> None:
+    def watch_baselines(self) -> None:
         self._invalidate()
 
     def on_resize(self, event: Resize) -> None:
         self._set_columns()
 
     def _invalidate(self) -> None:
-        """Repaint once, however many of snapshot, PIDs and baseline changed meanwhile."""
+        """Repaint once, however many of snapshot, servers and baselines changed meanwhile."""
         if self._paint_pending or not self.is_mounted:
             return
         self._paint_pending = True
@@ -220,16 +265,16 @@ class GpuGauges(ReportsWorkerErrors, Container):
         blocks = self.query_one(".gpu-blocks", Container)
         if not shown or snap is None:
             return
-        ours = {o.index: o for o in self.ours()}
+        shares = {gpu.index: gpu for gpu in self.shares()}
         rings = dict(zip((d.index for d in snap.devices), snap.history, strict=False))
         jobs: list[Callable[[], None]] = []
         for block in blocks.query_children(GpuBlock):
             sample = snap.device(block.index)
             if sample is not None:
                 ring = rings.get(block.index, ())
-                jobs.append(
-                    partial(block.show, sample, ring, ours.get(block.index), self.server_pids)
-                )
+                gpu = shares.get(block.index)
+                owners = gpu.owner_of() if gpu is not None else {}
+                jobs.append(partial(block.show, sample, ring, gpu, owners))
         self._generation += 1
         self._show_blocks(self._generation, jobs)
         self._set_columns()
