@@ -71,7 +71,10 @@ async def test_chat_follows_the_server_on_ready(
         pid = app.server.pid
         assert pid is not None
         gauges = app.query_one(GpuGauges)
-        name = "org/tiny-model"  # the server's name: its model's, as none was given
+        request = app.server_state.request
+        assert request is not None
+        name = request.server_name  # the launch dialog's default: the model's last part
+        assert name == "tiny-model"
         await wait_until(pilot, lambda: pid in gauges.owners.get(name, ()), 10, "its PIDs")
 
         await pilot.press("c")
