@@ -1,11 +1,12 @@
 """The App: bindings, the command palette and navigation between widgets and screens.
 
-It owns no data of its own: the model browser scans, the details pane renders, the server
-pane runs vLLM, dialogs launch and download. The App passes their messages on (a highlighted
-model goes to the details pane, the server's to `controllers.server`, which launches, stops,
-quits and watches the GPUs after a stop) and decides which screen and tab are shown. A worker
-that fails anywhere is said in one notification (`widgets.worker_errors`). Heavy modules are
-imported by workers after the first frame, never here.
+It owns no data of its own: the model browser scans, the details pane renders, the fleet
+panel holds the servers (a pane each, running vLLM), dialogs launch and download. The App
+passes their messages on (a highlighted model goes to the details pane, the servers' and the
+fleet's to `controllers.server`, which launches, stops, quits and watches the GPUs after a
+stop) and decides which screen and tab are shown. A worker that fails anywhere is said in one
+notification (`widgets.worker_errors`). Heavy modules are imported by workers after the
+first frame, never here.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ if TYPE_CHECKING:
 
     from vllm_console.controllers.gpu_guard import GpuGuard
     from vllm_console.screens.download import Hub
+    from vllm_console.widgets.fleet.panel import FleetPanel
     from vllm_console.widgets.gpu.gauges import GpuGauges, SamplerFactory
     from vllm_console.widgets.server.pane import ServerPane
 
-NEEDS_PANES = ("stop", "show_log", "show_chat", "show_metrics", "relaunch_fix")
+NEEDS_PANES = ("server", "show_log", "show_chat", "show_metrics")
 MAIN_ONLY = (*NEEDS_PANES, "focus_models", "filter", "rescan", "download", "help", "history")
 
 
@@ -60,7 +62,7 @@ def default_sampler_factory() -> SamplerFactory:
 
 
 class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
-    """The console: the model browser, its details and the server, with dialogs over them."""
+    """The console: the model browser, its details and the servers, with dialogs over them."""
 
     CSS_PATH = "app.tcss"
     TITLE = "vLLM console"
@@ -88,7 +90,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         self._check_leftovers = check_leftovers
         self.catalog_entries: tuple[ModelEntry, ...] = ()
         self.header_line = HeaderLine()
-        self.server_state = ServerState()  # the server pane's, as its last message said
+        self.server_state = ServerState()  # the selected server's, as its last message said
         self._sampler_factory = sampler_factory  # None: the real one, once the strip mounts
         self._highlighted: ModelEntry | None = None  # for the details pane, once mounted
         self.panes_ready = asyncio.Event()  # set once the tabs after the first frame are in
@@ -143,7 +145,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         return title_content(title, sub_title)
 
     def _refresh_sub_title(self) -> None:
-        self.sub_title = self.header_line.text(self.server_state)
+        self.sub_title = self.header_line.text(self.servers.states())
 
     @property
     def gpu_guard(self) -> GpuGuard | None:
@@ -181,7 +183,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         tab = next((side.active for side in sides), "tab-details")
         empty = (
             not self.catalog_entries
-            and self.server_state.phase is None
+            and not self.servers.states()
             and tab not in ("tab-chat", "tab-metrics")
         )
         self.query_one("#main").set_class(empty, "-no-models")
@@ -192,8 +194,14 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
             self.servers.open_launch(message.entry)
 
     def on_server_pane_state_changed(self, message: ServerPane.StateChanged) -> None:
-        before, self.server_state = self.server_state, message.state
-        self.servers.state_changed(before, message.state)
+        self.servers.state_changed(message.name, message.state)
+        self._server_shown()
+
+    def on_fleet_panel_selected(self, message: FleetPanel.Selected) -> None:
+        self.servers.selected(message.name)
+        self._server_shown()
+
+    def _server_shown(self) -> None:
         self._refresh_sub_title()
         self._update_side()
         self.refresh_bindings()
@@ -224,13 +232,11 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
     def _model_downloaded(self, message: ModelDownloaded) -> None:
         self.browser.rescan(select_path=message.path, select_id=message.repo_id)
 
-    # -- the server: launch, stop, quit (controllers.server does the work) -----------------
+    # -- the servers: launch, stop, quit (controllers.server does the work) ----------------
 
-    def action_relaunch_fix(self) -> None:
-        self.servers.relaunch_fix()
-
-    def action_stop(self) -> None:
-        self.servers.stop()
+    def action_server(self, what: str) -> None:
+        """A server key ("stop", "stop_all", "relaunch", ...): `ServerController.act`."""
+        self.servers.act(what)
 
     async def action_quit(self) -> None:
         self.servers.quit()
@@ -243,7 +249,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
 
     def action_show_log(self) -> None:
         self.show_tab("tab-server")
-        self.server.log_view.focus()
+        self.fleet.focus_log()
 
     def action_focus_models(self) -> None:
         self.query_one("#model-table").focus()
@@ -286,8 +292,6 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
             return False
         if action in NEEDS_PANES and not self.panes_ready.is_set():
             return False  # the first fraction of a second, before the tabs are mounted
-        if action == "stop":
-            return True if self.server_state.running else None
-        if action == "relaunch_fix":
-            return self.server_state.fix is not None
+        if action == "server":
+            return self.servers.allows(str(parameters[0]))
         return True

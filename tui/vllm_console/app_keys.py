@@ -30,35 +30,51 @@ APP_BINDINGS: tuple[Binding, ...] = (
     ),
     Binding(
         "s",
-        "stop",
+        "server('stop')",
         "Stop",
         id="stop",
-        tooltip="Stop the server: SIGTERM, a grace period, then SIGKILL of its process group",
+        tooltip="Stop the selected server: SIGTERM, a grace period, then SIGKILL of its "
+        "process group; the others keep running",
+    ),
+    Binding(
+        "S",
+        "server('stop_all')",
+        "Stop all",
+        id="stop_all",
+        tooltip="Stop every server of the fleet (asks first when more than one runs)",
+    ),
+    Binding(
+        "R",
+        "server('relaunch')",
+        "Relaunch",
+        id="relaunch",
+        tooltip="Launch the selected server again with its last settings (stopped first)",
     ),
     Binding(
         "l",
         "show_log",
         "Log",
         id="log",
-        tooltip="The server tab: phase, diagnosis and the live log",
+        tooltip="The servers tab: the fleet's table, and the selected server's phase, "
+        "diagnosis and live log",
     ),
     Binding(
         "c",
         "show_chat",
         "Chat",
         id="chat",
-        tooltip="The chat tab: talk to the server (pointed at a launched one once it is ready)",
+        tooltip="The chat tab: talk to the selected server (it follows the selected row)",
     ),
     Binding(
         "m",
         "show_metrics",
         "Metrics",
         id="metrics",
-        tooltip="The metrics tab: the server's /metrics, read while the tab is shown",
+        tooltip="The metrics tab: the selected server's /metrics, read while the tab is shown",
     ),
     Binding(
         "f",
-        "relaunch_fix",
+        "server('relaunch_fix')",
         "Fix",
         id="fix",
         tooltip="After a failure with a known fix: the launch dialog with that field changed",
@@ -76,7 +92,7 @@ APP_BINDINGS: tuple[Binding, ...] = (
         "quit",
         "Quit",
         id="quit",
-        tooltip="Leave the console (asks first while a server runs)",
+        tooltip="Leave the console (asks first while servers run)",
     ),
     # Out of the chat's prompt (or any pane) back to the model table: keys work again.
     Binding(
