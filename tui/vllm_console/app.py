@@ -42,9 +42,10 @@ from vllm_console.widgets.side import WIDE_TABS, PaneLookup
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors, WorkerFailed, failure_line
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from vllm_console.controllers.gpu_guard import GpuGuard
+    from vllm_console.core.fleet.model import Member
     from vllm_console.screens.download import Hub
     from vllm_console.widgets.fleet.panel import FleetPanel
     from vllm_console.widgets.gpu.gauges import GpuGauges, SamplerFactory
@@ -80,8 +81,9 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         first_frame_file: Path | None = None,
         check_leftovers: bool = False,
         sampler_factory: SamplerFactory | None = None,
+        members: Sequence[Member] = (),
     ) -> None:
-        """`sampler_factory` makes the GPU strip's sampler; None: the real NVML one."""
+        """`sampler_factory`: the GPU strip's sampler (None: NVML's); `members`: a fleet file's."""
         super().__init__()
         self.settings = settings
         self._catalog = catalog
@@ -94,7 +96,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         self._sampler_factory = sampler_factory  # None: the real one, once the strip mounts
         self._highlighted: ModelEntry | None = None  # for the details pane, once mounted
         self.panes_ready = asyncio.Event()  # set once the tabs after the first frame are in
-        self.servers = ServerController(self, Dialogs())
+        self.servers = ServerController(self, Dialogs(), members)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▲")
@@ -158,6 +160,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterator[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Run history", "Past runs and their logs", self.action_history)
+        yield from self.servers.commands()
 
     # -- messages from widgets and screens ------------------------------------------------
 
@@ -234,8 +237,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
 
     # -- the servers: launch, stop, quit (controllers.server does the work) ----------------
 
-    def action_server(self, what: str) -> None:
-        """A server key ("stop", "stop_all", "relaunch", ...): `ServerController.act`."""
+    def action_server(self, what: str) -> None:  # "stop", "stop_all", "relaunch", ...
         self.servers.act(what)
 
     async def action_quit(self) -> None:

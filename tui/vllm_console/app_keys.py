@@ -81,6 +81,14 @@ APP_BINDINGS: tuple[Binding, ...] = (
     ),
     Binding("h", "history", "Runs", id="history", tooltip="Past runs and their logs"),
     Binding(
+        "W",
+        "server('save_fleet')",
+        "Save fleet",
+        show=False,
+        id="save_fleet",
+        tooltip="Write every server to a fleet file (vllm-console --fleet FILE opens it)",
+    ),
+    Binding(
         "question_mark",
         "help",
         "Help",

@@ -18,20 +18,23 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from vllm_console.controllers.fleet import FleetProcesses
+from vllm_console.controllers.fleet_file import FleetFiles
 from vllm_console.controllers.leaving import Leaving
 from vllm_console.core.serve.diagnose import Phase
 
 # Annotations only: the App imports this module before its first frame.
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
+    from textual.app import SystemCommand
     from textual.screen import Screen
 
     from vllm_console.app import VllmConsoleApp
     from vllm_console.config import Settings
     from vllm_console.controllers.gpu_guard import AskToKill, GpuGuard
     from vllm_console.core.catalog.entry import ModelEntry
+    from vllm_console.core.fleet.model import Member
     from vllm_console.core.gpu.nvml import GpuSnapshot
     from vllm_console.core.serve.leftovers import Leftover
     from vllm_console.core.serve.runs import RunInfo
@@ -78,20 +81,28 @@ class DialogMaker(Protocol):
 class ServerController:
     """Launch, stop and relaunch members, and the GPU guard that watches a stop."""
 
-    def __init__(self, app: VllmConsoleApp, dialogs: DialogMaker) -> None:
+    def __init__(
+        self, app: VllmConsoleApp, dialogs: DialogMaker, members: Sequence[Member] = ()
+    ) -> None:
+        """`members`: a fleet file's, added once the fleet panel is in."""
         self._app = app
         self._dialogs = dialogs
+        self._members = tuple(members)
         self.guard: GpuGuard | None = None  # with the GPU strip, after the first frame
         self.processes = FleetProcesses(app, lambda: self.guard)
         self.leaving = Leaving(app, dialogs, self)
+        self.files = FleetFiles(app, dialogs, self)
         self._states: dict[str, ServerState] = {}  # each member's, as its last message said
 
     def panes_mounted(self) -> None:
-        """The fleet panel and the GPU strip are in: watch the members' processes."""
+        """The fleet panel and the GPU strip are in: watch the members' processes, and
+        launch the fleet file's."""
         from vllm_console.controllers.gpu_guard import GpuGuard
 
         self.guard = GpuGuard(self._app, self._dialogs.ask_to_kill)
         self.processes.start()
+        if self._members:
+            self.files.open(self._members)
 
     # -- the members' states ------------------------------------------------------------------
 
@@ -186,8 +197,21 @@ class ServerController:
             "stop_all": self.stop_all,
             "relaunch": self.relaunch,
             "relaunch_fix": self.relaunch_fix,
+            "save_fleet": self.files.save,
         }
         actions[what]()
+
+    def commands(self) -> Iterator[SystemCommand]:
+        """The fleet's entries in the command palette."""
+        from textual.app import SystemCommand
+
+        for what, title, help_text in (
+            ("relaunch", "Relaunch server", "The selected server again, with its last settings"),
+            ("stop_all", "Stop all servers", "Every server of the fleet (asks first)"),
+            ("save_fleet", "Save fleet", "Write every server to a fleet file"),
+        ):
+            if self.allows(what):
+                yield SystemCommand(title, help_text, lambda what=what: self.act(what))
 
     def allows(self, action: str) -> bool | None:
         """`check_action` for the servers' keys: None greys a key out, False hides it (the
@@ -201,6 +225,9 @@ class ServerController:
             return state.request is not None
         if action == "relaunch_fix":
             return state.fix is not None
+        if action == "save_fleet":
+            fleet = self._fleet()
+            return fleet is not None and bool(fleet.names)
         return True
 
     # -- launching --------------------------------------------------------------------------
