@@ -14,6 +14,8 @@ from tests.fakes.net import free_port
 from tests.widgets.console_helpers import wait_until
 from tests.widgets.test_server_flow import close_leftovers, make_app, open_dialog
 from vllm_console.app import VllmConsoleApp
+from vllm_console.core.fleet.model import FleetContext
+from vllm_console.core.gpu.samples import GpuProcess, GpuSample, GpuSnapshot, GpuState
 from vllm_console.core.serve.diagnose import Phase
 from vllm_console.core.serve.process import stop_group
 from vllm_console.core.serve.proctable import port_is_free, session_pids
@@ -137,6 +139,53 @@ async def test_two_servers_two_rows_selection_and_stops(
         )
         assert port_is_free("127.0.0.1", first_port) and port_is_free("127.0.0.1", second_port)
         assert app.check_action("server", ("stop_all",)) is False  # hidden: none runs
+
+
+async def test_the_strip_and_the_launch_dialog_learn_each_member_s_processes(
+    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any
+) -> None:
+    GiB = 1 << 30
+    app = make_app(tmp_path, fake_catalog, make_folder_entry)
+    async with app.run_test(size=(140, 44)) as pilot:
+        first, second, first_port, second_port = await launch_two(app, pilot)
+        roots = {name: app.fleet.panes[name].pid for name in (first, second)}
+        processes = app.servers.processes
+        await wait_until(pilot, lambda: set(processes.owners) == {first, second}, 10, "PIDs")
+        for name, root in roots.items():
+            assert root is not None and root in processes.owners[name]
+            assert set(session_pids(root)) <= processes.owners[name]
+        assert not processes.owners[first] & processes.owners[second]
+        # until the strip takes the mapping, it gets the union
+        assert app.gauges.server_pids == processes.owners[first] | processes.owners[second]
+
+        def on_gpu(index: int, *held: tuple[int, int]) -> GpuSample:
+            procs = tuple(GpuProcess(pid, used) for pid, used in held)
+            return GpuSample(index, memory_total=80 * GiB, processes=procs, processes_known=True)
+
+        other = 999_999  # not ours: its memory is no member's
+        assert roots[first] is not None and roots[second] is not None
+        app.gauges.snapshot = GpuSnapshot(
+            0.0,
+            GpuState.OK,
+            "",
+            devices=(
+                on_gpu(0, (roots[first], 20 * GiB), (other, 5 * GiB)),
+                on_gpu(1, (roots[second], 7 * GiB)),
+            ),
+        )
+        assert processes.fleet_context() == FleetContext(
+            names=frozenset({first, second}),
+            ports=frozenset({first_port, second_port}),
+            held={0: 20 * GiB, 1: 7 * GiB},
+        )
+        app.fleet.select(first)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: first not in processes.owners, 20, "forgotten")
+        assert processes.fleet_context().names == {second}
+        assert processes.fleet_context().ports == {second_port}
+        await pilot.press("S")  # one runs: no question
+        await wait_until(pilot, lambda: not processes.owners, 20, "all forgotten")
+        assert app.gauges.server_pids == frozenset()
 
 
 async def test_relaunch_the_selected_with_its_last_request(
