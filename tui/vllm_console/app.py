@@ -167,8 +167,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
     @on(ModelBrowser.Highlighted)
     def _show_details(self, message: ModelBrowser.Highlighted) -> None:
         # query, not query_one: a late highlight may arrive while the app closes
-        self._highlighted = message.entry
-        entry = message.entry
+        self._highlighted = entry = message.entry
         for details in self.query("#details").results(ModelDetails):
             details.entry = entry
             details.fit = self.browser.fits.get(entry.key) if entry is not None else None
@@ -214,7 +213,8 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
 
         self.header_line.gpus = memory_summary(message.snapshot)
         self._refresh_sub_title()
-        self.browser.set_gpus(message.snapshot)
+        for browser in self.query("#browser").results(ModelBrowser):  # none while closing
+            browser.set_gpus(message.snapshot)
         self.servers.gauges_updated(message)
 
     def on_worker_failed(self, message: WorkerFailed) -> None:
