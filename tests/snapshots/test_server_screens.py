@@ -1,7 +1,7 @@
-"""Snapshots of the launch dialog and of the server pane after a diagnosed failure.
+"""Snapshots of the launch dialog and of the servers tab after a diagnosed failure.
 
 All are made deterministic: vLLM is "found" at a fixed path, the port check gives a fixed
-answer, the GPUs are the stand-in NVML's, the server pane is given a fixed state and log (no
+answer, the GPUs are the stand-in NVML's, the one member's pane is given a fixed state and log (no
 process starts). Regenerate with `pytest tests/snapshots --snapshot-update` after an
 intended change.
 """
@@ -28,7 +28,6 @@ from vllm_console.core.serve.ports import PortChoice
 from vllm_console.core.serve.spec import LaunchRequest, LaunchSpec
 from vllm_console.screens import launch_form as form
 from vllm_console.screens.launch import LaunchScreen
-from vllm_console.widgets.server.pane import ServerPane
 
 DEMO_SETTINGS = Settings(
     hf_hub_cache_override=Path("/home/you/.cache/huggingface/hub"),
@@ -154,7 +153,8 @@ def test_server_pane_after_a_failure(snap_compare: Any, demo_catalog: Any) -> No
 
     async def show_failure(pilot: Any) -> None:
         await settle(pilot)
-        pane = pilot.app.query_one(ServerPane)
+        pane = await pilot.app.fleet.add_local("qwen")  # a member, as a launch makes one
+        pilot.app.fleet.select("qwen")
         pane._set_state(
             phase=Phase.FAILED,
             label="qwen",

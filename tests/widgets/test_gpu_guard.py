@@ -177,9 +177,9 @@ async def test_a_stop_before_the_first_pid_read_still_names_the_worker(
 ) -> None:
     """No periodic read of the server's processes has happened (our share is known only as
     the change since launch); the stop reads them, so the stray worker is named and killable."""
-    import vllm_console.controllers.server as server_module
+    import vllm_console.controllers.fleet as fleet_module
 
-    monkeypatch.setattr(server_module, "PIDS_INTERVAL", 3600.0)
+    monkeypatch.setattr(fleet_module, "PIDS_INTERVAL", 3600.0)
     nv = LiveNvml()
     app = make_app(tmp_path, fake_catalog, make_folder_entry, nv)
     async with app.run_test(size=(120, 40)) as pilot:

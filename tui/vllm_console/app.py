@@ -1,11 +1,12 @@
 """The App: bindings, the command palette and navigation between widgets and screens.
 
-It owns no data of its own: the model browser scans, the details pane renders, the server
-pane runs vLLM, dialogs launch and download. The App passes their messages on (a highlighted
-model goes to the details pane, the server's to `controllers.server`, which launches, stops,
-quits and watches the GPUs after a stop) and decides which screen and tab are shown. A worker
-that fails anywhere is said in one notification (`widgets.worker_errors`). Heavy modules are
-imported by workers after the first frame, never here.
+It owns no data of its own: the model browser scans, the details pane renders, the fleet
+panel holds the servers (a pane each, running vLLM), dialogs launch and download. The App
+passes their messages on (a highlighted model goes to the details pane, the servers' and the
+fleet's to `controllers.server`, which launches, stops, quits and watches the GPUs after a
+stop) and decides which screen and tab are shown. A worker that fails anywhere is said in one
+notification (`widgets.worker_errors`). Heavy modules are imported by workers after the
+first frame, never here.
 """
 
 from __future__ import annotations
@@ -41,14 +42,16 @@ from vllm_console.widgets.side import WIDE_TABS, PaneLookup
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors, WorkerFailed, failure_line
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from vllm_console.controllers.gpu_guard import GpuGuard
+    from vllm_console.core.fleet.model import Member
     from vllm_console.screens.download import Hub
+    from vllm_console.widgets.fleet.panel import FleetPanel
     from vllm_console.widgets.gpu.gauges import GpuGauges, SamplerFactory
     from vllm_console.widgets.server.pane import ServerPane
 
-NEEDS_PANES = ("stop", "show_log", "show_chat", "show_metrics", "relaunch_fix")
+NEEDS_PANES = ("server", "show_log", "show_chat", "show_metrics")
 MAIN_ONLY = (*NEEDS_PANES, "focus_models", "filter", "rescan", "download", "help", "history")
 
 
@@ -60,7 +63,7 @@ def default_sampler_factory() -> SamplerFactory:
 
 
 class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
-    """The console: the model browser, its details and the server, with dialogs over them."""
+    """The console: the model browser, its details and the servers, with dialogs over them."""
 
     CSS_PATH = "app.tcss"
     TITLE = "vLLM console"
@@ -78,8 +81,9 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         first_frame_file: Path | None = None,
         check_leftovers: bool = False,
         sampler_factory: SamplerFactory | None = None,
+        members: Sequence[Member] = (),
     ) -> None:
-        """`sampler_factory` makes the GPU strip's sampler; None: the real NVML one."""
+        """`sampler_factory`: the GPU strip's sampler (None: NVML's); `members`: a fleet file's."""
         super().__init__()
         self.settings = settings
         self._catalog = catalog
@@ -88,11 +92,11 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         self._check_leftovers = check_leftovers
         self.catalog_entries: tuple[ModelEntry, ...] = ()
         self.header_line = HeaderLine()
-        self.server_state = ServerState()  # the server pane's, as its last message said
+        self.server_state = ServerState()  # the selected server's, as its last message said
         self._sampler_factory = sampler_factory  # None: the real one, once the strip mounts
         self._highlighted: ModelEntry | None = None  # for the details pane, once mounted
         self.panes_ready = asyncio.Event()  # set once the tabs after the first frame are in
-        self.servers = ServerController(self, Dialogs())
+        self.servers = ServerController(self, Dialogs(), members)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▲")
@@ -143,7 +147,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         return title_content(title, sub_title)
 
     def _refresh_sub_title(self) -> None:
-        self.sub_title = self.header_line.text(self.server_state)
+        self.sub_title = self.header_line.text(self.servers.states())
 
     @property
     def gpu_guard(self) -> GpuGuard | None:
@@ -156,14 +160,14 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterator[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Run history", "Past runs and their logs", self.action_history)
+        yield from self.servers.commands()
 
     # -- messages from widgets and screens ------------------------------------------------
 
     @on(ModelBrowser.Highlighted)
     def _show_details(self, message: ModelBrowser.Highlighted) -> None:
         # query, not query_one: a late highlight may arrive while the app closes
-        self._highlighted = message.entry
-        entry = message.entry
+        self._highlighted = entry = message.entry
         for details in self.query("#details").results(ModelDetails):
             details.entry = entry
             details.fit = self.browser.fits.get(entry.key) if entry is not None else None
@@ -181,7 +185,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         tab = next((side.active for side in sides), "tab-details")
         empty = (
             not self.catalog_entries
-            and self.server_state.phase is None
+            and not self.servers.states()
             and tab not in ("tab-chat", "tab-metrics")
         )
         self.query_one("#main").set_class(empty, "-no-models")
@@ -192,8 +196,14 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
             self.servers.open_launch(message.entry)
 
     def on_server_pane_state_changed(self, message: ServerPane.StateChanged) -> None:
-        before, self.server_state = self.server_state, message.state
-        self.servers.state_changed(before, message.state)
+        self.servers.state_changed(message.name, message.state)
+        self._server_shown()
+
+    def on_fleet_panel_selected(self, message: FleetPanel.Selected) -> None:
+        self.servers.selected(message.name)
+        self._server_shown()
+
+    def _server_shown(self) -> None:
         self._refresh_sub_title()
         self._update_side()
         self.refresh_bindings()
@@ -203,7 +213,8 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
 
         self.header_line.gpus = memory_summary(message.snapshot)
         self._refresh_sub_title()
-        self.browser.set_gpus(message.snapshot)
+        for browser in self.query("#browser").results(ModelBrowser):  # none while closing
+            browser.set_gpus(message.snapshot)
         self.servers.gauges_updated(message)
 
     def on_worker_failed(self, message: WorkerFailed) -> None:
@@ -224,13 +235,10 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
     def _model_downloaded(self, message: ModelDownloaded) -> None:
         self.browser.rescan(select_path=message.path, select_id=message.repo_id)
 
-    # -- the server: launch, stop, quit (controllers.server does the work) -----------------
+    # -- the servers: launch, stop, quit (controllers.server does the work) ----------------
 
-    def action_relaunch_fix(self) -> None:
-        self.servers.relaunch_fix()
-
-    def action_stop(self) -> None:
-        self.servers.stop()
+    def action_server(self, what: str) -> None:  # "stop", "stop_all", "relaunch", ...
+        self.servers.act(what)
 
     async def action_quit(self) -> None:
         self.servers.quit()
@@ -243,7 +251,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
 
     def action_show_log(self) -> None:
         self.show_tab("tab-server")
-        self.server.log_view.focus()
+        self.fleet.focus_log()
 
     def action_focus_models(self) -> None:
         self.query_one("#model-table").focus()
@@ -286,8 +294,6 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
             return False
         if action in NEEDS_PANES and not self.panes_ready.is_set():
             return False  # the first fraction of a second, before the tabs are mounted
-        if action == "stop":
-            return True if self.server_state.running else None
-        if action == "relaunch_fix":
-            return self.server_state.fix is not None
+        if action == "server":
+            return self.servers.allows(str(parameters[0]))
         return True

@@ -12,10 +12,14 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vllm_console import __version__, compat
 from vllm_console.config import ConfigError, EnvFileError, Settings, settings_from_process
 from vllm_console.core.text import visible
+
+if TYPE_CHECKING:
+    from vllm_console.core.fleet.model import Member
 
 # Set to a file path, the console writes time.time() there after its first frame and exits:
 # bench/bench_first_frame.py measures startup with it.
@@ -59,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"vllm-console {__version__}")
+    parser.add_argument(
+        "--fleet",
+        type=Path,
+        metavar="FILE",
+        help="open the console with a fleet file's servers (local ones launched)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("models", parents=[common], help="list the models found on disk")
@@ -230,18 +240,41 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             extra_args=shlex.join(args.extra),
         )
         return cmd_serve(settings, opts)
-    return run_console(settings)
+    return run_console(settings, getattr(args, "fleet", None))
 
 
-def run_console(settings: Settings) -> int:
-    """Run the console until the user quits; the exit status."""
+def read_fleet(path: Path, settings: Settings) -> tuple[Member, ...] | None:
+    """The fleet file's members; None (every problem said) when it cannot be used."""
+    from vllm_console.core.fleet.file import (  # type: ignore[import, unused-ignore]
+        FleetFileError,
+        load_fleet,
+    )
+
+    try:
+        members: tuple[Member, ...] = load_fleet(path, settings).members
+    except FleetFileError as exc:
+        for problem in exc.problems:
+            print(visible(f"vllm-console: {problem}"), file=sys.stderr)
+        return None
+    return members
+
+
+def run_console(settings: Settings, fleet: Path | None = None) -> int:
+    """Run the console until the user quits; the exit status. `fleet`: a fleet file, read
+    (and refused with exit status 2, its problems said) before the console starts."""
+    members = read_fleet(fleet, settings) if fleet is not None else ()
+    if members is None:
+        return 2
     compat.gc_off_for_imports()
     from vllm_console.app import VllmConsoleApp
 
     compat.gc_freeze_imports()
     marker = os.environ.get(FIRST_FRAME_ENV)
     app = VllmConsoleApp(
-        settings, first_frame_file=Path(marker) if marker else None, check_leftovers=True
+        settings,
+        first_frame_file=Path(marker) if marker else None,
+        check_leftovers=True,
+        members=members,
     )
     app.run()
     return app.return_code or 0

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 # Annotations only: the App imports this module before its first frame.
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from pathlib import Path
 
     from textual.app import App
     from textual.screen import Screen
@@ -59,15 +60,27 @@ class Dialogs:
             fleet=fleet,
         )
 
-    def quit(self, label: str) -> Screen[QuitChoice | None]:
+    def quit(self, names: Sequence[str]) -> Screen[QuitChoice | None]:
         from vllm_console.screens.quit import QuitScreen
 
-        return QuitScreen(label)
+        return QuitScreen(names)
 
-    def leftovers(self, settings: Settings, found: list[Leftover]) -> Screen[RunInfo | None]:
+    def confirm(self, title: str, text: str, yes: str) -> Screen[bool]:
+        from vllm_console.screens.ask import ConfirmScreen
+
+        return ConfirmScreen(title, text, yes)
+
+    def fleet_path(self, cwd: Path) -> Screen[Path | None]:
+        from vllm_console.screens.ask import FleetPathScreen
+
+        return FleetPathScreen(cwd)
+
+    def leftovers(
+        self, settings: Settings, found: list[Leftover], attach: Callable[[RunInfo], None]
+    ) -> Screen[None]:
         from vllm_console.screens.leftovers import LeftoversScreen
 
-        return LeftoversScreen(settings, found)
+        return LeftoversScreen(settings, found, attach)
 
     def ask_to_kill(
         self,

@@ -45,6 +45,7 @@ SECTIONS = {
     "vllm_console.screens.runs": "Run history",
     "vllm_console.screens.leftovers": "Servers left from earlier runs",
     "vllm_console.screens.quit": "Quit dialog",
+    "vllm_console.screens.ask": "Stop all, save the fleet",
     "vllm_console.screens.help": "This screen",
 }
 

@@ -1,7 +1,8 @@
-"""Asked on quit while a server runs: stop it, leave it running, or stay."""
+"""Asked on quit while servers run: stop them all, leave them all running, or stay."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -18,9 +19,9 @@ from vllm_console.core.text import visible
 QuitChoice = Literal["stop", "leave"]
 
 LEAVE_NOTE = (
-    "Leaving it running keeps the model loaded after the console exits. The run is "
-    "recorded, its log keeps being written, and the next console offers to attach to it "
-    "or stop it."
+    "Leaving them running keeps the models loaded after the console exits. Each run is "
+    "recorded with its name, its log keeps being written, and the next console offers to "
+    "attach to them all or stop them."
 )
 
 
@@ -35,32 +36,35 @@ class QuitScreen(ModalScreen[QuitChoice | None]):
             "choose('stop')",
             "Stop and quit",
             id="quit.stop",
-            tooltip="Stop the server, wait for its GPU memory to come back, then quit",
+            tooltip="Stop every server, wait for their GPU memory to come back, then quit",
         ),
         Binding(
             "l",
             "choose('leave')",
             "Leave running",
             id="quit.leave",
-            tooltip="Quit and leave the server running; the next console can attach to it",
+            tooltip="Quit and leave every server running; the next console can attach to them",
         ),
         Binding("escape", "cancel", "Cancel", id="quit.cancel", tooltip="Stay in the console"),
     ]
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, names: Sequence[str]) -> None:
+        """`names`: the servers that run (the fleet's members' names)."""
         super().__init__()
-        self._label = label
+        self._names = tuple(names)
 
     def compose(self) -> ComposeResult:
+        many = len(self._names) > 1
+        # Names come from users and files: shown as they are, never as markup.
+        shown = ", ".join(visible(name) for name in self._names)
+        title = f"{len(self._names)} servers are running: " if many else "A server is running: "
         with Vertical(id="quit-dialog"):
-            yield Static(
-                Content.assemble("A server is running: ", (visible(self._label), "bold")),
-                id="quit-title",
-            )
+            yield Static(Content.assemble(title, (shown, "bold")), id="quit-title")
             yield Static(LEAVE_NOTE, id="quit-note")
             with Horizontal(id="quit-buttons"):
-                yield Button("Stop it and quit (s)", id="quit-stop", variant="error")
-                yield Button("Leave it running (l)", id="quit-leave", variant="primary")
+                them = "them all" if many else "it"
+                yield Button(f"Stop {them} and quit (s)", id="quit-stop", variant="error")
+                yield Button(f"Leave {them} running (l)", id="quit-leave", variant="primary")
                 yield Button("Cancel (esc)", id="quit-cancel")
 
     def on_mount(self) -> None:

@@ -1,20 +1,34 @@
-"""The header's line after the title: the catalog, the server and the GPUs at a glance.
+"""The header's line after the title: the catalog, the fleet and the GPUs at a glance.
 
-'vLLM console │ 12 models · 3 with problems · server ready · up 3:12 · 20.1/80.0 GiB'. Each
-part comes from a different message (the browser's catalog, the server pane's state, the GPU
-strip's snapshot); the App keeps one `HeaderLine`, sets the part a message changes, and
-shows `text(...)` as its sub-title, once a second too for the server's clock.
+'vLLM console │ 12 models · 3 with problems · servers: 2 ready, 1 starting · GPU 20.1/80 GiB'.
+Each part comes from a different message (the browser's catalog, the server panes' states,
+the GPU strip's snapshot); the App keeps one `HeaderLine`, sets the part a message changes,
+and shows `text(...)` as its sub-title, once a second too.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from textual.content import Content
 
 from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.serve.diagnose import Phase
 from vllm_console.core.text import visible
-from vllm_console.widgets.server.status import ServerState, header_text
+from vllm_console.widgets.server.status import ServerState
+
+# How each phase is counted in the sum, in the order the sum names them.
+SUMMED = {
+    Phase.READY: "ready",
+    Phase.STARTING: "starting",
+    Phase.LOADING_WEIGHTS: "starting",
+    Phase.ALLOCATING_KV: "starting",
+    Phase.STARTING_SERVER: "starting",
+    Phase.STOPPING: "stopping",
+    Phase.FAILED: "failed",
+    Phase.STOPPED: "stopped",
+}
 
 
 def catalog_summary(entries: Iterable[ModelEntry], scanning: bool) -> str:
@@ -29,6 +43,14 @@ def catalog_summary(entries: Iterable[ModelEntry], scanning: bool) -> str:
     return " · ".join(parts)
 
 
+def fleet_summary(states: Iterable[ServerState]) -> str:
+    """The header's fleet part: 'servers: 2 ready, 1 starting, 1 failed'; '' with none."""
+    counts = Counter(SUMMED[s.phase] for s in states if s.phase is not None)
+    order = dict.fromkeys(SUMMED.values())
+    parts = [f"{counts[word]} {word}" for word in order if counts[word]]
+    return f"servers: {', '.join(parts)}" if parts else ""
+
+
 def title_content(title: str, sub_title: str) -> Content:
     """The header's text; one separator, owned by the title: no styled run starts with a
     space."""
@@ -40,12 +62,12 @@ def title_content(title: str, sub_title: str) -> Content:
 
 
 class HeaderLine:
-    """The catalog and GPU parts as their last messages said; the server's is read live."""
+    """The catalog and GPU parts as their last messages said; the fleet's is read live."""
 
     def __init__(self) -> None:
         self.catalog = catalog_summary((), scanning=True)  # the first frame: still looking
         self.gpus = ""
 
-    def text(self, server: ServerState) -> str:
-        parts = (self.catalog, header_text(server), self.gpus)
+    def text(self, servers: Iterable[ServerState]) -> str:
+        parts = (self.catalog, fleet_summary(servers), self.gpus)
         return " · ".join(part for part in parts if part)

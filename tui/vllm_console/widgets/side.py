@@ -1,4 +1,4 @@
-"""The main screen's side: the Details, Server, Chat and Metrics tabs.
+"""The main screen's side: the Details, Servers, Chat and Metrics tabs.
 
 They join right after the first frame (their imports and layout would double the time to
 it): the App mounts an empty `SideTabs`, then awaits `add_panes`. The panes do not know each
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from textual.css.query import NoMatches
 from textual.dom import DOMNode
 from textual.widgets import TabbedContent, TabPane
 
@@ -19,6 +20,7 @@ from vllm_console.widgets.models.details import ModelDetails
 
 if TYPE_CHECKING:
     from vllm_console.widgets.chat.pane import ChatPane
+    from vllm_console.widgets.fleet.panel import FleetPanel
     from vllm_console.widgets.gpu.gauges import GpuGauges
     from vllm_console.widgets.metrics.panel import MetricsPanel
     from vllm_console.widgets.server.pane import ServerPane
@@ -27,19 +29,20 @@ WIDE_TABS = ("tab-server", "tab-chat", "tab-metrics")  # tabs that widen the sid
 
 
 class SideTabs(TabbedContent):
-    """Details of the highlighted model, the server, the chat and the metrics."""
+    """Details of the highlighted model, the servers, the chat and the metrics."""
 
     async def add_panes(self, settings: Settings, entry: ModelEntry | None) -> None:
         """Mount the four panes; `entry` is the model highlighted by then."""
         from vllm_console.widgets.chat.pane import ChatPane
         from vllm_console.widgets.chat.state import EndpointConfig
+        from vllm_console.widgets.fleet.panel import FleetPanel
         from vllm_console.widgets.metrics.panel import MetricsPanel
-        from vllm_console.widgets.server.pane import ServerPane
 
         await self.add_pane(TabPane("Details", ModelDetails(id="details"), id="tab-details"))
         self.query_one("#details", ModelDetails).entry = entry
         chat = ChatPane(EndpointConfig.from_settings(settings), export_dir=settings.cwd)
-        await self.add_pane(TabPane("Server", ServerPane(settings, id="server"), id="tab-server"))
+        fleet = FleetPanel(settings, id="fleet")
+        await self.add_pane(TabPane("Servers", fleet, id="tab-server"))
         await self.add_pane(TabPane("Chat", chat, id="tab-chat"))
         metrics = MetricsPanel(settings.base_url, settings.api_key)
         await self.add_pane(TabPane("Metrics", metrics, id="tab-metrics"))
@@ -54,10 +57,19 @@ class PaneLookup:
         return _node(self).query_one("#browser", ModelBrowser)
 
     @property
-    def server(self: Any) -> ServerPane:
-        from vllm_console.widgets.server.pane import ServerPane
+    def fleet(self: Any) -> FleetPanel:
+        from vllm_console.widgets.fleet.panel import FleetPanel
 
-        return _node(self).query_one("#server", ServerPane)
+        return _node(self).query_one("#fleet", FleetPanel)
+
+    @property
+    def server(self: Any) -> ServerPane:
+        """The selected member's pane; NoMatches while no local member is selected."""
+        fleet: FleetPanel = self.fleet
+        pane = fleet.selected_pane
+        if pane is None:
+            raise NoMatches("no local server is selected")
+        return pane
 
     @property
     def chat(self: Any) -> ChatPane:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +43,19 @@ def _all_pids() -> list[int]:
 
 def session_pids(sid: int) -> list[int]:
     """Live (non-zombie) processes whose session id is `sid`."""
-    found = []
+    return sessions_pids((sid,))[sid]
+
+
+def sessions_pids(sids: Collection[int]) -> dict[int, list[int]]:
+    """Live processes of each session in `sids`, in one pass over /proc (a fleet's servers
+    are read together every few seconds)."""
+    found: dict[int, list[int]] = {sid: [] for sid in sids}
     for pid in _all_pids():
         fields = _stat_fields(pid)
-        if fields and len(fields) > 3 and fields[0] != "Z" and int(fields[3]) == sid:
-            found.append(pid)
+        if fields and len(fields) > 3 and fields[0] != "Z":
+            members = found.get(int(fields[3]))
+            if members is not None:
+                members.append(pid)
     return found
 
 

@@ -1,5 +1,8 @@
 """The server pane: one vLLM server's status line, diagnosis and live log.
 
+A fleet has one pane per local member (`widgets.fleet` holds them); each is named after its
+member (`server_name`), runs its own session and says which member it is in its messages.
+
 The server is a `ServerSession` read inside an async worker (started from the event-loop
 thread, so the child is forked there): cancelling the worker closes the session, which stops
 the server. The session spawns, records and judges the run exactly as for the headless
@@ -78,17 +81,23 @@ class ServerPane(ReportsWorkerErrors, Vertical):
     ]
 
     class StateChanged(Message):
-        """The server's phase, findings or note changed."""
+        """The server's phase, findings or note changed; `name` is the member's."""
 
-        def __init__(self, state: ServerState) -> None:
+        def __init__(self, state: ServerState, name: str) -> None:
             super().__init__()
             self.state = state
+            self.name = name
 
-    def __init__(self, settings: Settings, *, id: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, server_name: str = "server", id: str | None = None
+    ) -> None:
+        """`server_name`: the member's name in the fleet, recorded with each run."""
         super().__init__(id=id)
         self._settings = settings
+        self.server_name = server_name
         self.state = ServerState()
         self._session: ServerSession | None = None
+        self._attached: RunInfo | None = None
         self._worker: Worker[None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -114,7 +123,7 @@ class ServerPane(ReportsWorkerErrors, Vertical):
         findings = self.query_one("#server-findings", Static)
         findings.update(findings_text(self.state))
         findings.display = bool(self.state.findings)
-        self.post_message(self.StateChanged(self.state))
+        self.post_message(self.StateChanged(self.state, self.server_name))
 
     def _tick(self) -> None:
         if self.state.running:
@@ -128,10 +137,25 @@ class ServerPane(ReportsWorkerErrors, Vertical):
         session = self._session
         return session.pid if session is not None else None
 
+    @property
+    def attached(self) -> RunInfo | None:
+        """The earlier run this pane follows, when it was attached rather than launched."""
+        return self._attached
+
+    @property
+    def process_group(self) -> int | None:
+        """The server's session id while it may run, launched here or attached to: the root
+        of the process tree the GPU strip counts as this member's."""
+        if not self.state.running:
+            return None
+        run = self._attached
+        return run.pid if run is not None else self.pid
+
     def launch(self, request: LaunchRequest) -> None:
         now = time.monotonic()
         url = health_url(request.spec.host, request.spec.port).removesuffix("/health") + "/v1"
         self.log_view.reset()
+        self._attached = None
         self._set_state(
             phase=Phase.STARTING,
             label=request.spec.served_model_name or request.model_id,
@@ -174,6 +198,7 @@ class ServerPane(ReportsWorkerErrors, Vertical):
     def attach(self, run: RunInfo) -> None:
         """Watch a server left by an earlier console: its recorded log and its /health."""
         now = time.monotonic()
+        self._attached = run
         self._set_state(
             phase=Phase.STARTING,
             label=run.model,
@@ -199,6 +224,8 @@ class ServerPane(ReportsWorkerErrors, Vertical):
             spec=request.spec,
             argv=request.argv,
             detachable=True,
+            name=self.server_name,
+            origin="console",
         )
         self._session = session
         try:

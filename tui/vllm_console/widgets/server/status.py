@@ -67,18 +67,6 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def header_text(state: ServerState, now: float | None = None) -> str:
-    """The header's server part: 'server ready · up 3:12', '' when none was launched."""
-    if state.phase is None:
-        return ""
-    now = time.monotonic() if now is None else now
-    if state.phase is Phase.READY and state.ready_at is not None:
-        return f"server ready · up {clock(now - state.ready_at)}"
-    if state.running and state.phase_since is not None:
-        return f"server {state.phase} {clock(now - state.phase_since)}"
-    return f"server {state.phase}"
-
-
 def status_line(state: ServerState, now: float | None = None) -> Content:
     """Phase, the time spent in it, and what the server is: the pane's first line."""
     if state.phase is None:
