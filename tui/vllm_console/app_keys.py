@@ -81,6 +81,14 @@ APP_BINDINGS: tuple[Binding, ...] = (
     ),
     Binding("h", "history", "Runs", id="history", tooltip="Past runs and their logs"),
     Binding(
+        "e",
+        "server('add_endpoint')",
+        "Endpoint",
+        show=False,
+        id="add_endpoint",
+        tooltip="Add a server that runs elsewhere (its URL) to the fleet: watched, never stopped",
+    ),
+    Binding(
         "W",
         "server('save_fleet')",
         "Save fleet",

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Protocol
 from vllm_console.controllers.fleet import FleetProcesses
 from vllm_console.controllers.fleet_file import FleetFiles
 from vllm_console.controllers.leaving import Leaving
+from vllm_console.controllers.remotes import Remotes
 from vllm_console.core.serve.diagnose import Phase
 
 # Annotations only: the App imports this module before its first frame.
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from pathlib import Path
 
     from textual.app import SystemCommand
@@ -71,6 +72,8 @@ class DialogMaker(Protocol):
 
     def fleet_path(self, cwd: Path) -> Screen[Path | None]: ...
 
+    def add_endpoint(self, taken: Iterable[str]) -> Screen[Member | None]: ...
+
     def leftovers(
         self, settings: Settings, found: list[Leftover], attach: Callable[[RunInfo], None]
     ) -> Screen[None]: ...
@@ -93,6 +96,7 @@ class ServerController:
         self.processes = FleetProcesses(app, lambda: self.guard)
         self.leaving = Leaving(app, dialogs, self)
         self.files = FleetFiles(app, dialogs, self)
+        self.remotes = Remotes(app, dialogs)
         self._states: dict[str, ServerState] = {}  # each member's, as its last message said
 
     def panes_mounted(self) -> None:
@@ -102,6 +106,7 @@ class ServerController:
 
         self.guard = GpuGuard(self._app, self._dialogs.ask_to_kill)
         self.processes.start()
+        self._app.run_worker(self.remotes.add_base_url(), name="base_url", exit_on_error=False)
         if self._members:
             self.files.open(self._members)
 
@@ -199,6 +204,7 @@ class ServerController:
             "relaunch": self.relaunch,
             "relaunch_fix": self.relaunch_fix,
             "save_fleet": self.files.save,
+            "add_endpoint": self.remotes.add_endpoint,
         }
         actions[what]()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from textual import on
 from textual.app import ComposeResult
@@ -21,7 +20,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from vllm_console.core.fleet.model import Member, Source, slug, unique_name
+from vllm_console.core.fleet.model import Member, Source, endpoint_name, slug, unique_name
 from vllm_console.core.fleet.probe import member_url
 from vllm_console.core.text import visible
 
@@ -30,9 +29,7 @@ FIELDS = ("url", "key", "name")
 
 def default_name(url: str, taken: Iterable[str]) -> str:
     """host:port of a checked URL (as a name: `gpu-box-8000`), unique among `taken`."""
-    parts = urlsplit(url)
-    host = parts.hostname or "remote"
-    return unique_name(f"{host}:{parts.port}" if parts.port else host, taken)
+    return endpoint_name(url, taken)
 
 
 def read_endpoint(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 # Annotations only: the App imports this module before its first frame.
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
     from textual.app import App
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from vllm_console.config import Settings
     from vllm_console.core.catalog.entry import ModelEntry
-    from vllm_console.core.fleet.model import FleetContext
+    from vllm_console.core.fleet.model import FleetContext, Member
     from vllm_console.core.gpu.nvml import GpuSnapshot
     from vllm_console.core.gpu.owners import Holder
     from vllm_console.core.serve.leftovers import Leftover
@@ -74,6 +74,11 @@ class Dialogs:
         from vllm_console.screens.ask import FleetPathScreen
 
         return FleetPathScreen(cwd)
+
+    def add_endpoint(self, taken: Iterable[str]) -> Screen[Member | None]:
+        from vllm_console.screens.add_endpoint import AddEndpointScreen
+
+        return AddEndpointScreen(taken)
 
     def leftovers(
         self, settings: Settings, found: list[Leftover], attach: Callable[[RunInfo], None]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from vllm_console.core.serve.spec import LaunchSpec
 
@@ -92,3 +93,10 @@ def unique_name(wanted: str, taken: Iterable[str]) -> str:
     while f"{base[: NAME_LIMIT - len(str(n)) - 1]}-{n}" in used:
         n += 1
     return f"{base[: NAME_LIMIT - len(str(n)) - 1]}-{n}"
+
+
+def endpoint_name(url: str, taken: Iterable[str]) -> str:
+    """A remote member's default name: host:port of its URL (as `gpu-box-8000`), unique."""
+    parts = urlsplit(url)
+    host = parts.hostname or "remote"
+    return unique_name(f"{host}:{parts.port}" if parts.port else host, taken)

@@ -2,13 +2,14 @@
 
 Each local member has its own `ServerPane` (its own session, log and state), mounted in a
 `ContentSwitcher` that shows the selected one; a remote member (a URL someone else serves)
-has a short description there instead. The table's cursor is the selection: moving it
-switches the pane and posts `FleetPanel.Selected` (the App points the chat and metrics tabs
-at that member). The panes' `StateChanged` messages pass through here on their way up: each
-updates its row. While a member is ready (or remote), an async worker reads the /metrics of
-every such member each POLL_INTERVAL_S (`poll.py`), so the table shows load, KV cache use,
-generation speed and health; an endpoint that does not answer shows dashes, never a dialog.
-With none to read, the worker ends (an idle console polls nothing).
+has a `RemotePane` there, which probes it (health, version, models) and marks it down when
+it stops answering. The table's cursor is the selection: moving it switches the pane and
+posts `FleetPanel.Selected` (the App points the chat and metrics tabs at that member). The
+panes' `StateChanged` messages pass through here on their way up: each updates its row.
+While a member is ready (or remote), an async worker reads the /metrics of every such
+member each POLL_INTERVAL_S (`poll.py`), so the table shows load, KV cache use, generation
+speed and health; an endpoint that does not answer shows dashes, never a dialog. With none
+to read, the worker ends (an idle console polls nothing).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import ContentSwitcher, DataTable, Static
@@ -30,26 +30,14 @@ from textual.worker import Worker
 
 from vllm_console.config import Settings
 from vllm_console.core.fleet.model import Member
-from vllm_console.core.text import visible
 from vllm_console.widgets.fleet.cells import MemberRow, Reading
 from vllm_console.widgets.fleet.poll import POLL_INTERVAL_S, Poll, Target
+from vllm_console.widgets.fleet.remote import RemotePane
 from vllm_console.widgets.fleet.table import FleetTable
 from vllm_console.widgets.server.pane import ServerPane
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 EMPTY = "No server launched. Select a model and press enter to launch it."
-
-
-def remote_text(member: Member) -> Content:
-    """What the pane of a remote member says: where it is and what the console does with it."""
-    assert member.url is not None
-    return Content.assemble(
-        ("● remote server  ", "bold $text-accent"),
-        (visible(member.url), "bold"),
-        f"\n\nDeclared in {visible(str(member.source))}. Its /metrics is read every "
-        f"{POLL_INTERVAL_S:g} s; the chat and metrics tabs follow it while its row is "
-        "selected. Something else runs it: the console does not stop it.",
-    )
 
 
 class FleetPanel(ReportsWorkerErrors, Vertical):
@@ -69,6 +57,7 @@ class FleetPanel(ReportsWorkerErrors, Vertical):
         self._settings = settings
         self._widgets: dict[str, Widget] = {}  # name -> its pane, in the order added
         self._remotes: dict[str, Member] = {}
+        self._served: dict[str, str] = {}  # a remote member's first model, once probed
         self._readings: dict[str, Reading] = {}
         self._selected: str | None = None
         self._added = 0  # for the panes' ids: names may hold characters ids may not
@@ -132,10 +121,20 @@ class FleetPanel(ReportsWorkerErrors, Vertical):
         """A row for a server something else runs (`member.url`); its /metrics is read."""
         if member.url is None:
             raise ValueError(f"{member.name} is not a remote member")
-        note = Static(remote_text(member), id=self._next_id(), classes="fleet-remote")
+        pane = RemotePane(member, id=self._next_id(), classes="fleet-remote")
         self._remotes[member.name] = member
-        await self._add(member.name, note)
+        await self._add(member.name, pane)
         self._start_polling()
+
+    def on_remote_pane_state_changed(self, message: RemotePane.StateChanged) -> None:
+        """A remote member's probe: the models it serves name its row (and the chat's)."""
+        message.stop()
+        member = self._remotes.get(message.name)
+        models = message.state.models
+        if member is None or not models or member.spec is not None:
+            return
+        self._served[message.name] = models[0]
+        self._show_row(message.name)
 
     def _next_id(self) -> str:
         self._added += 1
@@ -184,7 +183,8 @@ class FleetPanel(ReportsWorkerErrors, Vertical):
         remote = self._remotes.get(name)
         reading = self._readings.get(name)
         if remote is not None:
-            return MemberRow(name, remote.served_name, remote.url or "", reading=reading)
+            model = self._served.get(name, "")
+            return MemberRow(name, model, remote.url or "", reading=reading)
         pane = self.pane(name)
         assert pane is not None, name
         state, request, run = pane.state, pane.state.request, pane.attached
