@@ -66,9 +66,8 @@ async def test_a_fleet_is_launched_and_added_at_start(
             pane = app.fleet.pane(name)
             return pane.state.phase if pane is not None else None
 
-        # no GPUs named: either may use any GPU, so the second waited for the first
-        assert phase("embed") in (Phase.STARTING, Phase.LOADING_WEIGHTS, Phase.READY)
         await wait_until(pilot, lambda: phase("chat") is phase("embed") is Phase.READY, 30)
+        # no GPUs named: either may use any GPU, so the second waited for the first
         runs = RunArchive(app.settings.runs_dir).all()
         (chat_run,) = [run for run in runs if run.name == "chat"]
         (embed_run,) = [run for run in runs if run.name == "embed"]

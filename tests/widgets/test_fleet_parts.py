@@ -48,7 +48,7 @@ def test_a_ready_member_with_a_reading() -> None:
     row = MemberRow("qwen", "Qwen/Qwen2.5-7B", "pid 42", (0, 2), 8001, ready(100.0), reading)
     assert texts(row, 100.0 + 192) == {
         "name": "qwen",
-        "phase": "ready 3:12",
+        "phase": "ready 3m",
         "health": "ok",
         "requests": "3/1",
         "kv": "42 %",
@@ -79,6 +79,9 @@ def test_a_stopped_member_shows_no_load_even_with_an_old_reading() -> None:
 def test_phases_are_short_and_timed() -> None:
     loading = ServerState(Phase.LOADING_WEIGHTS, phase_since=0.0)
     assert texts(MemberRow("a", state=loading), 40.0)["phase"] == "loading 0:40"
+    up = ServerState(Phase.READY, ready_at=0.0)
+    shown = [texts(MemberRow("a", state=up), t)["phase"] for t in (42.0, 719.0, 11_100.0)]
+    assert shown == ["ready 42s", "ready 11m", "ready 3h05m"]
     remote = MemberRow("b", "m", "http://gpu-box:8000")
     assert texts(remote, 0.0)["phase"] == "remote" and texts(remote, 0.0)["health"] == "…"
 

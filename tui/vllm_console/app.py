@@ -1,12 +1,11 @@
 """The App: bindings, the command palette and navigation between widgets and screens.
 
-It owns no data of its own: the model browser scans, the details pane renders, the fleet
-panel holds the servers (a pane each, running vLLM), dialogs launch and download. The App
-passes their messages on (a highlighted model goes to the details pane, the servers' and the
-fleet's to `controllers.server`, which launches, stops, quits and watches the GPUs after a
-stop) and decides which screen and tab are shown. A worker that fails anywhere is said in one
-notification (`widgets.worker_errors`). Heavy modules are imported by workers after the
-first frame, never here.
+It owns no data: the model browser scans, the details pane renders, the fleet panel holds
+the servers, dialogs launch and download. The App passes their messages on (a highlighted
+model to the details pane, the servers' to `controllers.server`, which launches, stops, quits
+and watches the GPUs after a stop) and decides which screen and tab are shown. A worker that
+fails anywhere is said in one notification (`widgets.worker_errors`). Heavy modules are
+imported by workers after the first frame, never here.
 """
 
 from __future__ import annotations
@@ -181,14 +180,14 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
 
     def _update_side(self) -> None:
         # With nothing to describe, no server and no chat, the empty state gets the width.
-        sides = self.query("#side").results(TabbedContent)
-        tab = next((side.active for side in sides), "tab-details")
+        tab = next((s.active for s in self.query("#side").results(TabbedContent)), "tab-details")
         empty = (
             not self.catalog_entries
             and not self.servers.states()
             and tab not in ("tab-chat", "tab-metrics")
         )
-        self.query_one("#main").set_class(empty, "-no-models")
+        for main in self.query("#main"):  # none while the App closes
+            main.set_class(empty, "-no-models")
 
     @on(ModelBrowser.Chosen)
     def _model_chosen(self, message: ModelBrowser.Chosen) -> None:
@@ -204,9 +203,10 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         self._server_shown()
 
     def _server_shown(self) -> None:
-        self._refresh_sub_title()
-        self._update_side()
-        self.refresh_bindings()
+        if self.screen_stack:  # a server's last state may arrive as the App closes
+            self._refresh_sub_title()
+            self._update_side()
+            self.refresh_bindings()
 
     def on_gpu_gauges_updated(self, message: GpuGauges.Updated) -> None:
         from vllm_console.widgets.gpu.gauges import memory_summary

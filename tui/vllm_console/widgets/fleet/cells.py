@@ -87,17 +87,27 @@ def _capped(text: str, column: str, style: str = "") -> Text:
     return Text(text if len(text) <= width else text[: width - 1] + "…", style=style)
 
 
+def uptime(seconds: float) -> str:
+    """'42s', '12m', '3h05m': a ready server's uptime changes the table once a minute."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
 def phase_text(state: ServerState | None, now: float) -> Text:
-    """'ready 3:12' (up since ready), 'loading 0:40' (in that phase), 'failed'."""
+    """'ready 12m' (up since ready), 'loading 0:40' (in that phase), 'failed'."""
     if state is None:
         return Text("remote", style="cyan")
     if state.phase is None:
         return Text(UNKNOWN)
     style = PHASE_STYLE.get(state.phase, "bold")
     word = SHORT.get(state.phase, str(state.phase))
-    since = state.ready_at if state.phase is Phase.READY else state.phase_since
-    if state.running and since is not None:
-        return Text(f"{word} {clock(now - since)}", style=style)
+    if state.phase is Phase.READY and state.ready_at is not None:
+        return Text(f"{word} {uptime(now - state.ready_at)}", style=style)
+    if state.running and state.phase_since is not None:
+        return Text(f"{word} {clock(now - state.phase_since)}", style=style)
     return Text(word, style=style)
 
 

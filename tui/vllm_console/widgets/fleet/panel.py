@@ -6,10 +6,10 @@ has a `RemotePane` there, which probes it (health, version, models) and marks it
 it stops answering. The table's cursor is the selection: moving it switches the pane and
 posts `FleetPanel.Selected` (the App points the chat and metrics tabs at that member). The
 panes' `StateChanged` messages pass through here on their way up: each updates its row.
-While a member is ready (or remote), an async worker reads the /metrics of every such
-member each POLL_INTERVAL_S (`poll.py`), so the table shows load, KV cache use, generation
-speed and health; an endpoint that does not answer shows dashes, never a dialog. With none
-to read, the worker ends (an idle console polls nothing).
+While a member is ready (or remote) and the table is on screen, an async worker reads the
+/metrics of every such member each POLL_INTERVAL_S (`poll.py`), so the table shows load, KV
+cache use, generation speed and health; an endpoint that does not answer shows dashes, never
+a dialog. With none to read, the worker ends (an idle console polls nothing).
 """
 
 from __future__ import annotations
@@ -207,6 +207,8 @@ class FleetPanel(ReportsWorkerErrors, Vertical):
         self.query_one(FleetTable).show(row)
 
     def _tick(self) -> None:
+        if not self.is_on_screen:
+            return  # the clocks catch up once the tab is shown
         now = time.monotonic()
         table = self.query_one(FleetTable)
         for name, pane in self.panes.items():
@@ -236,6 +238,9 @@ class FleetPanel(ReportsWorkerErrors, Vertical):
         try:
             async with Poll() as poll:
                 while targets := self._targets():
+                    if not self.is_on_screen:  # nobody looks: nothing to read
+                        await asyncio.sleep(POLL_INTERVAL_S)
+                        continue
                     readings = await poll.read(targets)
                     polled = self._targets()  # a member may have stopped meanwhile
                     for name, reading in readings.items():

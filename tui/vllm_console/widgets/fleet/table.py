@@ -1,7 +1,7 @@
 """The fleet table: one row per member, keyed by its name, cells from `cells.py`.
 
 A row is added on first show and afterwards only its changed cells are written (the phase's
-clock changes every second; the rest rarely), each at its new width.
+clock changes every second; the rest rarely); the columns widen when a text grows.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ class FleetTable(DataTable[Text]):
             self.add_row(*(texts[key] for key, _ in COLUMNS), key=row.name)
         else:
             for key, value in new.items():
-                if old.get(key) != value:
-                    self.update_cell(row.name, key, texts[key], update_width=True)
+                before = old.get(key)
+                if before != value:
+                    wider = before is None or len(value[0]) > len(before[0])
+                    self.update_cell(row.name, key, texts[key], update_width=wider)
         self._shown[row.name] = new
 
     def move_to(self, name: str) -> None:

@@ -126,7 +126,8 @@ class ServerPane(ReportsWorkerErrors, Vertical):
         self.post_message(self.StateChanged(self.state, self.server_name))
 
     def _tick(self) -> None:
-        if self.state.running:
+        # A fleet has a pane per server, one shown: the others' clocks wait until they are.
+        if self.state.running and self.is_on_screen:
             self.query_one("#server-status", Static).update(status_line(self.state))
 
     # -- public, called by the App --------------------------------------------------------
