@@ -261,7 +261,8 @@ async def _flood_run(servers: int, rate: int, seconds: float, home: Path) -> dic
         ui = (time.thread_time() - ui_start) / seconds * 100
         stop.set()
         await probe
-        app.fleet.stop_all()
+        for pane in app.fleet.panes.values():
+            pane.stop()
         deadline = time.monotonic() + 30
         while any(map(_answers, ports)) and time.monotonic() < deadline:
             await pilot.pause(0.2)
