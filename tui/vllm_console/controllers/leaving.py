@@ -92,7 +92,13 @@ class Leaving:
             self._app.call_from_thread(self._show_leftovers, found)
 
     def _show_leftovers(self, found: list[Leftover]) -> None:
-        self._app.push_screen(self._dialogs.leftovers(self._app.settings, found, self.attach))
+        # The look ran while a fleet file's servers may have started: those are ours.
+        app = self._app
+        panes = app.fleet.panes.values() if app.panes_ready.is_set() else ()
+        ours = {group for pane in panes if (group := pane.process_group) is not None}
+        found = [item for item in found if item.pgid not in ours]
+        if found:
+            app.push_screen(self._dialogs.leftovers(app.settings, found, self.attach))
 
     def attach(self, run: RunInfo) -> None:
         """Follow `run` as a member of the fleet (the dialog hands them over one by one)."""
