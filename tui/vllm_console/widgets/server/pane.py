@@ -98,6 +98,7 @@ class ServerPane(ReportsWorkerErrors, Vertical):
         self.state = ServerState()
         self._session: ServerSession | None = None
         self._attached: RunInfo | None = None
+        self._status_length = -1  # of the status line as last laid out
         self._worker: Worker[None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -118,7 +119,7 @@ class ServerPane(ReportsWorkerErrors, Vertical):
 
     def _set_state(self, **changes: object) -> None:
         self.state = replace(self.state, **changes)  # type: ignore[arg-type]
-        self.query_one("#server-status", Static).update(status_line(self.state))
+        self._show_status()
         self.query_one("#server-phases", Static).update(phases_line(self.state))
         findings = self.query_one("#server-findings", Static)
         findings.update(findings_text(self.state))
@@ -128,7 +129,15 @@ class ServerPane(ReportsWorkerErrors, Vertical):
     def _tick(self) -> None:
         # A fleet has a pane per server, one shown: the others' clocks wait until they are.
         if self.state.running and self.is_on_screen:
-            self.query_one("#server-status", Static).update(status_line(self.state))
+            self._show_status()
+
+    def _show_status(self) -> None:
+        """The status line; laid out again (the screen's costliest step, once a second for a
+        ticking clock) only when its length changed, as it may then wrap differently."""
+        line = status_line(self.state)
+        same = line.cell_length == self._status_length
+        self._status_length = line.cell_length
+        self.query_one("#server-status", Static).update(line, layout=not same)
 
     # -- public, called by the App --------------------------------------------------------
 
