@@ -118,13 +118,9 @@ def in_terminal(
         used, took = _cpu_seconds(proc.pid) - before, time.monotonic() - start
         return used / took * 100, _rss_mib(proc.pid)
     finally:
-        proc.terminate()  # its servers' watchdogs stop them (checked by the caller)
+        proc.kill()  # SIGKILL: its servers' watchdogs must stop them (the caller checks)
         _drain(main, 0.2)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.wait()
         os.close(main)
 
 
