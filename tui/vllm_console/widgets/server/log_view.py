@@ -39,6 +39,18 @@ def is_problem(line: str) -> bool:
     return _PROBLEM.search(line) is not None
 
 
+# uvicorn's access line for a successful poll: `INFO:  127.0.0.1:4711 - "GET /metrics HTTP/1.1"
+# 200 OK`. The console itself asks each ready server's /metrics every few seconds.
+# A query string is bounded: a hostile line of thousands of `"GET /metrics?` must not cost
+# the matcher quadratic time.
+_POLL = re.compile(r'"GET /(metrics|health|version)(\?\S{0,256})? HTTP/[\d.]{1,8}" 200\b')
+
+
+def is_poll(line: str) -> bool:
+    """A server's note that it answered a /metrics, /health or /version poll."""
+    return _POLL.search(line) is not None
+
+
 class BufferedLog(Log):
     """`Log` fed through a buffer; `problems_only` and `search` filter what is shown."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from vllm_console.core.serve.session import ServerSession, SessionEnded, Session
 from vllm_console.core.serve.spec import LaunchRequest
 from vllm_console.core.serve.supervisor import LogLine, PhaseChanged, Ready, Stalled
 from vllm_console.core.text import visible
-from vllm_console.widgets.server.log_view import BufferedLog
+from vllm_console.widgets.server.log_view import BufferedLog, is_poll
 from vllm_console.widgets.server.status import (
     ServerState,
     findings_text,
@@ -42,6 +43,21 @@ from vllm_console.widgets.server.status import (
     status_line,
 )
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
+
+
+class WithoutPolls:
+    """The log view, without the lines in which the server says it answered a poll: the
+    console reads each ready server's /metrics every few seconds, and a line each time would
+    bury the log (and redraw it). The run's log file keeps them."""
+
+    def __init__(self, log: BufferedLog) -> None:
+        self._log = log
+
+    def reset(self, lines: Iterable[str] = ()) -> None:
+        self._log.reset(line for line in lines if not is_poll(line))
+
+    def feed(self, lines: Iterable[str]) -> None:
+        self._log.feed([line for line in lines if not is_poll(line)])
 
 
 class ServerPane(ReportsWorkerErrors, Vertical):
@@ -253,7 +269,8 @@ class ServerPane(ReportsWorkerErrors, Vertical):
 
     def _show(self, event: SessionEvent, session: ServerSession) -> None:
         if isinstance(event, LogLine):
-            self.log_view.feed((event.text,))
+            if not is_poll(event.text):
+                self.log_view.feed((event.text,))
         elif isinstance(event, PhaseChanged):
             times = session.phase_times
             if event.phase in (Phase.STOPPED, Phase.FAILED):
@@ -282,7 +299,7 @@ class ServerPane(ReportsWorkerErrors, Vertical):
 
     @work(exclusive=True, group="server", exit_on_error=False)
     async def _follow_run(self, run: RunInfo) -> None:
-        await attached.watch(run, self.log_view, self._attached_update)
+        await attached.watch(run, WithoutPolls(self.log_view), self._attached_update)
 
     def _attached_update(self, phase: Phase, note: str) -> None:
         if phase is not self.state.phase:
