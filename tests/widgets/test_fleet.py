@@ -150,10 +150,16 @@ async def test_the_strip_and_the_launch_dialog_learn_each_member_s_processes(
         first, second, first_port, second_port = await launch_two(app, pilot)
         roots = {name: app.fleet.panes[name].pid for name in (first, second)}
         processes = app.servers.processes
-        await wait_until(pilot, lambda: set(processes.owners) == {first, second}, 10, "PIDs")
-        for name, root in roots.items():
-            assert root is not None and root in processes.owners[name]
-            assert set(session_pids(root)) <= processes.owners[name]
+
+        def read() -> bool:  # a read made before a server's engine and worker started is stale
+            owners = processes.owners
+            return all(
+                root is not None and {root, *session_pids(root)} <= owners.get(name, frozenset())
+                for name, root in roots.items()
+            )
+
+        await wait_until(pilot, read, 10, "each member's processes")
+        assert set(processes.owners) == {first, second}
         assert not processes.owners[first] & processes.owners[second]
         assert app.gauges.owners == processes.owners  # each member's share, by name
 
