@@ -245,7 +245,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def read_fleet(path: Path, settings: Settings) -> tuple[Member, ...] | None:
     """The fleet file's members; None (every problem said) when it cannot be used."""
-    from vllm_console.core.fleet.file import (  # type: ignore[import, unused-ignore]
+    from vllm_console.core.fleet.file import (
         FleetFileError,
         load_fleet,
     )

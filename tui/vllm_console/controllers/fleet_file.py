@@ -150,7 +150,7 @@ class FleetFiles:
 
     async def _write(self, path: Path, members: list[Member], left: list[str]) -> None:
         from vllm_console.core.files import reason
-        from vllm_console.core.fleet.file import (  # type: ignore[import, unused-ignore]
+        from vllm_console.core.fleet.file import (
             FleetFileError,
             save_fleet,
         )
