@@ -254,8 +254,8 @@ async def _flood_run(servers: int, rate: int, seconds: float, home: Path) -> dic
         while not all(await asyncio.gather(*(asyncio.to_thread(_answers, p) for p in ports))):
             if time.monotonic() > deadline:
                 raise SystemExit("the flood's servers never became ready")
-            await pilot.pause(0.2)
-        await pilot.pause(1.0)
+            await asyncio.sleep(0.2)  # not pilot.pause: a flooded screen is never idle
+        await asyncio.sleep(1.0)
         stop, lags = asyncio.Event(), []
         probe = asyncio.create_task(_lag_probe(stop, lags))
         ui_start = time.thread_time()

@@ -57,7 +57,7 @@ async def test_the_session_redacts_every_line_and_the_server_needs_the_key(
             if isinstance(event, Spawned):
                 pids.append(event.pid)
             elif isinstance(event, LogLine):
-                lines.append(event.text)
+                lines.extend(event.lines)
             elif isinstance(event, Ready):
                 assert session.pid is not None
                 for pid in session_pids(session.pid):

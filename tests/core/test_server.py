@@ -71,7 +71,9 @@ async def test_ready_then_clean_stop(cleanup: list[ServerProcess]) -> None:
         Phase.STARTING_SERVER,
         Phase.READY,
     ]
-    assert any(isinstance(e, LogLine) and "Starting vLLM server" in e.text for e in events)
+    assert any(
+        isinstance(e, LogLine) and any("Starting vLLM server" in t for t in e.lines) for e in events
+    )
     names = {Path(f"/proc/{p}/comm").read_text().strip() for p in session_pids(server.pid or 0)}
     assert {"VLLM::EngineCor", "VLLM::Worker"} <= names
     sup.mark_stopping()

@@ -86,7 +86,7 @@ async def test_ready_then_stop_is_stopped_and_recorded(settings: Settings, pids:
     assert run.status == "stopped" and run.pid == spawned.pid and run.id == spawned.run.id
     assert run.env["HF_TOKEN"] == "***" and run.env["HF_HUB_OFFLINE"] == "1"
     logged = run.log_path.read_text().splitlines()
-    assert logged == [e.text for e in events if isinstance(e, LogLine)]
+    assert logged == [line for e in events if isinstance(e, LogLine) for line in e.lines]
     assert ended.run is not None and ended.run.status == "stopped"
 
 

@@ -10,6 +10,7 @@ to 100 KB. `CHECKS` pairs each check with its strategy for bench/fuzz_campaign.p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from tests.fakes import fake_vllm
 from vllm_console.core.serve.diagnose import MILESTONES, Finding, Phase, diagnose, next_phase
+from vllm_console.core.serve.process import read_batches, split_lines
 from vllm_console.core.serve.redact import REDACTED, redact_text
 from vllm_console.core.serve.runs import RunInfo, parse_record
 from vllm_console.core.serve.spec import SpecError, launch_env, parse_saved_specs, serve_args
@@ -233,12 +235,49 @@ def check_redact(data: tuple[str, str]) -> None:
     assert key not in redacted and REDACTED in redacted
 
 
+@st.composite
+def _output(draw: st.DrawFn) -> tuple[list[bytes], str]:
+    """A server's output with a key in it, cut into the pieces the pipe brings."""
+    lines = draw(st.lists(st.one_of(log_lines(), st.text(max_size=30)), max_size=8))
+    key = draw(st.text(min_size=1, max_size=12).filter(lambda k: "*" not in k))
+    key = "".join(c for c in key if len(f"a{c}b".splitlines()) == 1) or "k"  # one line
+    ends = st.sampled_from(["\n", "\r\n", "\r", ""])
+    text = "".join(line + draw(ends) for line in lines)
+    at = draw(st.integers(0, len(text)))
+    raw = (text[:at] + key + text[at:]).encode("utf-8", "surrogatepass")
+    cuts = sorted(draw(st.lists(st.integers(0, len(raw)), max_size=6)))
+    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    return pieces, key
+
+
+def server_output() -> st.SearchStrategy[tuple[list[bytes], str]]:
+    return _output()
+
+
+def check_output_batches(data: tuple[list[bytes], str]) -> None:
+    """However the pipe cuts it, the lines are those of the whole output, the key hidden."""
+    pieces, key = data
+
+    async def read() -> list[str]:
+        reader = asyncio.StreamReader()
+        for piece in pieces:
+            reader.feed_data(piece)
+        reader.feed_eof()
+        return [line async for batch in read_batches(reader, [key]) for line in batch]
+
+    lines = _timed("read_batches", lambda: asyncio.run(read()))
+    assert lines == split_lines(b"".join(pieces), [key])
+    assert all(line and line == line.rstrip() for line in lines)
+    assert not any(key in line for line in lines)
+
+
 CHECKS: dict[str, tuple[Callable[[Any], None], Callable[[], st.SearchStrategy[Any]]]] = {
     "next_phase": (check_next_phase, log_lines),
     "diagnose": (check_diagnose, log_tails),
     "run_record": (check_run_record, run_records),
     "saved_specs": (check_saved_specs, saved_specs_files),
     "redact": (check_redact, texts_and_keys),
+    "output_batches": (check_output_batches, server_output),
 }
 
 # The same, in the shape bench/fuzz_campaign.py reads from every strategies module:

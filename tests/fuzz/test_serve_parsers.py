@@ -45,3 +45,9 @@ def test_saved_specs(raw: bytes) -> None:
 @given(fuzz.texts_and_keys())
 def test_redact(data: Any) -> None:
     fuzz.check_redact(data)
+
+
+@FAST
+@given(fuzz.server_output())
+def test_output_batches(data: Any) -> None:
+    fuzz.check_output_batches(data)

@@ -155,7 +155,8 @@ def note_pids(session: ServerSession, seen: set[int]) -> None:
 def _show(event: SessionEvent, session: ServerSession, seen: set[int]) -> None:
     out, err = sys.stdout, sys.stderr
     if isinstance(event, LogLine):
-        print(visible(event.text), file=out, flush=True)
+        out.write("".join(visible(line) + "\n" for line in event.lines))
+        out.flush()
     elif isinstance(event, Spawned):
         print(visible(f"run archived in {event.run.dir}"), file=err)
     elif isinstance(event, PhaseChanged):

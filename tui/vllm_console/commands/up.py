@@ -117,7 +117,8 @@ class Up:
     def show(self, launch: Launch, event: FleetEvent) -> None:
         out, err, prefix = sys.stdout, sys.stderr, self.prefix(launch.name)
         if isinstance(event, LogLine):
-            print(prefix + visible(event.text), file=out, flush=True)
+            out.write("".join(f"{prefix}{visible(line)}\n" for line in event.lines))
+            out.flush()
         elif isinstance(event, Ready):
             said = f"READY {launch.name} {launch.url} {launch.spec.served_model_name}"
             print(visible(said), file=out, flush=True)

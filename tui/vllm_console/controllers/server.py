@@ -98,6 +98,7 @@ class ServerController:
         self.files = FleetFiles(app, dialogs, self)
         self.remotes = Remotes(app, dialogs)
         self._states: dict[str, ServerState] = {}  # each member's, as its last message said
+        self._panel: FleetPanel | None = None
 
     def panes_mounted(self) -> None:
         """The fleet panel and the GPU strip are in: watch the members' processes, and
@@ -121,7 +122,11 @@ class ServerController:
         message may arrive then)."""
         from vllm_console.widgets.fleet.panel import FleetPanel
 
-        return next(iter(self._app.query("#fleet").results(FleetPanel)), None)
+        # Found once: the footer asks with every change of its keys, and a query walks the
+        # whole DOM (tens of ms with a fleet's panes).
+        if self._panel is None or not self._panel.is_attached:
+            self._panel = next(iter(self._app.query("#fleet").results(FleetPanel)), None)
+        return self._panel
 
     def running(self) -> list[ServerPane]:
         """The panes of the members that may run (a stop applies)."""

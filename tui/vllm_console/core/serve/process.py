@@ -41,6 +41,7 @@ from vllm_console.core.serve.watchdog import WATCHDOG, WATCHDOG_SECRETS
 
 PR_SET_PDEATHSIG = 1
 LINE_LIMIT = 1 << 20
+READ_SIZE = 1 << 16
 
 
 def _set_parent_death_signal() -> None:  # runs in the child between fork and exec
@@ -163,20 +164,16 @@ class ServerProcess:
             os.close(control_read)
 
     async def lines(self) -> AsyncIterator[str]:
-        """Output lines until the child closes its output; progress bars' \\r splits lines."""
+        """Output lines one by one; see `batches`."""
+        async for batch in self.batches():
+            for line in batch:
+                yield line
+
+    async def batches(self) -> AsyncIterator[list[str]]:
+        """Output lines until the child closes its output: see `read_batches`."""
         assert self._reader is not None
-        reader = self._reader
-        while True:
-            try:
-                raw = await reader.readline()
-            except ValueError:  # a line over LINE_LIMIT: take what is buffered
-                raw = await reader.read(LINE_LIMIT)
-            if not raw:
-                return
-            text = redact_text(raw.decode("utf-8", "replace"), self.secrets)
-            for part in text.rstrip("\n").split("\r"):
-                if part.strip():
-                    yield part.rstrip()
+        async for batch in read_batches(self._reader, self.secrets):
+            yield batch
 
     async def wait(self) -> int:
         assert self._proc is not None
@@ -258,6 +255,37 @@ class ServerProcess:
             return
         await asyncio.shield(self.stop())
         self._close_output()
+
+
+async def read_batches(
+    reader: asyncio.StreamReader, secrets: Sequence[str] = ()
+) -> AsyncIterator[list[str]]:
+    """The lines `reader` brings, as many as one read holds (a chatty server writes thousands
+    a second: an event per line would cost the console more than drawing them), with
+    `secrets` hidden. A progress bar's \\r splits lines, blank lines are dropped, a line over
+    LINE_LIMIT is cut there, and a last line without its newline comes at the end."""
+    rest = b""
+    while True:
+        chunk = await reader.read(READ_SIZE)
+        if not chunk:
+            if rest and (batch := split_lines(rest, secrets)):
+                yield batch
+            return
+        data = rest + chunk
+        end = data.rfind(b"\n") + 1
+        if end == 0 and len(data) >= LINE_LIMIT:
+            end = len(data)
+        data, rest = data[:end], data[end:]
+        if data and (batch := split_lines(data, secrets)):
+            yield batch
+
+
+def split_lines(data: bytes, secrets: Sequence[str] = ()) -> list[str]:
+    """`data` (whole lines: a secret is never cut in two) as the log's lines: decoded, secrets
+    hidden, split at every line boundary (\\r too: a progress bar's redraws become lines of
+    their own), trailing blanks and blank lines dropped."""
+    text = redact_text(data.decode("utf-8", "replace"), secrets)
+    return [line.rstrip() for line in text.splitlines() if line and not line.isspace()]
 
 
 def group_pids(pgid: int) -> list[int]:

@@ -295,7 +295,7 @@ class ServerSession:
         """One batching rule for the log: see the module's docstring."""
         now = time.monotonic()
         if isinstance(event, LogLine):
-            self._pending.append(event.text)
+            self._pending.extend(event.lines)
             if len(self._pending) < RECORD_BATCH and now - self._last_write < RECORD_INTERVAL:
                 return
         self._flush()

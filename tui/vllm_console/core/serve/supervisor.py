@@ -38,7 +38,10 @@ HUB_STALL = Finding(
 
 @dataclass(frozen=True)
 class LogLine:
-    text: str
+    """Lines of the log, as many as arrived together (one event per line would cost more
+    than the lines themselves when a server writes thousands a second)."""
+
+    lines: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -94,13 +97,22 @@ class Supervisor:
         self._queue.put_nowait(PhaseChanged(phase, previous, spent))
 
     async def _read(self) -> None:
-        async for line in self.server.lines():
-            self.tail.append(line[:LINE_CAP])  # all the diagnosis reads of a line
-            self._queue.put_nowait(LogLine(line))
-            if not self._ready:
+        async for batch in self.server.batches():
+            # all the diagnosis reads of a line
+            self.tail.extend(line[:LINE_CAP] for line in batch[-TAIL_LINES:])
+            if self._ready:
+                self._queue.put_nowait(LogLine(tuple(batch)))
+                continue
+            # A milestone splits the batch: the phase changes between the lines around it.
+            start = 0
+            for i, line in enumerate(batch):
                 phase = next_phase(self.phase, line)
                 if phase is not self.phase:
+                    self._queue.put_nowait(LogLine(tuple(batch[start : i + 1])))
+                    start = i + 1
                     self._set_phase(phase)
+            if start < len(batch):
+                self._queue.put_nowait(LogLine(tuple(batch[start:])))
 
     async def _health(self) -> None:
         if await wait_healthy(self.server, self.health_url):

@@ -2,6 +2,8 @@
 
 `feed()` only appends to a list; a timer flushes it every FLUSH_INTERVAL with one
 `Log.write_lines` call, so 50,000 lines/s cost a few screen updates a second, not 50,000.
+A log not on screen (another server's pane, another tab) only keeps its lines and draws them
+when it is shown again.
 All lines are kept (bounded, like the Log), so a filter (warnings and errors only, or a
 search) can be applied and removed without losing anything.
 
@@ -48,7 +50,7 @@ _POLL = re.compile(r'"GET /(metrics|health|version)(\?\S{0,256})? HTTP/[\d.]{1,8
 
 def is_poll(line: str) -> bool:
     """A server's note that it answered a /metrics, /health or /version poll."""
-    return _POLL.search(line) is not None
+    return "GET /" in line and _POLL.search(line) is not None
 
 
 class BufferedLog(Log):
@@ -63,6 +65,7 @@ class BufferedLog(Log):
         self._pending: list[str] = []
         self._fold_width = 0
         self._clock: Timer | None = None
+        self._stale = False  # lines came while hidden: the view shows less than it keeps
 
     def on_mount(self) -> None:
         # The flush clock runs only while lines wait: a quiet log (or one of many servers'
@@ -94,10 +97,19 @@ class BufferedLog(Log):
             return
         batch, self._pending = self._pending, []
         self._all.extend(batch)
+        if self._stale or not self.is_on_screen:
+            # The pane of another server (or another tab): kept, and drawn when shown.
+            self._stale = True
+            return
         filtered = self.problems_only or self.search
         shown = [line for line in batch if self._shows(line)] if filtered else batch
         if shown:
+            shown = shown[-self.max_lines :] if self.max_lines else shown
             self.write_lines(fold([visible(line) for line in shown], self._fold_width))
+
+    def on_show(self) -> None:
+        if self._stale:
+            self._rewrite()
 
     def reset(self, lines: Iterable[str] = ()) -> None:
         """Forget everything and show `lines` instead (a new run, or a recorded log)."""
@@ -112,6 +124,7 @@ class BufferedLog(Log):
         return not self.search or self.search.lower() in line.lower()
 
     def _rewrite(self) -> None:
+        self._stale = False
         self.clear()
         shown = [visible(line) for line in self._all if self._shows(line)]
         self.write_lines(fold(shown, self._fold_width))

@@ -113,6 +113,7 @@ class ServerPane(ReportsWorkerErrors, Vertical):
         self.server_name = server_name
         self.state = ServerState()
         self._session: ServerSession | None = None
+        self._log: BufferedLog | None = None
         self._attached: RunInfo | None = None
         self._status_length = -1  # of the status line as last laid out
         self._worker: Worker[None] | None = None
@@ -129,7 +130,9 @@ class ServerPane(ReportsWorkerErrors, Vertical):
 
     @property
     def log_view(self) -> BufferedLog:
-        return self.query_one("#server-log", BufferedLog)
+        if self._log is None:  # asked for with every batch of lines: found once
+            self._log = self.query_one("#server-log", BufferedLog)
+        return self._log
 
     # -- state ----------------------------------------------------------------------------
 
@@ -269,8 +272,7 @@ class ServerPane(ReportsWorkerErrors, Vertical):
 
     def _show(self, event: SessionEvent, session: ServerSession) -> None:
         if isinstance(event, LogLine):
-            if not is_poll(event.text):
-                self.log_view.feed((event.text,))
+            self.log_view.feed(line for line in event.lines if not is_poll(line))
         elif isinstance(event, PhaseChanged):
             times = session.phase_times
             if event.phase in (Phase.STOPPED, Phase.FAILED):
