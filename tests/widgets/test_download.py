@@ -18,10 +18,11 @@ from vllm_console.screens.download import DownloadScreen
 from vllm_console.widgets.models.details import ModelDetails
 
 
-def fake_hub(download: Callable[..., Path]) -> Any:
+def fake_hub(download: Callable[..., Path], modelscope: Callable[..., Path] | None = None) -> Any:
     return SimpleNamespace(
         DownloadError=DownloadError,
         download_model=download,
+        download_from_modelscope=modelscope or download,
         default_output_dir=real_hub.default_output_dir,
         repo_id_problem=real_hub.repo_id_problem,
     )

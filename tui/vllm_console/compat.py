@@ -213,12 +213,12 @@ def ms_silence_bars() -> None:
     import modelscope_hub._download as download
     from tqdm import tqdm
 
-    if not getattr(download.tqdm, "silenced", False):
+    if not getattr(getattr(download, "tqdm", None), "silenced", False):
 
-        class Silent(tqdm):  # type: ignore[misc, type-arg]
+        class Silent(tqdm):  # type: ignore[misc]
             silenced = True
 
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **{**kwargs, "disable": True})
 
-        download.tqdm = Silent
+        setattr(download, "tqdm", Silent)  # noqa: B010  (not an exported name)

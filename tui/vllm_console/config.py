@@ -191,6 +191,13 @@ KEYS: tuple[Key, ...] = (
         "",
         "ModelScope host, as older ModelScope SDKs read it (MODELSCOPE_ENDPOINT wins)",
     ),
+    Key(
+        "MODELSCOPE_CACHE",
+        "modelscope_cache_override",
+        _parse_path,
+        "",
+        "ModelScope cache (default ~/.cache/modelscope)",
+    ),
     Key("HF_HOME", "hf_home", _parse_path, "", "Hugging Face home; the cache is HF_HOME/hub"),
     Key(
         "HF_HUB_CACHE",
@@ -257,6 +264,7 @@ class Settings:
     hub: str = "huggingface"
     modelscope_endpoint_override: str | None = None
     modelscope_domain: str | None = None
+    modelscope_cache_override: Path | None = None
     hf_home: Path | None = None
     hf_hub_cache_override: Path | None = None
     extra_model_dirs: tuple[Path, ...] = ()
@@ -285,6 +293,11 @@ class Settings:
     def modelscope_endpoint(self) -> str | None:
         """The ModelScope site the user chose, or None for the SDK's default."""
         return self.modelscope_endpoint_override or self.modelscope_domain
+
+    @property
+    def modelscope_cache(self) -> Path:
+        """The root the ModelScope SDK caches under (its `models/` is inside)."""
+        return self.modelscope_cache_override or self.home / ".cache" / "modelscope"
 
     @property
     def model_dirs(self) -> tuple[Path, ...]:

@@ -138,7 +138,9 @@ def _probe(
     except httpx.ConnectError as exc:
         raise DownloadError(f"cannot reach {where} ({_connect_reason(exc)}): {_CHECK}") from None
     except httpx.TimeoutException:
-        raise DownloadError(f"{where} stopped answering (nothing for {read:g} s): {_CHECK}") from None
+        raise DownloadError(
+            f"{where} stopped answering (nothing for {read:g} s): {_CHECK}"
+        ) from None
     except httpx.HTTPError as exc:
         raise DownloadError(f"connection to {where} failed ({_line(str(exc))})") from None
     if status in (401, 403) and not token:
