@@ -15,7 +15,7 @@ library and checked by the tests' recorded requests:
 
 An unknown repo or revision is 404 with the site's `{"Code", "Message", "Success": false}`.
 Faults for tests: drop the connection after N bytes of a file (once), a listing that lies
-about sizes, a listing that is not JSON. Every request is recorded.
+about sizes, a listing that is not JSON, a delay between chunks. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,6 +43,7 @@ class MsFaults:
     drop_after: dict[str, int] = field(default_factory=dict)  # file -> bytes, then close (once)
     size_lie: int = 0  # added to every listed size
     garbage_listing: bool = False
+    chunk_delay: float = 0.0  # seconds between the chunks of a file
 
 
 class FakeModelScope:
@@ -146,6 +148,7 @@ class FakeModelScope:
             return
         for i in range(0, len(body), CHUNK):
             handler.wfile.write(body[i : i + CHUNK])
+            time.sleep(self.faults.chunk_delay)
 
     def json(self, handler: BaseHTTPRequestHandler, status: int, data: Any) -> None:
         self.send(handler, status, json.dumps(data).encode(), "application/json")

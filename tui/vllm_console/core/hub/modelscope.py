@@ -162,16 +162,16 @@ def _probe(
 
 def _count_present(folder: Path, files: list[Remote], tracker: Tracker) -> None:
     """Files already complete in the folder: the library skips them without a callback."""
-    done = 0
+    sizes = []
     for remote in files:
         try:
-            present = (folder / remote.name).stat().st_size == remote.size
+            if (folder / remote.name).stat().st_size == remote.size:
+                sizes.append(remote.size)
         except OSError:
-            present = False
-        if present and remote.size is not None:
-            done += 1
-            tracker.add(remote.size, remote.name)
-    tracker.files_at_least(done)
+            pass
+    if sizes:
+        tracker.files_at_least(len(sizes))
+        tracker.add(sum(sizes))
 
 
 def _callback_class(tracker: Tracker) -> type:
