@@ -201,3 +201,19 @@ def test_hub_tree_cache(tmp_path: Path) -> None:
 def test_hub_xet_probe() -> None:
     """`huggingface_hub.utils._runtime.is_xet_available`."""
     assert isinstance(compat.hf_xet_available(), bool)
+
+
+# -- modelscope -------------------------------------------------------------------------------
+
+
+def test_modelscope_download_bars_are_silenced(capsys: pytest.CaptureFixture[str]) -> None:
+    import modelscope_hub._download as download
+
+    compat.ms_silence_bars()
+    compat.ms_silence_bars()  # idempotent: one subclass, not a tower of them
+    bar_class = getattr(download, "tqdm")  # noqa: B009  (the name its bars are drawn with)
+    assert getattr(bar_class, "silenced", False)
+    assert not getattr(bar_class.__mro__[1], "silenced", False)
+    with bar_class(total=3, desc="Downloading", unit="file") as bar:
+        bar.update(3)
+    assert capsys.readouterr().err == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,10 +19,11 @@ from vllm_console.screens.download import DownloadScreen
 from vllm_console.widgets.models.details import ModelDetails
 
 
-def fake_hub(download: Callable[..., Path]) -> Any:
+def fake_hub(download: Callable[..., Path], modelscope: Callable[..., Path] | None = None) -> Any:
     return SimpleNamespace(
         DownloadError=DownloadError,
         download_model=download,
+        download_from_modelscope=modelscope or download,
         default_output_dir=real_hub.default_output_dir,
         repo_id_problem=real_hub.repo_id_problem,
     )
@@ -142,3 +144,52 @@ async def test_success_rescans_and_selects_the_new_model(
         assert details.entry is not None
         assert details.entry.path == settings.cwd / "models" / "Org--Tiny-Model"
         assert app.query_one(Input).value == ""
+
+
+async def test_the_hub_switch_is_reached_by_keyboard_and_picks_modelscope(
+    settings: Settings, demo_catalog: Any
+) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def huggingface(repo_id: str, **kwargs: Any) -> Path:
+        calls.append(("huggingface", kwargs))
+        raise DownloadError("stop here")
+
+    def modelscope(repo_id: str, **kwargs: Any) -> Path:
+        calls.append(("modelscope", kwargs))
+        raise DownloadError("stop here")
+
+    site = replace(settings, modelscope_endpoint_override="https://ms.example")
+    app = VllmConsoleApp(site, catalog=demo_catalog, hub=fake_hub(huggingface, modelscope))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_dialog(app, pilot, "Qwen/Qwen2.5-0.5B")
+        assert "https://huggingface.co" in text_of(app, "#download-endpoint")
+        await pilot.press("shift+tab")  # from the repository to the hub switch
+        assert app.screen.focused is app.screen.query_one("#download-source")
+        await pilot.press("right", "enter")
+        await pilot.pause()
+        assert app.screen.query_one("#source-ms", RadioButton).value
+        assert "https://ms.example (MODELSCOPE_ENDPOINT" in text_of(app, "#download-endpoint")
+        app.screen.query_one("#dest-cache", RadioButton).value = True
+        await pilot.pause()
+        assert str(site.modelscope_cache) in text_of(app, "#download-target")
+        await pilot.press("ctrl+d")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [name for name, _ in calls] == ["modelscope"]
+        kwargs = calls[0][1]
+        assert kwargs["endpoint"] == "https://ms.example"
+        assert kwargs["cache_dir"] == site.modelscope_cache
+        assert "stop here" in text_of(app, "#download-error")
+
+
+async def test_the_hub_setting_preselects_modelscope(settings: Settings, demo_catalog: Any) -> None:
+    app = VllmConsoleApp(
+        replace(settings, hub="modelscope"),
+        catalog=demo_catalog,
+        hub=fake_hub(lambda *a, **k: Path()),
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_dialog(app, pilot, "Org/Name")
+        assert app.screen.query_one("#source-ms", RadioButton).value
+        assert "https://www.modelscope.cn" in text_of(app, "#download-endpoint")

@@ -82,7 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repo_id", help="Org/Name on the hub (or the mirror in HF_ENDPOINT)")
     p.add_argument("--output", type=Path, help="folder to download into (default models/Org--Name)")
     p.add_argument("--revision", help="branch, tag or commit (default main)")
-    p.add_argument("--to-cache", action="store_true", help="download into the Hugging Face cache")
+    p.add_argument("--to-cache", action="store_true", help="download into the hub's cache")
+    p.add_argument(
+        "--from",
+        dest="source",
+        choices=("huggingface", "modelscope"),
+        help="the hub to download from (default VLLM_CONSOLE_HUB, else huggingface)",
+    )
     p = sub.add_parser(
         "serve",
         parents=[common],
@@ -185,6 +191,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             output=args.output,
             revision=args.revision,
             to_cache=args.to_cache,
+            source=args.source,
         )
     if args.command == "doctor":
         from vllm_console.commands.doctor import cmd_doctor

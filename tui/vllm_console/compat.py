@@ -200,3 +200,25 @@ def hf_xet_available() -> bool:
     from huggingface_hub.utils._runtime import is_xet_available
 
     return bool(is_xet_available())
+
+
+# -- modelscope ------------------------------------------------------------------------------
+
+
+def ms_silence_bars() -> None:
+    """The library's download draws tqdm bars on stderr (a files bar and one per file) and
+    takes no bar class: its module's `tqdm` becomes one that draws nothing. The console shows
+    its own progress, fed by the library's public progress callbacks. Idempotent; this process
+    uses the library for nothing else."""
+    import modelscope_hub._download as download
+    from tqdm import tqdm
+
+    if not getattr(getattr(download, "tqdm", None), "silenced", False):
+
+        class Silent(tqdm):  # type: ignore[misc]
+            silenced = True
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **{**kwargs, "disable": True})
+
+        setattr(download, "tqdm", Silent)  # noqa: B010  (not an exported name)

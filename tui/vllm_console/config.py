@@ -7,8 +7,6 @@ names the key, the value and where it came from, so the CLI can print one line a
 
 from __future__ import annotations
 
-import errno
-import io
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from vllm_console.core.files import read_capped, reason
+from vllm_console.env_file import EnvFileError as EnvFileError
+from vllm_console.env_file import parse_env_file as parse_env_file
 
 DEFAULT_MODEL_DIRS = (
     "./models",
@@ -35,15 +34,6 @@ class ConfigError(Exception):
         super().__init__(f"{key}={value!r} (from {origin}): {reason}")
 
 
-class EnvFileError(Exception):
-    """A .env file that cannot be read, or a line of it that is not KEY=VALUE (line_no 0:
-    the file as a whole)."""
-
-    def __init__(self, path: Path, line_no: int, line: str, reason: str) -> None:
-        self.path, self.line_no, self.line, self.reason = path, line_no, line, reason
-        super().__init__(f"{path}:{line_no}: {reason}: {line.strip()!r}")
-
-
 def _parse_str(raw: str) -> str | None:
     return raw or None
 
@@ -55,6 +45,22 @@ def _parse_url(raw: str) -> str | None:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError("expected an http:// or https:// URL")
     return raw.rstrip("/")
+
+
+HUBS = ("huggingface", "modelscope")
+
+
+def _parse_hub(raw: str) -> str:
+    if raw.lower() not in HUBS:
+        raise ValueError("expected huggingface or modelscope")
+    return raw.lower()
+
+
+def _parse_domain(raw: str) -> str | None:
+    """ModelScope's MODELSCOPE_DOMAIN: a host (the SDK puts https:// in front) or a URL."""
+    if not raw or "://" in raw:
+        return _parse_url(raw)
+    return _parse_url(f"https://{raw}")
 
 
 def _parse_port(raw: str) -> int:
@@ -164,6 +170,34 @@ KEYS: tuple[Key, ...] = (
         "",
         "Hugging Face hub or mirror used for downloads, e.g. https://hf-mirror.com",
     ),
+    Key(
+        "VLLM_CONSOLE_HUB",
+        "hub",
+        _parse_hub,
+        "huggingface",
+        "hub that downloads and launches of Org/Name ids use: huggingface or modelscope",
+    ),
+    Key(
+        "MODELSCOPE_ENDPOINT",
+        "modelscope_endpoint_override",
+        _parse_url,
+        "",
+        "ModelScope site used for downloads (default https://www.modelscope.cn)",
+    ),
+    Key(
+        "MODELSCOPE_DOMAIN",
+        "modelscope_domain",
+        _parse_domain,
+        "",
+        "ModelScope host, as older ModelScope SDKs read it (MODELSCOPE_ENDPOINT wins)",
+    ),
+    Key(
+        "MODELSCOPE_CACHE",
+        "modelscope_cache_override",
+        _parse_path,
+        "",
+        "ModelScope cache (default ~/.cache/modelscope)",
+    ),
     Key("HF_HOME", "hf_home", _parse_path, "", "Hugging Face home; the cache is HF_HOME/hub"),
     Key(
         "HF_HUB_CACHE",
@@ -227,6 +261,10 @@ class Settings:
     model: str | None = None
     api_key: str | None = None
     hf_endpoint: str | None = None
+    hub: str = "huggingface"
+    modelscope_endpoint_override: str | None = None
+    modelscope_domain: str | None = None
+    modelscope_cache_override: Path | None = None
     hf_home: Path | None = None
     hf_hub_cache_override: Path | None = None
     extra_model_dirs: tuple[Path, ...] = ()
@@ -250,6 +288,16 @@ class Settings:
         if self.hf_home is not None:
             return self.hf_home / "hub"
         return self.home / ".cache" / "huggingface" / "hub"
+
+    @property
+    def modelscope_endpoint(self) -> str | None:
+        """The ModelScope site the user chose, or None for the SDK's default."""
+        return self.modelscope_endpoint_override or self.modelscope_domain
+
+    @property
+    def modelscope_cache(self) -> Path:
+        """The root the ModelScope SDK caches under (its `models/` is inside)."""
+        return self.modelscope_cache_override or self.home / ".cache" / "modelscope"
 
     @property
     def model_dirs(self) -> tuple[Path, ...]:
@@ -276,56 +324,6 @@ class Settings:
 
     def origin(self, key: str) -> str:
         return self.origins.get(key, "default")
-
-
-ENV_FILE_LIMIT = 1 << 20  # a settings file is a few hundred bytes; refuse anything huge
-
-
-@dataclass(frozen=True)
-class EnvFile:
-    """A .env file's values and the line each key was set on (for messages)."""
-
-    path: Path
-    values: Mapping[str, str]
-    lines: Mapping[str, int]
-
-    def origin(self, key: str) -> str:
-        return f"{self.path} line {self.lines[key]}" if key in self.lines else str(self.path)
-
-
-def read_env_text(path: Path) -> str:
-    """The file's text: opened without blocking (a FIFO must not hang us), regular files only,
-    at most ENV_FILE_LIMIT bytes."""
-    try:
-        data = read_capped(path, ENV_FILE_LIMIT)
-    except OSError as exc:
-        why = reason(exc)
-        if exc.errno == errno.EFBIG:
-            why = f"over {ENV_FILE_LIMIT // 1024} KiB: not a .env file"
-        raise EnvFileError(path, 0, "", why) from None
-    return data.decode("utf-8", errors="replace")
-
-
-def parse_env_file(path: Path) -> EnvFile:
-    """Read a .env file as python-dotenv does (BOM, CRLF, `export`, quotes, comments,
-    multi-line values, ${VAR} expansion); a line it cannot parse is an `EnvFileError`
-    with its number, rather than python-dotenv's warning and a silently missing key.
-
-    A key without `=` has no value in python-dotenv's terms: it sets nothing here."""
-    from dotenv import dotenv_values
-    from dotenv.parser import parse_stream
-
-    text = read_env_text(path)
-    lines: dict[str, int] = {}
-    for binding in parse_stream(io.StringIO(text)):
-        if binding.error:
-            line = binding.original.string.splitlines()[0] if binding.original.string else ""
-            raise EnvFileError(path, binding.original.line, line, "not KEY=VALUE")
-        if binding.key is not None and binding.value is not None:
-            lines[binding.key] = binding.original.line
-    parsed = dotenv_values(stream=io.StringIO(text), interpolate=True)
-    values = {key: value for key, value in parsed.items() if value is not None}
-    return EnvFile(path, values, lines)
 
 
 def load_settings(

@@ -1,7 +1,8 @@
 """`vllm-console doctor`: what a launch would use, and each problem with its fix.
 
-Checks which vLLM would run and whether it imports, the GPUs, the Hugging Face cache, the hub
-endpoint, the chat endpoint and the launch port. Exit 0 when nothing needs fixing, else 1.
+Checks which vLLM would run and whether it imports, the GPUs, the Hugging Face cache, which
+hub is configured and whether each hub answers, the chat endpoint and the launch port.
+Exit 0 when nothing needs fixing, else 1.
 """
 
 from __future__ import annotations
@@ -86,6 +87,34 @@ def check_url(name: str, url: str, fix: str, api_key: str | None = None) -> Chec
     return Check(name, True, f"{url}: HTTP {response.status_code}")
 
 
+def check_hubs(settings: Settings) -> list[Check]:
+    """Which hub is configured, and whether each answers: only the configured one's silence
+    is a problem (the other is an alternative to know about)."""
+    origin = settings.origin("VLLM_CONSOLE_HUB")
+    uses = "downloads and launches of Org/Name ids use it"
+    checks = [Check("hub", True, f"{settings.hub} (VLLM_CONSOLE_HUB from {origin}): {uses}")]
+    hubs = (
+        (
+            "huggingface",
+            "Hugging Face hub",
+            settings.hf_endpoint or "https://huggingface.co",
+            "set HF_ENDPOINT to a mirror you can reach, or VLLM_CONSOLE_HUB=modelscope",
+        ),
+        (
+            "modelscope",
+            "ModelScope",
+            settings.modelscope_endpoint or "https://www.modelscope.cn",
+            "set MODELSCOPE_ENDPOINT to a site you can reach, or VLLM_CONSOLE_HUB=huggingface",
+        ),
+    )
+    for hub, name, url, fix in hubs:
+        check = check_url(name, url, fix)
+        if not check.ok and hub != settings.hub:
+            check = Check(name, True, f"not reachable, not the configured hub ({check.detail})")
+        checks.append(check)
+    return checks
+
+
 def check_port(settings: Settings) -> list[Check]:
     checks = []
     if port_is_free(settings.host, settings.port):
@@ -106,14 +135,7 @@ def run_checks(settings: Settings) -> list[Check]:
     checks = check_vllm(find_vllm(settings.vllm_command))
     checks.append(check_gpus())
     checks.append(check_hf_cache(settings))
-    hub = settings.hf_endpoint or "https://huggingface.co"
-    checks.append(
-        check_url(
-            "hub endpoint",
-            hub,
-            "set HF_ENDPOINT to a mirror you can reach, or use local models (downloads will fail)",
-        )
-    )
+    checks.extend(check_hubs(settings))
     base = settings.base_url.rstrip("/")
     models = check_url(
         "chat endpoint", f"{base}/models", "start a server, or set VLLM_BASE_URL", settings.api_key

@@ -1,4 +1,5 @@
-"""`vllm-console download REPO_ID`: fetch a model from the hub or the HF_ENDPOINT mirror.
+"""`vllm-console download REPO_ID`: fetch a model from the Hugging Face hub (or the HF_ENDPOINT
+mirror), or with `--from modelscope` (or VLLM_CONSOLE_HUB=modelscope) from ModelScope.
 
 Progress goes to stderr (one rewritten line on a terminal, an occasional line otherwise), the
 final folder to stdout, so `$(vllm-console download Org/Name)` gives the path. Ctrl-C stops
@@ -20,12 +21,14 @@ from vllm_console.core.hub.download import (
     DownloadError,
     DownloadProgress,
     default_output_dir,
+    download_from_modelscope,
     download_model,
     repo_id_problem,
 )
 from vllm_console.core.text import visible
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+MODELSCOPE_ENDPOINT = "https://www.modelscope.cn"
 
 
 class ProgressPrinter:
@@ -94,6 +97,7 @@ def cmd_download(
     output: Path | None = None,
     revision: str | None = None,
     to_cache: bool = False,
+    source: str | None = None,
 ) -> int:
     problem = repo_id_problem(repo_id)
     if problem is not None:
@@ -102,16 +106,23 @@ def cmd_download(
     if output is not None and to_cache:
         print("vllm-console: --output and --to-cache exclude each other", file=sys.stderr)
         return 2
+    modelscope = (source or settings.hub) == "modelscope"
     output_dir: Path | None = None
     cache_dir: Path | None = None
     if to_cache:
-        cache_dir = settings.hf_hub_cache
+        cache_dir = settings.modelscope_cache if modelscope else settings.hf_hub_cache
     elif output is not None:
         output_dir = output if output.is_absolute() else settings.cwd / output
     else:
         output_dir = default_output_dir(settings.cwd / "models", repo_id)
-    where = settings.hf_endpoint or DEFAULT_ENDPOINT
-    dest = f"the Hugging Face cache {cache_dir}" if cache_dir else str(output_dir)
+    endpoint: str | None
+    if modelscope:
+        where = settings.modelscope_endpoint or MODELSCOPE_ENDPOINT
+        fetch, endpoint, cache_name = download_from_modelscope, where, "ModelScope"
+    else:
+        where = settings.hf_endpoint or DEFAULT_ENDPOINT
+        fetch, endpoint, cache_name = download_model, settings.hf_endpoint, "Hugging Face"
+    dest = f"the {cache_name} cache {cache_dir}" if cache_dir else str(output_dir)
     at = f" at {revision}" if revision else ""
     print(visible(f"Downloading {repo_id}{at} from {where} into {dest}"), file=sys.stderr)
 
@@ -122,9 +133,9 @@ def cmd_download(
     def run() -> None:
         try:
             outcome.append(
-                download_model(
+                fetch(
                     repo_id,
-                    endpoint=settings.hf_endpoint,
+                    endpoint=endpoint,
                     revision=revision,
                     output_dir=output_dir,
                     cache_dir=cache_dir,

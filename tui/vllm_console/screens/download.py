@@ -1,6 +1,7 @@
-"""The download dialog: repo id, revision and destination in; a progress bar while it runs.
+"""The download dialog: hub, repo id, revision and destination in; a progress bar while it runs.
 
-The download itself is `core.hub.download_model`, run in a thread worker. Progress comes
+The download itself is `core.hub.download_model` (Hugging Face) or
+`core.hub.download_from_modelscope` (ModelScope), run in a thread worker. Progress comes
 back by message (at most every PROGRESS_INTERVAL seconds); cancelling sets the Event the
 hub checks. Errors stay in the dialog, in one plain line: the console keeps running.
 """
@@ -32,6 +33,7 @@ from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 PROGRESS_INTERVAL = 0.1
 DEFAULT_ENDPOINT = "https://huggingface.co"
+MODELSCOPE_ENDPOINT = "https://www.modelscope.cn"
 
 
 class Hub(Protocol):
@@ -39,6 +41,7 @@ class Hub(Protocol):
 
     DownloadError: type[Exception]
     download_model: Callable[..., Path]
+    download_from_modelscope: Callable[..., Path]
 
     def default_output_dir(self, models_dir: Path, repo_id: str) -> Path: ...
     def repo_id_problem(self, repo_id: str) -> str | None: ...
@@ -54,6 +57,7 @@ class Request:
     revision: str | None
     output_dir: Path | None
     cache_dir: Path | None
+    source: str = "huggingface"
 
 
 class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
@@ -110,6 +114,12 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="download-dialog"):
             yield Static("Download a model", id="download-title")
+            with Horizontal(classes="download-row", id="download-source-row"):
+                yield Label("Hub", classes="download-label")
+                with RadioSet(id="download-source"):
+                    modelscope = self._settings.hub == "modelscope"
+                    yield RadioButton("Hugging Face", value=not modelscope, id="source-hf")
+                    yield RadioButton("ModelScope", value=modelscope, id="source-ms")
             with Horizontal(classes="download-row"):
                 yield Label("Repository", classes="download-label")
                 yield Input(
@@ -122,9 +132,9 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
                 yield Label("Save to", classes="download-label")
                 with RadioSet(id="download-dest"):
                     yield RadioButton("models/Org--Name", value=True, id="dest-folder")
-                    yield RadioButton("Hugging Face cache", id="dest-cache")
+                    yield RadioButton(self._cache_label(), id="dest-cache")
             yield Static(id="download-target", markup=False)
-            yield Static(self._endpoint_text(), id="download-endpoint", markup=False)
+            yield Static(id="download-endpoint", markup=False)
             yield ProgressBar(id="download-progress", show_eta=False)
             yield Static(id="download-status", markup=False)
             yield Static(id="download-error", markup=False)
@@ -141,7 +151,22 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
         # Leaving (or quitting) must not leave a download running behind the user's back.
         self._cancel.set()
 
-    def _endpoint_text(self) -> str:
+    def _source(self) -> str:
+        modelscope = self.query_one("#source-ms", RadioButton).value
+        return "modelscope" if modelscope else "huggingface"
+
+    def _cache_label(self) -> str:
+        return "ModelScope cache" if self._settings.hub == "modelscope" else "Hugging Face cache"
+
+    def _endpoint_text(self, source: str) -> str:
+        if source == "modelscope":
+            endpoint = self._settings.modelscope_endpoint
+            if endpoint is None:
+                return f"Endpoint: {MODELSCOPE_ENDPOINT} (set MODELSCOPE_ENDPOINT for another site)"
+            key = "MODELSCOPE_ENDPOINT"
+            if self._settings.modelscope_endpoint_override is None:
+                key = "MODELSCOPE_DOMAIN"
+            return f"Endpoint: {endpoint} ({key} from {self._settings.origin(key)})"
         endpoint = self._settings.hf_endpoint
         if endpoint is None:
             return f"Endpoint: {DEFAULT_ENDPOINT} (set HF_ENDPOINT or --hf-endpoint for a mirror)"
@@ -150,10 +175,13 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
     def _request(self) -> Request:
         repo_id = self.query_one("#download-repo", Input).value.strip()
         revision = self.query_one("#download-revision", Input).value.strip() or None
+        source = self._source()
         if self.query_one("#dest-cache", RadioButton).value:
-            return Request(repo_id, revision, None, self._settings.hf_hub_cache)
+            modelscope = source == "modelscope"
+            cache = self._settings.modelscope_cache if modelscope else self._settings.hf_hub_cache
+            return Request(repo_id, revision, None, cache, source)
         output = self.hub.default_output_dir(self._settings.cwd / "models", repo_id or "Org/Name")
-        return Request(repo_id, revision, output, None)
+        return Request(repo_id, revision, output, None, source)
 
     @on(Input.Changed)
     @on(RadioSet.Changed)
@@ -164,6 +192,10 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
         name = request.repo_id.replace("/", "--") if "/" in request.repo_id else "Org--Name"
         # A label is markup: what was typed shows as typed.
         self.query_one("#dest-folder", RadioButton).label = Content(visible(f"models/{name}"))
+        hub_name = "ModelScope" if request.source == "modelscope" else "Hugging Face"
+        self.query_one("#dest-cache", RadioButton).label = f"{hub_name} cache"
+        endpoint = self._endpoint_text(request.source)
+        self.query_one("#download-endpoint", Static).update(visible(endpoint))
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
@@ -211,7 +243,12 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
     def watch_running(self, running: bool) -> None:
         self.set_class(running, "-running")
         self.query_one("#download-start", Button).disabled = running
-        for selector in ("#download-repo", "#download-revision", "#download-dest"):
+        for selector in (
+            "#download-source",
+            "#download-repo",
+            "#download-revision",
+            "#download-dest",
+        ):
             self.query_one(selector).disabled = running
         self.query_one("#download-cancel", Button).label = "Stop" if running else "Close"
         if running:
@@ -234,10 +271,14 @@ class DownloadScreen(ReportsWorkerErrors, ModalScreen[None]):
                 last_post = now
                 self.post_message(self.Progress(progress))
 
+        if request.source == "modelscope":
+            fetch, endpoint = hub.download_from_modelscope, self._settings.modelscope_endpoint
+        else:
+            fetch, endpoint = hub.download_model, self._settings.hf_endpoint
         try:
-            path = hub.download_model(
+            path = fetch(
                 request.repo_id,
-                endpoint=self._settings.hf_endpoint,
+                endpoint=endpoint,
                 revision=request.revision,
                 output_dir=request.output_dir,
                 cache_dir=request.cache_dir,

@@ -186,7 +186,12 @@ class Preview:
 def preview(vllm: VllmCommand, spec: LaunchSpec, settings: Settings) -> Preview:
     """What the launch runs: vLLM's argv for this spec and the variables it adds."""
     argv = vllm.argv(serve_args(spec))
-    env = launch_env(spec, hf_endpoint=settings.hf_endpoint)
+    env = launch_env(
+        spec,
+        hf_endpoint=settings.hf_endpoint,
+        hub=settings.hub,
+        modelscope_endpoint=settings.modelscope_endpoint,
+    )
     return Preview(tuple(argv), env, render_shell(argv, env, redact=True))
 
 

@@ -40,6 +40,7 @@ from vllm_console.core.hub.job import (
     Remote,
     Tracker,
 )
+from vllm_console.core.hub.modelscope import download_from_modelscope
 
 __all__ = [
     "DownloadCancelled",
@@ -47,6 +48,7 @@ __all__ = [
     "DownloadProgress",
     "ProgressCallback",
     "default_output_dir",
+    "download_from_modelscope",
     "download_model",
     "repo_id_problem",
 ]

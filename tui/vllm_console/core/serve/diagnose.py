@@ -193,8 +193,9 @@ RULES: tuple[tuple[str, re.Pattern[str], Builder], ...] = (
         ),
         _static(
             "The model hub cannot be reached.",
-            "Use a local path, set HF_ENDPOINT to a mirror you can reach, or download the "
-            "model first.",
+            "Use a local path, set HF_ENDPOINT to a mirror you can reach, download from "
+            "ModelScope instead (VLLM_CONSOLE_HUB=modelscope, which launches with "
+            "VLLM_USE_MODELSCOPE=True), or download the model first.",
         ),
     ),
     (

@@ -158,10 +158,8 @@ class ServerSession:
         self._stop_asked.set()
 
     def detach(self) -> bool:
-        """Leave the server running past our exit, recorded as "left running".
-
-        False when it cannot be: not detachable, not running, or a stop was asked.
-        """
+        """Leave the server running past our exit, recorded as "left running"; False when it
+        cannot be: not detachable, not running, or a stop was asked."""
         server, recorder = self._server, self._recorder
         if server is None or recorder is None or self._asked is not None or self.ended:
             return False
@@ -210,7 +208,13 @@ class ServerSession:
             why = exc.strerror or exc
             raise SessionError(f"cannot record the run under {root}: {why}") from exc
         self._recorder = recorder
-        env = launch_env(spec, hf_endpoint=settings.hf_endpoint, run_dir=recorder.info.dir)
+        env = launch_env(
+            spec,
+            hf_endpoint=settings.hf_endpoint,
+            run_dir=recorder.info.dir,
+            hub=settings.hub,
+            modelscope_endpoint=settings.modelscope_endpoint,
+        )
         self._recorded(recorder.update, env=redact_env(env))
         return ServerProcess(
             self.argv,

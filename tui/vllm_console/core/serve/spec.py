@@ -185,14 +185,24 @@ def serve_args(spec: LaunchSpec) -> list[str]:
 
 
 def launch_env(
-    spec: LaunchSpec, *, hf_endpoint: str | None, run_dir: Path | None = None
+    spec: LaunchSpec,
+    *,
+    hf_endpoint: str | None,
+    run_dir: Path | None = None,
+    hub: str = "huggingface",
+    modelscope_endpoint: str | None = None,
 ) -> dict[str, str]:
-    """The variables a launch adds to the inherited environment, the API key among them."""
+    """The variables a launch adds to the inherited environment, the API key among them.
+
+    A hub id launched with `hub` "modelscope" makes vLLM fetch it from ModelScope; a local
+    folder (wherever it came from) never reaches a hub."""
     env: dict[str, str] = {}
     if hf_endpoint:
         env["HF_ENDPOINT"] = hf_endpoint
     if spec.model_is_local:
         env["HF_HUB_OFFLINE"] = "1"
+    elif hub == "modelscope":
+        env.update(modelscope_env(modelscope_endpoint))
     if spec.safe_mode:
         env.update(SAFE_MODE_ENV)
         if run_dir is not None:
@@ -202,6 +212,18 @@ def launch_env(
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))
     if key := api_key_of(spec):
         env[API_KEY_ENV] = key
+    return env
+
+
+def modelscope_env(endpoint: str | None) -> dict[str, str]:
+    """What makes vLLM download from ModelScope (it checks `.lower() == "true"`), and the
+    site: MODELSCOPE_ENDPOINT for current SDKs, MODELSCOPE_DOMAIN (a host they put https://
+    in front of) for older ones."""
+    env = {"VLLM_USE_MODELSCOPE": "True"}
+    if endpoint:
+        env["MODELSCOPE_ENDPOINT"] = endpoint
+        scheme, _, rest = endpoint.partition("://")
+        env["MODELSCOPE_DOMAIN"] = rest if scheme == "https" and "/" not in rest else endpoint
     return env
 
 

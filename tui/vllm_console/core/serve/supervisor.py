@@ -23,15 +23,16 @@ from vllm_console.core.serve.process import ServerProcess, wait_healthy
 TAIL_LINES = 500
 _HUB_HINT = re.compile(
     r"huggingface\.co|HF_ENDPOINT|hf-mirror|Retrying|Max retries|snapshot_download|"
-    r"couldn't connect|ConnectTimeout|Connection refused|Read timed out",
+    r"modelscope\.cn|couldn't connect|ConnectTimeout|Connection refused|Read timed out",
     re.I,
 )
 HUB_STALL = Finding(
     "hub-stalled",
     "No progress for a while, and the log shows attempts to reach the model hub: the hub is "
     "probably unreachable from here.",
-    "Launch from a local path, set HF_ENDPOINT to a mirror you can reach, or go offline "
-    "(HF_HUB_OFFLINE=1) with the model already downloaded.",
+    "Launch from a local path, set HF_ENDPOINT to a mirror you can reach, download from "
+    "ModelScope instead (VLLM_CONSOLE_HUB=modelscope: VLLM_USE_MODELSCOPE=True), or go "
+    "offline (HF_HUB_OFFLINE=1) with the model already downloaded.",
     "",
 )
 
