@@ -73,16 +73,24 @@ def _shard_order(name: str) -> tuple[int, str]:
 
 def quant_ids(base_id: str, sets: Sequence[QuantSet]) -> list[str]:
     """The entry id of each set: `base_id` alone for one set; else `base_id:QUANT` where the
-    quant type names one set only, `base_id:STEM` where it does not."""
+    quant type names one set only, `base_id:STEM` where it does not (`STEM-2`, `STEM-3`...
+    for the same stem in several folders)."""
     if len(sets) == 1:
         return [base_id]
     counts: dict[str | None, int] = {}
     for s in sets:
         counts[s.quant] = counts.get(s.quant, 0) + 1
-    return [
-        f"{base_id}:{s.quant}" if s.quant and counts[s.quant] == 1 else f"{base_id}:{s.stem}"
-        for s in sets
-    ]
+    labels = [s.quant if s.quant and counts[s.quant] == 1 else s.stem for s in sets]
+    used: set[str] = set()
+    ids: list[str] = []
+    for label in labels:
+        candidate, n = label, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{label}-{n}"
+        used.add(candidate)
+        ids.append(f"{base_id}:{candidate}")
+    return ids
 
 
 def split_quant_id(name: str) -> tuple[str, str | None]:
