@@ -48,7 +48,7 @@ def _cache(tmp_path: Path, gguf_repo: dict[str, bytes]) -> tuple[Path, dict[str,
 
 def test_tokenizer_is_the_originals_found_by_the_header_basename(tmp_path: Path) -> None:
     gguf = {"a-Q4_K_M.gguf": HEADER, "a-Q8_0.gguf": HEADER + b"8"}
-    cache, entries = _cache(tmp_path, gguf)
+    _, entries = _cache(tmp_path, gguf)
     quant = entries["org/Tiny-Chat-GGUF:Q4_K_M"]
     original = entries["org/Tiny-Chat"]
     assert tokenizer_for(quant, entries.values()) == str(original.path)
