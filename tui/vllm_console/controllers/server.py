@@ -64,6 +64,7 @@ class DialogMaker(Protocol):
         gpus: Callable[[], GpuSnapshot | None],
         kill: Callable[[list[int]], None] | None,
         fleet: FleetContext,
+        tokenizer: str | None = None,
     ) -> Screen[LaunchRequest | None]: ...
 
     def quit(self, names: Sequence[str]) -> Screen[QuitChoice | None]: ...
@@ -276,10 +277,13 @@ class ServerController:
     async def _run_launch_dialog(
         self, key: str, model_id: str, path: str, fix: tuple[str, object] | None, into: str | None
     ) -> None:
+        from vllm_console.core.serve.gguf import gguf_tokenizer
         from vllm_console.core.serve.spec import load_saved_specs
 
         app = self._app
         saved = await asyncio.to_thread(load_saved_specs, app.settings.specs_file)
+        entry = next((e for e in app.browser.entries if e.key == key), None)
+        tokenizer = await asyncio.to_thread(gguf_tokenizer, entry, app.browser.entries)
         guard = self.guard
         screen = self._dialogs.launch(
             app.settings,
@@ -288,10 +292,11 @@ class ServerController:
             path=path,
             saved=saved.get(key),
             fix=fix,
-            entry=next((e for e in app.browser.entries if e.key == key), None),
+            entry=entry,
             gpus=lambda: app.gauges.snapshot,
             kill=guard.kill if guard is not None else None,
             fleet=self.processes.fleet_context(leaving=into),
+            tokenizer=tokenizer,
         )
         request = await app.push_screen_wait(screen)
         if request is not None:

@@ -41,11 +41,12 @@ class Dialogs:
         gpus: Callable[[], GpuSnapshot | None],
         kill: Callable[[list[int]], None] | None,
         fleet: FleetContext,
+        tokenizer: str | None = None,
     ) -> Screen[LaunchRequest | None]:
         from vllm_console.screens.launch import LaunchScreen
         from vllm_console.screens.launch_form import apply_fix, initial_spec
 
-        spec = initial_spec(settings, path, model_id, saved)
+        spec = initial_spec(settings, path, model_id, saved, tokenizer)
         if fix is not None:
             spec = apply_fix(spec, *fix)
         return LaunchScreen(

@@ -127,7 +127,7 @@ class LaunchScreen(ReportsWorkerErrors, ModalScreen[LaunchRequest | None]):
             title = Content.assemble(("Launch ", "bold"), visible(self._model_id))
             yield Static(title, id="launch-title")
             yield Static(
-                Content(visible(f"{self._base.model}  (local: HF_HUB_OFFLINE=1)")),
+                Content("\n".join(map(visible, form.model_line(self._base).split("\n")))),
                 id="launch-model",
             )
             if self._changed:

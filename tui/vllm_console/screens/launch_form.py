@@ -23,6 +23,8 @@ from vllm_console.core.fleet.model import (
     slug,
     unique_name,
 )
+from vllm_console.core.serve.gguf import NOTES as GGUF_NOTES
+from vllm_console.core.serve.gguf import is_gguf_model, split_problem
 from vllm_console.core.serve.install import VllmCommand
 from vllm_console.core.serve.spec import (
     LaunchSpec,
@@ -55,6 +57,7 @@ TEXT_FIELDS: tuple[Field, ...] = (
     Field("pipeline_parallel_size", "Pipeline par."),
     Field("quantization", "Quantization", "none"),
     Field("kv_cache_dtype", "KV cache dtype", "auto"),
+    Field("tokenizer", "Tokenizer", "folder or hub id; empty: the model's"),
     Field("extra_args", "Extra args", "more vllm serve flags, shell-quoted"),
 )
 SWITCHES: tuple[Field, ...] = (
@@ -62,15 +65,26 @@ SWITCHES: tuple[Field, ...] = (
     Field("trust_remote_code", "trust remote code"),
     Field("safe_mode", "safe mode"),
 )
-LABELS = {f.name: f.label for f in (NAME, *TEXT_FIELDS, *SWITCHES)}
+LABELS = {f.name: f.label for f in (NAME, *TEXT_FIELDS, *SWITCHES)} | {"model": "Model"}
 
 
 def initial_spec(
-    settings: Settings, model_path: str, model_id: str, saved: LaunchSpec | None
+    settings: Settings,
+    model_path: str,
+    model_id: str,
+    saved: LaunchSpec | None,
+    tokenizer: str | None = None,
 ) -> LaunchSpec:
-    """The saved spec for this model if any, else the settings; the model path is today's."""
+    """The saved spec for this model if any, else the settings; the model path is today's.
+    `tokenizer`: the one found for a GGUF model, unless the saved spec names one."""
     if saved is not None:
-        return replace(saved, model=model_path, model_is_local=True, api_key=settings.api_key)
+        return replace(
+            saved,
+            model=model_path,
+            model_is_local=True,
+            api_key=settings.api_key,
+            tokenizer=saved.tokenizer or tokenizer,
+        )
     return LaunchSpec(
         model=model_path,
         model_is_local=True,
@@ -80,6 +94,7 @@ def initial_spec(
         gpu_memory_utilization=settings.gpu_memory_utilization,
         max_model_len=settings.max_model_len,
         api_key=settings.api_key,
+        tokenizer=tokenizer,
     )
 
 
@@ -148,6 +163,7 @@ PARSERS: Mapping[str, Callable[[str], Any]] = {
     "pipeline_parallel_size": _count,
     "quantization": _optional,
     "kv_cache_dtype": _optional,
+    "tokenizer": _optional,
     "extra_args": str,
 }
 
@@ -166,6 +182,7 @@ def read_form(
             errors[name] = str(exc)
     for field in SWITCHES:
         changes[field.name] = bool(values.get(field.name, False))
+    errors.update(gguf_problems(replace(base, **changes)))
     if errors:
         return None, errors
     try:  # a key typed into the extra args is moved to the environment (see redact)
@@ -174,6 +191,25 @@ def read_form(
     except SpecError as exc:
         return None, {"extra_args": str(exc).removeprefix("extra arguments: ")}
     return spec, {}
+
+
+def gguf_problems(spec: LaunchSpec) -> dict[str, str]:
+    """What a GGUF launch lacks: a single file (not one of a split set), and the original
+    model's tokenizer (found in the catalog when the dialog opens, else asked for here)."""
+    if not is_gguf_model(spec.model):
+        return {}
+    problems: dict[str, str] = {}
+    if why := split_problem(spec.model):
+        problems["model"] = why
+    if not spec.tokenizer:
+        problems["tokenizer"] = "the original model's tokenizer, a folder or hub id (for GGUF)"
+    return problems
+
+
+def model_line(spec: LaunchSpec) -> str:
+    """The dialog's line about the model: its path, and vLLM's notes for a GGUF file."""
+    line = f"{spec.model}  (local: HF_HUB_OFFLINE=1)" if spec.model_is_local else spec.model
+    return "\n".join((line, *GGUF_NOTES)) if is_gguf_model(spec.model) else line
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 Directly in a model folder: a directory holding config.json or weights is a model
 (`Org--Name` -> id `Org/Name`, `Name` -> `Name`); a directory without them is an org whose
 model subdirectories get `Org/Name`; a `.gguf` file is a model of its own, and the shards of a
-split GGUF (`x-00001-of-00003.gguf`) are one model. A directory holding only GGUF files gives
-one model per GGUF file (its id, when it holds several, gets `/<file stem>` appended).
+split GGUF (`x-00001-of-00003.gguf`) are one model. A directory whose weights are GGUF files
+only (a config.json or tokenizer beside them or not) gives one model per quantization
+(`ggufsets`: its id, when it holds several, gets `:QUANT` appended, e.g. `Org/Name:Q4_K_M`).
 
 A model folder may be set to `/` or to a huge tree, so every walk is bounded: the listing
 goes two folders down (ORG/NAME) and lists at most `MAX_LISTED` folders per model folder; a
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm_console.core.catalog.entry import ModelEntry, Source
+from vllm_console.core.catalog.ggufsets import quant_ids, quant_sets
 from vllm_console.core.catalog.readers.gguf import gguf_stem
 
 NOT_WEIGHTS_BIN = ("training_args", "optimizer", "scheduler", "rng_state")
@@ -128,28 +130,31 @@ def _look(root: Path, path: str, dir_id: str) -> tuple[list[ModelEntry], list[_I
         # Unreadable: still an entry, so that detail() can say why.
         return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)], None
     files = [n for n, _, is_dir, _ in items if not is_dir]
-    if "config.json" in files or any(is_weight_name(n) and not n.endswith(".gguf") for n in files):
+    if any(is_weight_name(n) and not n.endswith(".gguf") for n in files):
         return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)], None
     ggufs = _gguf_entries(root, files, (Path(path), dir_id))
-    return (ggufs, None) if ggufs else ([], items)
+    if ggufs:
+        return ggufs, None
+    if "config.json" in files:
+        return [ModelEntry(dir_id, Path(path), Source.FOLDER, root)], None
+    return [], items
 
 
 def _gguf_entries(root: Path, names: list[str], owner: tuple[Path, str] | None) -> list[ModelEntry]:
     """One entry per GGUF file or shard group. `owner`: the (dir, id) of a GGUF-only model dir."""
-    groups: dict[str, str] = {}
-    for name in sorted(names):
-        if name.lower().endswith(".gguf"):
-            groups.setdefault(gguf_stem(name), name)
     if owner is None:
+        groups: dict[str, str] = {}
+        for name in sorted(names):
+            if name.lower().endswith(".gguf"):
+                groups.setdefault(gguf_stem(name), name)
         return [
             ModelEntry(stem, root / first, Source.FOLDER, root) for stem, first in groups.items()
         ]
     folder, dir_id = owner
+    sets = quant_sets(names)
     return [
-        ModelEntry(
-            dir_id if len(groups) == 1 else f"{dir_id}/{stem}", folder / first, Source.FOLDER, root
-        )
-        for stem, first in groups.items()
+        ModelEntry(set_id, folder / qset.first, Source.FOLDER, root)
+        for set_id, qset in zip(quant_ids(dir_id, sets), sets, strict=True)
     ]
 
 

@@ -4,17 +4,21 @@ Order: an existing path; the Hugging Face cache (the snapshot `refs/main` names,
 newest); the common model folders (`DIR/NAME`, `DIR/ORG--NAME`, `DIR/ORG/NAME`,
 `DIR/BASENAME`); and last the hub id itself, which vLLM would have to download.
 Every place looked at is recorded, so the answer can say why it won and what it passed over.
+A name with a quantization (`ORG/NAME:Q4_K_M`, as vLLM and llama.cpp write one file of a GGUF
+repo) resolves the repo, then that quantization's file in it (`ggufsets`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
 from vllm_console.core.catalog import hfcache
+from vllm_console.core.catalog.ggufsets import find_set, quant_sets, split_quant_id
+from vllm_console.core.catalog.quants import repo_names
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -111,13 +115,11 @@ def resolve(
     """Find `name` in the seed order; never raises for a missing or odd name."""
     tried: list[Attempt] = []
     cwd = cwd or Path.cwd()
-
-    try:
-        as_path = Path(name).expanduser()
-    except RuntimeError:  # `~user` of no such user: taken as written
-        as_path = Path(name)
-    if not as_path.is_absolute():
-        as_path = cwd / as_path
+    as_path = _as_path(name, cwd)
+    base, quant = split_quant_id(name)
+    if quant is not None and not as_path.exists():
+        found = resolve(base, hf_cache=hf_cache, model_dirs=model_dirs, cwd=cwd)
+        return _quant_of(found, name, quant)
     if as_path.exists():
         tried.append(Attempt(Rule.PATH, str(as_path), "exists"))
         return Resolution(name, Rule.PATH, "an existing path", path=as_path, tried=tuple(tried))
@@ -147,3 +149,29 @@ def resolve(
         return Resolution(name, Rule.HUB, reason, hub_id=name, tried=tuple(tried))
     reason = "not on disk, and not an Org/Name hub id either"
     return Resolution(name, Rule.NOT_FOUND, reason, tried=tuple(tried))
+
+
+def _as_path(name: str, cwd: Path) -> Path:
+    try:
+        as_path = Path(name).expanduser()
+    except RuntimeError:  # `~user` of no such user: taken as written
+        as_path = Path(name)
+    return as_path if as_path.is_absolute() else cwd / as_path
+
+
+def _quant_of(found: Resolution, name: str, quant: str) -> Resolution:
+    """The file of quantization `quant` in the repo or folder `found` names."""
+    if found.rule is Rule.HUB:
+        reason = "not on disk; vLLM would download this GGUF quantization from the hub"
+        return Resolution(name, Rule.HUB, reason, hub_id=name, tried=found.tried)
+    if found.path is None:
+        return replace(found, name=name)
+    sets = quant_sets(repo_names(str(found.path))) if found.path.is_dir() else []
+    chosen = find_set(sets, quant)
+    if chosen is None:
+        have = ", ".join(s.quant or s.stem for s in sets) or "no GGUF files"
+        reason = f"{found.path} holds no GGUF quantization {quant} ({have})"
+        return Resolution(name, Rule.NOT_FOUND, reason, tried=found.tried)
+    path = found.path.joinpath(*chosen.first.split("/"))
+    reason = f"{found.reason}; quantization {quant}: {chosen.first}"
+    return Resolution(name, found.rule, reason, path=path, tried=found.tried)

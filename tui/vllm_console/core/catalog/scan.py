@@ -27,16 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm_console import compat
-from vllm_console.core.catalog import folders, hfcache, hfwalk
+from vllm_console.core.catalog import folders, hfcache, hfwalk, quants
 from vllm_console.core.catalog.describe import (
     Described,
     decode,
     describe_dir,
     describe_gguf,
     encode,
-    shard_problems,
 )
-from vllm_console.core.catalog.entry import ModelEntry, Revision, Source, format_bytes
+from vllm_console.core.catalog.entry import Format, ModelEntry, Revision, Source, format_bytes
 from vllm_console.core.catalog.index import (
     CatalogIndex,
     file_stamps,
@@ -77,6 +76,7 @@ def list_models(hf_cache: Path, model_dirs: Sequence[Path]) -> ScanResult:
     is read. A cache repo's other revisions come with `detail` (see `hfcache.list_cache`)."""
     with compat.gc_paused():
         entries, warnings = hfcache.list_cache(hf_cache)
+        entries = quants.expand_cache(entries)  # a GGUF repo: one entry per quantization
         looked_in = [hf_cache]
         for folder in model_dirs:
             if folder in looked_in:
@@ -152,6 +152,8 @@ def detail(entry: ModelEntry) -> ModelEntry:
 
 def _detail(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:
     try:
+        if quants.is_quant_entry(entry):
+            return _detail_gguf_file(entry, index)
         if entry.source is Source.HF_CACHE:
             return _scan_cache(entry, index)
         if entry.path.name.lower().endswith(".gguf"):
@@ -167,11 +169,11 @@ def walk_exact(entry: ModelEntry) -> ModelEntry:
     For the details pane, in a worker: the result has `exact=True`, each revision's
     `size_bytes` and `nb_files`, broken links in any revision, `size_bytes` counting only what
     some revision references, and `unreferenced_bytes` (with a note when not 0) for the blobs
-    no revision uses. Takes a listed or a detailed entry; folder entries are already exact, so
-    they are only detailed if they were not. A repo whose folders have not changed since its
-    last walk in this process is not walked again.
+    no revision uses. Takes a listed or a detailed entry; folder entries and GGUF quantizations
+    are already exact, so they are only detailed if they were not. A repo whose folders have
+    not changed since its last walk in this process is not walked again.
     """
-    if entry.source is not Source.HF_CACHE:
+    if entry.source is not Source.HF_CACHE or quants.is_quant_entry(entry):
         return entry if entry.detailed else detail(entry)
     try:
         walk = hfwalk.walk_repo(entry)
@@ -249,9 +251,10 @@ def _cache_entry(
         problems.append(f"incomplete download ({walk.incomplete} .incomplete blobs)")
     problems += walk.problems
     unreferenced = walk.unreferenced_bytes
-    notes = (
+    notes: tuple[str, ...] = (
         (f"{format_bytes(unreferenced)} in blobs that no revision uses",) if unreferenced else ()
     )
+    notes += quants.unsplit_note(walk.files) if described.format is Format.GGUF else ()
     return _finish(
         entry,
         described,
@@ -319,14 +322,9 @@ def _detail_folder(entry: ModelEntry, index: CatalogIndex | None = None) -> Mode
 
 
 def _detail_gguf_file(entry: ModelEntry, index: CatalogIndex | None = None) -> ModelEntry:
-    paths = folders.gguf_group(entry.path)
-    problems = shard_problems(paths)
-    size = 0
-    for path in paths:
-        try:
-            size += os.stat(path).st_size
-        except OSError:
-            problems.append(f"broken link: {os.path.basename(path)}")
-    described = _remembered(entry, index, "", paths, lambda: describe_gguf(entry.id, paths), paths)
-    names = [os.path.basename(p) for p in paths]
-    return _finish(entry, described, size, names, problems)
+    """One GGUF quantization, in a model folder or a cache repo (`quants.detail_quant`)."""
+
+    def describe(paths: Sequence[str]) -> Described:
+        return _remembered(entry, index, "", paths, lambda: describe_gguf(entry.id, paths), paths)
+
+    return quants.detail_quant(entry, describe)

@@ -203,6 +203,26 @@ RULES: tuple[tuple[str, re.Pattern[str], Builder], ...] = (
         re.compile(r"\[Errno 98\]|address already in use", re.I),
         _static("The port is already in use.", "Stop what holds it, or choose another port."),
     ),
+    (
+        "gguf-unsupported",
+        # vLLM without GGUF support hands the file to transformers as a config.json
+        re.compile(r"config file at '[^'\n]{0,4096}\.gguf' is not a valid JSON file", re.I),
+        _static(
+            "This vLLM cannot load GGUF files: GGUF support left vLLM's core and comes with "
+            "the vllm-gguf-plugin package, built for CUDA or ROCm GPUs.",
+            "Install it into vLLM's environment (pip install vllm-gguf-plugin), or serve "
+            "the original safetensors model instead.",
+        ),
+    ),
+    (
+        "gguf-architecture",
+        re.compile(r"GGUF model with architecture \S{1,100} is not supported"),
+        _static(
+            "vLLM cannot map this GGUF architecture onto its models.",
+            "Serve the original safetensors model, or a GGUF of an architecture vLLM lists "
+            "as supported.",
+        ),
+    ),
 )
 
 

@@ -52,6 +52,8 @@ class LaunchSpec:
     pipeline_parallel_size: int = 1
     quantization: str | None = None
     kv_cache_dtype: str | None = None
+    # the tokenizer's folder or hub id when it is not the model's (a GGUF file's original)
+    tokenizer: str | None = None
     enforce_eager: bool = False
     trust_remote_code: bool = False
     api_key: str | None = None
@@ -170,6 +172,7 @@ def serve_args(spec: LaunchSpec) -> list[str]:
         ("--dtype", spec.dtype),
         ("--quantization", spec.quantization),
         ("--kv-cache-dtype", spec.kv_cache_dtype),
+        ("--tokenizer", spec.tokenizer),
     ):
         if value:
             args += [flag, value]
