@@ -223,7 +223,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
 
     @on(TabbedContent.TabActivated, "#side")
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
-        self.query_one("#main").set_class(event.pane.id in WIDE_TABS, "-wide-tab")
+        self.query("#main").set_class(event.pane.id in WIDE_TABS, "-wide-tab")  # none: closing
         self._update_side()
 
     @on(JumpToModel)

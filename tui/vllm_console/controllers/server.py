@@ -123,8 +123,7 @@ class ServerController:
         message may arrive then)."""
         from vllm_console.widgets.fleet.panel import FleetPanel
 
-        # Found once: the footer asks with every change of its keys, and a query walks the
-        # whole DOM (tens of ms with a fleet's panes).
+        # Found once: asked for with every change of the keys; a query walks the whole DOM.
         if self._panel is None or not self._panel.is_attached:
             self._panel = next(iter(self._app.query("#fleet").results(FleetPanel)), None)
         return self._panel
