@@ -101,14 +101,22 @@ def test_safetensors_params_win_when_known() -> None:
     assert est.weights_bytes == 7_615_616_512 * 2
 
 
-def test_awq_ignores_the_packed_safetensors_count() -> None:
-    # safetensors counts int32 elements that hold eight 4-bit weights each: ~2.2 B "params"
-    entry = entry_for("qwen2.5-7b-instruct-awq", params=2_163_000_000)
+def test_awq_weights_are_counted_as_stored() -> None:
+    # the catalog gives the logical parameters and the bytes of the files vLLM loads (the two
+    # shards of Qwen2.5-7B-Instruct-AWQ: about 5.6 GB)
+    entry = entry_for("qwen2.5-7b-instruct-awq", params=7_615_616_512, stored_bytes=5_583_130_920)
     assert entry.meta.quantization == "AWQ 4-bit"
     est = estimate(entry, SPEC)
+    assert est.params_from == "safetensors" and est.params == 7_615_616_512
+    assert est.weights_bytes == 5_583_130_920 and close(est.weights_bytes / GiB, 5.2)
+    assert any("as stored" in n for n in est.notes)
+
+
+def test_awq_without_headers_is_estimated_from_config() -> None:
+    est = estimate(entry_for("qwen2.5-7b-instruct-awq"), SPEC)
     assert est.params_from == "config.json" and est.params == 7_615_616_512
     assert est.weights_bytes is not None and close(est.weights_bytes / GiB, 5.2)
-    assert any("packed" in n for n in est.notes) and any("4-bit" in n for n in est.notes)
+    assert any("4-bit" in n for n in est.notes)
 
 
 def test_bin_only_model_is_estimated_from_config() -> None:

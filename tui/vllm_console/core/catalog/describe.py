@@ -39,7 +39,7 @@ from vllm_console.core.catalog.readers.safetensors import (
     params_from_safetensors,
     torch_dtype_name,
 )
-from vllm_console.core.catalog.readers.weightfiles import NO_WEIGHTS, WeightFiles, select
+from vllm_console.core.catalog.readers.weightfiles import NO_WEIGHTS, select
 from vllm_console.core.files import NOT_REGULAR
 
 _FORMATS = frozenset(str(f) for f in Format)

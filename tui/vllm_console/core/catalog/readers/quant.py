@@ -130,9 +130,7 @@ def logical_params(raw: int, kinds: TensorKinds, quantization: str | None) -> in
     low = quantization.lower()
     byte_weight = 2 if any(m in low for m in _NIBBLE_METHODS) else 1
     plain = raw - kinds.packed - kinds.nibbles - kinds.byte_weights - kinds.aux
-    return (
-        plain + kinds.packed * per_word + kinds.nibbles * 2 + kinds.byte_weights * byte_weight
-    )
+    return plain + kinds.packed * per_word + kinds.nibbles * 2 + kinds.byte_weights * byte_weight
 
 
 def compute_dtype(config: Mapping[str, object], header_dtypes: Iterable[str]) -> str | None:

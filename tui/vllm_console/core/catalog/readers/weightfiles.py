@@ -82,7 +82,11 @@ def select(folder: str, top: Sequence[str]) -> WeightFiles:
     missing = sorted(named - set(chosen))
     if missing:
         shown = ", ".join(missing[:MAX_SHOWN_MISSING])
-        more = f" and {len(missing) - MAX_SHOWN_MISSING} more" if len(missing) > MAX_SHOWN_MISSING else ""
+        more = (
+            f" and {len(missing) - MAX_SHOWN_MISSING} more"
+            if len(missing) > MAX_SHOWN_MISSING
+            else ""
+        )
         problems = (f"{index_name} names missing weight files: {shown}{more}",)
     return WeightFiles(loaded, tuple(sorted(ignored)), problems, total)
 
