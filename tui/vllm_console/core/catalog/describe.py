@@ -139,11 +139,15 @@ def describe_dir(entry: ModelEntry, folder: str, files: Sequence[str]) -> Descri
         stored_bytes=_stored_bytes(folder, picked.loaded),
         storage=storage,
     )
-    ignored = picked.ignored + tuple((g, _GGUF_BESIDE) for g in ggufs)
+    ignored = picked.ignored + tuple((g, _GGUF_BESIDE) for g in ggufs if "/" not in g)
+    nested = sorted(f for f in files if "/" in f and f.endswith(_WEIGHT_LIKE))
+    ignored += tuple((f, _NESTED) for f in nested)
     return Described(fmt, meta, config, tuple(problems), picked.loaded, ignored)
 
 
 _GGUF_BESIDE = "vLLM loads a GGUF file only when it is named as the model"
+_NESTED = "in a subfolder: vLLM loads weights from the model's top folder only"
+_WEIGHT_LIKE = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".GGUF")
 
 
 def _stored_bytes(folder: str, names: Sequence[str]) -> int | None:

@@ -183,7 +183,7 @@ def _verdict(est: Estimate, ids: tuple[int, ...], total: int, free: int, util: f
     in_flight = in_flight_tokens(total)
     usable = min(util, _floor2(free / total))  # vLLM will not start above free / total
     room = total * usable - fixed
-    fits_len = _longest(est, room, in_flight)
+    fits_len = longest_fitting(est, room, in_flight)
     seq = kv_bytes(est, length, in_flight)
     need = math.ceil((fixed + seq) / total * 100) / 100
     fit = Fit(Verdict.FITS, "", est, ids, util, fits_len or None, need)
@@ -217,7 +217,7 @@ def _verdict(est: Estimate, ids: tuple[int, ...], total: int, free: int, util: f
     return _with(fit, Verdict.FITS, f"{held}; {where}")
 
 
-def _longest(est: Estimate, room: float, in_flight: int) -> int:
+def longest_fitting(est: Estimate, room: float, in_flight: int) -> int:
     """The largest length (a multiple of BLOCK, at most the model's context) whose KV cache
     fits in `room`: a binary search, as vLLM's `estimate_max_model_len` does."""
     if room <= 0:
