@@ -35,19 +35,27 @@ from vllm_console.core.serve.spec import LaunchSpec
 
 SPEC = LaunchSpec(model="m")
 
+
+def _shards(total: int, first: int = 1, width: int = 5) -> list[str]:
+    return [
+        f"model-{i:05d}-of-{total - 1 + first:0{width}d}.safetensors"
+        for i in range(first, total + first)
+    ]
+
+
 # name: (parameters by the model card, vLLM's dtype, quantization label, vLLM's weight files)
 TRUTH: dict[str, tuple[float, str | None, str | None, list[str]]] = {
-    "llama-3.1-8b-instruct": (8.03e9, "bfloat16", None, [f"model-0000{i}-of-00004.safetensors" for i in range(1, 5)]),
-    "mixtral-8x7b-instruct-v0.1": (46.7e9, "bfloat16", None, [f"model-{i:05d}-of-00019.safetensors" for i in range(1, 20)]),
-    "deepseek-v2-lite": (15.7e9, "bfloat16", None, [f"model-0000{i}-of-000004.safetensors" for i in range(1, 5)]),
-    "gpt-oss-20b": (20.9e9, "bfloat16", "MXFP4", [f"model-0000{i}-of-00002.safetensors" for i in range(3)]),
-    "gemma-2-9b-it": (9.24e9, "bfloat16", None, [f"model-0000{i}-of-00004.safetensors" for i in range(1, 5)]),
-    "phi-3-mini-4k-instruct": (3.82e9, "bfloat16", None, [f"model-0000{i}-of-00002.safetensors" for i in range(1, 3)]),
-    "qwen2.5-7b-instruct-awq": (7.62e9, "float16", "AWQ 4-bit", [f"model-0000{i}-of-00002.safetensors" for i in range(1, 3)]),
-    "llama-3.1-8b-instruct-gptq-int4": (8.03e9, "float16", "GPTQ 4-bit", [f"model-0000{i}-of-00002.safetensors" for i in range(1, 3)]),
-    "qwen3-8b-fp8": (8.19e9, "bfloat16", "FP8", [f"model-0000{i}-of-00002.safetensors" for i in range(1, 3)]),
+    "llama-3.1-8b-instruct": (8.03e9, "bfloat16", None, _shards(4)),
+    "mixtral-8x7b-instruct-v0.1": (46.7e9, "bfloat16", None, _shards(19)),
+    "deepseek-v2-lite": (15.7e9, "bfloat16", None, _shards(4, width=6)),
+    "gpt-oss-20b": (20.9e9, "bfloat16", "MXFP4", _shards(3, first=0)),
+    "gemma-2-9b-it": (9.24e9, "bfloat16", None, _shards(4)),
+    "phi-3-mini-4k-instruct": (3.82e9, "bfloat16", None, _shards(2)),
+    "qwen2.5-7b-instruct-awq": (7.62e9, "float16", "AWQ 4-bit", _shards(2)),
+    "llama-3.1-8b-instruct-gptq-int4": (8.03e9, "float16", "GPTQ 4-bit", _shards(2)),
+    "qwen3-8b-fp8": (8.19e9, "bfloat16", "FP8", _shards(2)),
     "mistral-7b-instruct-v0.3": (7.25e9, "bfloat16", None, ["consolidated.safetensors"]),
-}  # fmt: skip
+}
 
 # name: (vLLM's KV bytes for one sequence of the full context, in flight 4096 and 16384;
 #        vLLM's estimate_max_model_len for 1, 2, 4 GiB at 4096 and at 16384 in flight)

@@ -291,3 +291,43 @@ def test_no_room_for_the_kv_cache_is_said_without_a_negative_size() -> None:
     assert fit.verdict is Verdict.WONT_FIT
     assert fit.reason.startswith("at utilization 0.50 (12.0 GiB) weights 14.")
     assert "leave no KV cache; utilization 0.7" in fit.reason and "-" not in fit.reason
+
+
+def test_a_family_not_understood_says_so() -> None:
+    # Jamba's config (ai21labs/Jamba-v0.1): attention every 8th layer, Mamba in the others
+    config = {
+        "architectures": ["JambaForCausalLM"],
+        "model_type": "jamba",
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "attn_layer_period": 8,
+        "attn_layer_offset": 4,
+        "mamba_d_state": 16,
+        "vocab_size": 65536,
+        "max_position_embeddings": 262144,
+    }
+    entry = replace(entry_for("llama-3.1-8b-instruct"), config=config)
+    entry = replace(entry, meta=config_info(config))
+    fit = will_it_fit(entry, SPEC, [gpu(80)])
+    assert fit.verdict is Verdict.UNKNOWN and "Mamba" in fit.reason
+    assert fit.max_model_len is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "sliding"),
+    [
+        ({"sliding_window": 4096}, 32),  # Mistral v0.1: every layer
+        ({"sliding_window": 131072, "use_sliding_window": False}, 0),  # Qwen2: switched off
+        ({"sliding_window": 0}, 0),  # vLLM: 0 is no window
+        ({"sliding_window": 4096, "layer_types": ["full_attention"] * 32}, 0),
+    ],
+)
+def test_which_layers_slide(changes: dict[str, object], sliding: int) -> None:
+    entry = entry_for("llama-3.1-8b-instruct")
+    entry = replace(entry, config={**entry.config, **changes})
+    est = estimate(entry, SPEC)
+    per_layer = 8 * 128 * 2 * 2
+    assert est.kv_bytes_per_token == (32 - sliding) * per_layer
+    assert est.kv_windows_per_gpu == (((4096, sliding * per_layer),) if sliding else ())

@@ -199,6 +199,8 @@ def params_from_safetensors(
     ordered = tuple(sorted(counts, key=lambda d: -counts[d]))
     top = ordered[0] if ordered else None
     params = logical_params(total, kinds, quantization)
+    if params > MAX_PARAMS:  # packed words of a hostile header
+        return ParamsResult(None, None, (implausible("parameter count", params, "the headers"),))
     return ParamsResult(params, torch_dtype_name(top) if top else None, (), ordered)
 
 
