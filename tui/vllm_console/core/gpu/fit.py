@@ -3,20 +3,22 @@
 An estimate, stated with its assumptions (each result carries them as notes):
 
 - Weights: parameters x bytes of the dtype vLLM loads (16-bit unless float32 is asked for;
-  vLLM's "auto" loads float32 checkpoints in 16-bit). Quantized linear layers take bits/8 bytes
-  per weight plus group scales (4-bit: ~0.52 byte, FP8/INT8: 1 byte); embeddings and the LM
-  head stay 16-bit. Safetensors counts packed int32 elements of AWQ/GPTQ weights, not
-  parameters, so a quantized model's parameters come from config.json, as do those of a model
-  without safetensors headers.
-- KV cache per token: layers x KV heads x head size x 2 (K and V) x bytes of the KV cache dtype;
-  MLA models (DeepSeek) cache kv_lora_rank + rope dims once per layer. Sliding-window layers
-  are counted as full ones (an overestimate).
+  vLLM's "auto" loads float32 checkpoints in 16-bit). The parameters are the catalog's (the
+  logical count of the weight files vLLM loads, packed AWQ/GPTQ/MXFP4 words unpacked), else
+  derived from config.json (`params_from_config`: a model without safetensors headers). A
+  quantized checkpoint's weights are the bytes of those files, as stored; without them (or
+  quantized online) its linear layers take bits/8 bytes per weight plus group scales (4-bit:
+  ~0.52 byte, FP8/INT8: 1 byte) and embeddings and the LM head stay 16-bit.
+- KV cache: per layer KV heads x head size x 2 (K and V) x bytes of the KV cache dtype per
+  token, MLA models (DeepSeek) kv_lora_rank + rope dims; sliding-window layers hold only
+  their window plus the tokens in flight, and a family with Mamba or linear-attention
+  layers is not estimated (`kvcache`).
 - vLLM's own use per GPU (the margin): non-torch memory 0.5 GiB, CUDA graphs 0.5 GiB (none with
   enforce eager), and the activation peak of one batch of 8,192 tokens plus the sampler's logits.
 
 vLLM takes total x gpu_memory_utilization on each GPU, refuses to start when that is more than
 the free memory, and its KV cache (the budget less weights and margin) must hold one sequence of
-max model length.
+max model length (`verdict.kv_bytes`).
 
 This module is the model's side (parameters, weights, KV cache per token, margin: `estimate`)
 and the entry point (`will_it_fit`); holding an estimate against the GPUs' memory, and what

@@ -48,20 +48,22 @@ class WeightFiles:
 NO_WEIGHTS = WeightFiles()
 
 
-def _is_consolidated(name: str) -> bool:
-    return name.startswith("consolidated") and name.endswith(".safetensors")
-
-
 def select(folder: str, top: Sequence[str]) -> WeightFiles:
     """The weights among `top` (the folder's top-level file names) as vLLM picks them."""
-    visible = sorted(n for n in top if not n.startswith(".") and n.endswith(_KINDS))
-    consolidated = [n for n in visible if _is_consolidated(n)]
+    visible = sorted([n for n in top if n.endswith(_KINDS) and not n.startswith(".")])
+    consolidated = [
+        n for n in visible if n.startswith("consolidated") and n.endswith(".safetensors")
+    ]
     if consolidated:
         why = "a second copy: vLLM loads the consolidated (Mistral format) files"
         chosen, index_name, ext = consolidated, MISTRAL_INDEX, ".safetensors"
     else:
-        ext = next((e for e in _KINDS if any(n.endswith(e) for n in visible)), "")
-        chosen = [n for n in visible if n.endswith(ext)] if ext else []
+        ext, chosen = "", []
+        for kind in _KINDS:  # the first kind present wins, as vLLM's glob patterns do
+            chosen = [n for n in visible if n.endswith(kind)]
+            if chosen:
+                ext = kind
+                break
         why = f"vLLM loads the {ext} files" if ext else ""
         index_name = INDEX_NAME
     ignored = [(n, why) for n in visible if n not in chosen]
