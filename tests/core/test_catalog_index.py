@@ -31,6 +31,7 @@ from vllm_console.core.catalog import index as catalog_index
 from vllm_console.core.catalog import scan as catalog
 from vllm_console.core.catalog.entry import ModelEntry
 from vllm_console.core.catalog.readers import safetensors as weights
+from vllm_console.core.catalog.readers import weightfiles
 
 Counts = dict[str, int]
 
@@ -103,7 +104,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Counts:
     counting(hfwalk, "_scan_blobs")
     counting(describe, "load_json")
     counting(describe, "read_gguf")
-    counting(weights, "load_json")
+    counting(weightfiles, "load_json")
     counting(weights, "_read_header")
     return counts
 

@@ -101,14 +101,22 @@ def test_safetensors_params_win_when_known() -> None:
     assert est.weights_bytes == 7_615_616_512 * 2
 
 
-def test_awq_ignores_the_packed_safetensors_count() -> None:
-    # safetensors counts int32 elements that hold eight 4-bit weights each: ~2.2 B "params"
-    entry = entry_for("qwen2.5-7b-instruct-awq", params=2_163_000_000)
+def test_awq_weights_are_counted_as_stored() -> None:
+    # the catalog gives the logical parameters and the bytes of the files vLLM loads (the two
+    # shards of Qwen2.5-7B-Instruct-AWQ: about 5.6 GB)
+    entry = entry_for("qwen2.5-7b-instruct-awq", params=7_615_616_512, stored_bytes=5_583_130_920)
     assert entry.meta.quantization == "AWQ 4-bit"
     est = estimate(entry, SPEC)
+    assert est.params_from == "safetensors" and est.params == 7_615_616_512
+    assert est.weights_bytes == 5_583_130_920 and close(est.weights_bytes / GiB, 5.2)
+    assert any("as stored" in n for n in est.notes)
+
+
+def test_awq_without_headers_is_estimated_from_config() -> None:
+    est = estimate(entry_for("qwen2.5-7b-instruct-awq"), SPEC)
     assert est.params_from == "config.json" and est.params == 7_615_616_512
     assert est.weights_bytes is not None and close(est.weights_bytes / GiB, 5.2)
-    assert any("packed" in n for n in est.notes) and any("4-bit" in n for n in est.notes)
+    assert any("4-bit" in n for n in est.notes)
 
 
 def test_bin_only_model_is_estimated_from_config() -> None:
@@ -283,3 +291,43 @@ def test_no_room_for_the_kv_cache_is_said_without_a_negative_size() -> None:
     assert fit.verdict is Verdict.WONT_FIT
     assert fit.reason.startswith("at utilization 0.50 (12.0 GiB) weights 14.")
     assert "leave no KV cache; utilization 0.7" in fit.reason and "-" not in fit.reason
+
+
+def test_a_family_not_understood_says_so() -> None:
+    # Jamba's config (ai21labs/Jamba-v0.1): attention every 8th layer, Mamba in the others
+    config = {
+        "architectures": ["JambaForCausalLM"],
+        "model_type": "jamba",
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "attn_layer_period": 8,
+        "attn_layer_offset": 4,
+        "mamba_d_state": 16,
+        "vocab_size": 65536,
+        "max_position_embeddings": 262144,
+    }
+    entry = replace(entry_for("llama-3.1-8b-instruct"), config=config)
+    entry = replace(entry, meta=config_info(config))
+    fit = will_it_fit(entry, SPEC, [gpu(80)])
+    assert fit.verdict is Verdict.UNKNOWN and "Mamba" in fit.reason
+    assert fit.max_model_len is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "sliding"),
+    [
+        ({"sliding_window": 4096}, 32),  # Mistral v0.1: every layer
+        ({"sliding_window": 131072, "use_sliding_window": False}, 0),  # Qwen2: switched off
+        ({"sliding_window": 0}, 0),  # vLLM: 0 is no window
+        ({"sliding_window": 4096, "layer_types": ["full_attention"] * 32}, 0),
+    ],
+)
+def test_which_layers_slide(changes: dict[str, object], sliding: int) -> None:
+    entry = entry_for("llama-3.1-8b-instruct")
+    entry = replace(entry, config={**entry.config, **changes})
+    est = estimate(entry, SPEC)
+    per_layer = 8 * 128 * 2 * 2
+    assert est.kv_bytes_per_token == (32 - sliding) * per_layer
+    assert est.kv_windows_per_gpu == (((4096, sliding * per_layer),) if sliding else ())

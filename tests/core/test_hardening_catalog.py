@@ -288,8 +288,9 @@ def _spoil(index: Path, make: str) -> None:
         elif record[0] == "repo":
             records[key] = (*record[:3], (10**400, *record[3][1:]), record[4])
         else:
-            fmt, meta, config, _ = record[2]
-            records[key] = (*record[:2], (fmt, (None, None, 10**400, *meta[3:]), config, ()))
+            fmt, meta, config, _, loaded, ignored = record[2]
+            huge = (None, None, 10**400, *meta[3:])
+            records[key] = (*record[:2], (fmt, huge, config, (), loaded, ignored))
     _hostile_index(index, good)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
+from tests.fakes import checkpoints
+from vllm_console.core.catalog import scan
 from vllm_console.widgets.models.details import ModelDetails
 
 
@@ -75,3 +78,32 @@ async def test_undetailed_entry_says_it_is_being_read(demo_models: list[Any]) ->
         text = shown_text(app)
         assert str(entry.path) in text.replace("\n", "") or entry.id in text
         assert "Reading config and sizes" in text
+
+
+async def test_weights_loaded_and_ignored_with_why(tmp_path: Path) -> None:
+    folder = checkpoints.build("mistral-7b-instruct-v0.3", tmp_path / "mistral")
+    scan.clear_memos()
+    entry = scan.scan(tmp_path / "no-cache", [tmp_path]).entries[0]
+    app = DetailsHost()
+    async with app.run_test(size=(100, 60)) as pilot:
+        app.query_one(ModelDetails).entry = entry
+        await pilot.pause()
+        text = shown_text(app)
+    assert folder.name == entry.id
+    assert "7.2B (13.5 GiB of weights)" in text
+    assert "Weights vLLM loads (1)" in text and "consolidated.safetensors" in text
+    assert "ignored model-00001-of-00003.safetensors: a second copy" in text
+
+
+async def test_quantized_storage_is_shown_beside_the_dtype(tmp_path: Path) -> None:
+    checkpoints.build("gpt-oss-20b", tmp_path / "gpt-oss-20b")
+    scan.clear_memos()
+    entry = scan.scan(tmp_path / "no-cache", [tmp_path]).entries[0]
+    app = DetailsHost()
+    async with app.run_test(size=(100, 60)) as pilot:
+        app.query_one(ModelDetails).entry = entry
+        await pilot.pause()
+        text = shown_text(app)
+    assert "20.9B (12.8 GiB of weights)" in text
+    assert "bfloat16" in text and "uint8, bfloat16" in text and "MXFP4" in text
+    assert "original/model.safetensors: in a subfolder" in text

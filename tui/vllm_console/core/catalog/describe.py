@@ -33,7 +33,13 @@ from vllm_console.core.catalog.readers.numbers import (
     implausible,
     plausible,
 )
-from vllm_console.core.catalog.readers.safetensors import ParamsResult, params_from_safetensors
+from vllm_console.core.catalog.readers.quant import compute_dtype
+from vllm_console.core.catalog.readers.safetensors import (
+    ParamsResult,
+    params_from_safetensors,
+    torch_dtype_name,
+)
+from vllm_console.core.catalog.readers.weightfiles import NO_WEIGHTS, select
 from vllm_console.core.files import NOT_REGULAR
 
 _FORMATS = frozenset(str(f) for f in Format)
@@ -42,30 +48,41 @@ _FORMATS = frozenset(str(f) for f in Format)
 @dataclass(frozen=True)
 class Described:
     """What a model's own files say: the weights' format, the metadata, the parsed config (or
-    GGUF metadata) and what is wrong with them. Merged into the entry."""
+    GGUF metadata), what is wrong with them, the weight files vLLM loads and the others with
+    the reason they are not loaded (name, why). Merged into the entry."""
 
     format: Format = Format.UNKNOWN
     meta: ModelMeta = NO_META
     config: dict[str, object] = dataclasses.field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    weights: tuple[str, ...] = ()
+    ignored: tuple[tuple[str, str], ...] = ()
 
 
 def encode(d: Described) -> tuple[Any, ...]:
     """A `Described` as plain data, for the index."""
-    return str(d.format), d.meta.as_tuple(), d.config, d.problems
+    return str(d.format), d.meta.as_tuple(), d.config, d.problems, d.weights, d.ignored
 
 
 def decode(values: Any) -> Described | None:
     """`encode`'s data back; None if it is not what `encode` makes (an older index, or
     damaged or hostile bytes: see `records`)."""
-    if type(values) is not tuple or len(values) != 4:
+    if type(values) is not tuple or len(values) != 6:
         return None
-    fmt, meta, config, problems = values
+    fmt, meta, config, problems, loaded, ignored = values
     if type(fmt) is not str or fmt not in _FORMATS or not records.is_meta(meta):
         return None
     if not records.is_strs(problems) or not records.is_json_object(config):
         return None
-    return Described(Format(fmt), ModelMeta(*meta), config, problems)
+    if not records.is_strs(loaded) or not _is_pairs(ignored):
+        return None
+    return Described(Format(fmt), ModelMeta(*meta), config, problems, loaded, ignored)
+
+
+def _is_pairs(value: object) -> bool:
+    return type(value) is tuple and all(
+        type(pair) is tuple and len(pair) == 2 and records.is_strs(pair) for pair in value
+    )
 
 
 def shard_problems(paths: list[str]) -> list[str]:
@@ -103,17 +120,45 @@ def describe_dir(entry: ModelEntry, folder: str, files: Sequence[str]) -> Descri
             problems += implausible
     if fmt is Format.UNKNOWN:
         problems.append("no weights")
+    quantization = info.quantization or quantization_from_name(entry.id)
+    picked = select(folder, top) if fmt is not Format.UNKNOWN else NO_WEIGHTS
+    problems += picked.problems
     params = ParamsResult(None, None)
     if fmt is Format.SAFETENSORS:
-        params = params_from_safetensors(folder, top)
+        if picked.index_total is not None and not quantization:
+            params = ParamsResult(picked.index_total, None)  # the headers need not be read
+        else:
+            params = params_from_safetensors(folder, picked.loaded, quantization)
         problems += params.problems
+    storage = ", ".join(torch_dtype_name(d) for d in params.stored_dtypes[:3]) or None
     meta = dataclasses.replace(
         info,
         params=params.params,
-        dtype=info.dtype or params.dtype,
-        quantization=info.quantization or quantization_from_name(entry.id),
+        dtype=compute_dtype(config, params.stored_dtypes) or info.dtype or params.dtype,
+        quantization=quantization,
+        stored_bytes=_stored_bytes(folder, picked.loaded),
+        storage=storage,
     )
-    return Described(fmt, meta, config, tuple(problems))
+    ignored = picked.ignored + tuple((g, _GGUF_BESIDE) for g in ggufs if "/" not in g)
+    nested = sorted(f for f in files if "/" in f and f.endswith(_WEIGHT_LIKE))
+    ignored += tuple((f, _NESTED) for f in nested)
+    return Described(fmt, meta, config, tuple(problems), picked.loaded, ignored)
+
+
+_GGUF_BESIDE = "vLLM loads a GGUF file only when it is named as the model"
+_NESTED = "in a subfolder: vLLM loads weights from the model's top folder only"
+_WEIGHT_LIKE = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".GGUF")
+
+
+def _stored_bytes(folder: str, names: Sequence[str]) -> int | None:
+    """The weight files' bytes on disk (what a quantized checkpoint takes in memory)."""
+    total = 0
+    for name in names:
+        try:
+            total += os.stat(os.path.join(folder, name)).st_size
+        except (OSError, ValueError):
+            return None
+    return total or None
 
 
 def _format_of(top: Sequence[str], ggufs: Sequence[str]) -> Format:
@@ -170,4 +215,5 @@ def describe_gguf(entry_id: str, paths: Sequence[str]) -> Described:
         ),
         head_dim=bounded("head size", info.head_dim, MAX_DIM),
     )
-    return Described(Format.GGUF, meta, dict(info.metadata), tuple(problems))
+    names = tuple(os.path.basename(p) for p in paths)
+    return Described(Format.GGUF, meta, dict(info.metadata), tuple(problems), names)

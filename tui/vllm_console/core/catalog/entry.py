@@ -68,6 +68,10 @@ class ModelEntry:
     counts it), `unreferenced_bytes` the rest of the blobs, explained in `notes`. Notes are
     facts worth showing that do not make the model incomplete. Folder entries are exact once
     detailed.
+
+    `weight_files` are the files vLLM loads (the parameters and the fit count only these);
+    `ignored_files` the other weight-like files, each with the reason (a duplicate such as
+    `consolidated.safetensors`, a format vLLM does not pick): still on disk, in `size_bytes`.
     """
 
     id: str
@@ -79,6 +83,8 @@ class ModelEntry:
     meta: ModelMeta = NO_META
     size_bytes: int | None = None
     files: tuple[str, ...] = ()
+    weight_files: tuple[str, ...] = ()
+    ignored_files: tuple[tuple[str, str], ...] = ()
     problems: tuple[str, ...] = ()
     detailed: bool = False
     config: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
@@ -139,6 +145,10 @@ class ModelEntry:
             "quantization": meta.quantization,
             "context_length": meta.context_length,
             "size_bytes": self.size_bytes,
+            "stored_bytes": meta.stored_bytes,
+            "storage": meta.storage,
+            "weight_files": list(self.weight_files),
+            "ignored_files": [{"file": name, "why": why} for name, why in self.ignored_files],
             "complete": self.complete,
             "problems": list(self.problems),
             "notes": list(self.notes),

@@ -24,6 +24,11 @@ class ModelMeta:
     num_layers: int | None = None
     num_kv_heads: int | None = None
     head_dim: int | None = None
+    # Bytes of the weight files vLLM loads (a quantized model's real footprint), and the
+    # dtypes they store, most elements first ("int32, float16"); `dtype` is what vLLM
+    # computes in, `params` the logical count.
+    stored_bytes: int | None = None
+    storage: str | None = None
 
     def as_tuple(self) -> tuple[str | int | None, ...]:
         """The fields in declaration order, plain data for the index (`ModelMeta(*t)` back)."""

@@ -24,6 +24,7 @@ _META_BOUNDS = {
     "num_layers": MAX_COUNT,
     "num_kv_heads": MAX_COUNT,
     "head_dim": MAX_DIM,
+    "stored_bytes": MAX_SIZE,
 }
 _BOUNDS = tuple(_META_BOUNDS.get(name, 0) for name in FIELD_NAMES)  # 0: a str field
 _SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None)})

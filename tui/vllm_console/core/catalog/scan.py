@@ -43,7 +43,7 @@ from vllm_console.core.catalog.index import (
     refs_with_layout,
 )
 from vllm_console.core.catalog.readers import safetensors as weights
-from vllm_console.core.catalog.readers.safetensors import INDEX_NAME
+from vllm_console.core.catalog.readers.weightfiles import INDEX_NAME, MISTRAL_INDEX
 
 _log = logging.getLogger(__name__)
 
@@ -216,6 +216,8 @@ def _finish(
         config=d.config,
         size_bytes=size,
         files=tuple(files),
+        weight_files=d.weights,
+        ignored_files=d.ignored,
         problems=(*problems, *d.problems),
         detailed=True,
         exact=exact,
@@ -296,8 +298,9 @@ def _folder_inputs(files: Sequence[str]) -> list[str] | None:
     """The files `_describe` may read, or None if the walk stopped short of some of them."""
     if len(files) >= folders.MAX_FILES:
         return None
-    read = ("config.json", INDEX_NAME)
-    top = [f for f in files if "/" not in f and (f in read or f.endswith(".safetensors"))]
+    read = ("config.json", INDEX_NAME, MISTRAL_INDEX)
+    weights = (".safetensors", ".bin", ".pt")  # headers read or sizes taken
+    top = [f for f in files if "/" not in f and (f in read or f.endswith(weights))]
     return top + [f for f in files if f.endswith((".gguf", ".GGUF"))]
 
 

@@ -3,20 +3,22 @@
 An estimate, stated with its assumptions (each result carries them as notes):
 
 - Weights: parameters x bytes of the dtype vLLM loads (16-bit unless float32 is asked for;
-  vLLM's "auto" loads float32 checkpoints in 16-bit). Quantized linear layers take bits/8 bytes
-  per weight plus group scales (4-bit: ~0.52 byte, FP8/INT8: 1 byte); embeddings and the LM
-  head stay 16-bit. Safetensors counts packed int32 elements of AWQ/GPTQ weights, not
-  parameters, so a quantized model's parameters come from config.json, as do those of a model
-  without safetensors headers.
-- KV cache per token: layers x KV heads x head size x 2 (K and V) x bytes of the KV cache dtype;
-  MLA models (DeepSeek) cache kv_lora_rank + rope dims once per layer. Sliding-window layers
-  are counted as full ones (an overestimate).
+  vLLM's "auto" loads float32 checkpoints in 16-bit). The parameters are the catalog's (the
+  logical count of the weight files vLLM loads, packed AWQ/GPTQ/MXFP4 words unpacked), else
+  derived from config.json (`params_from_config`: a model without safetensors headers). A
+  quantized checkpoint's weights are the bytes of those files, as stored; without them (or
+  quantized online) its linear layers take bits/8 bytes per weight plus group scales (4-bit:
+  ~0.52 byte, FP8/INT8: 1 byte) and embeddings and the LM head stay 16-bit.
+- KV cache: per layer KV heads x head size x 2 (K and V) x bytes of the KV cache dtype per
+  token, MLA models (DeepSeek) kv_lora_rank + rope dims; sliding-window layers hold only
+  their window plus the tokens in flight, and a family with Mamba or linear-attention
+  layers is not estimated (`kvcache`).
 - vLLM's own use per GPU (the margin): non-torch memory 0.5 GiB, CUDA graphs 0.5 GiB (none with
   enforce eager), and the activation peak of one batch of 8,192 tokens plus the sampler's logits.
 
 vLLM takes total x gpu_memory_utilization on each GPU, refuses to start when that is more than
 the free memory, and its KV cache (the budget less weights and margin) must hold one sequence of
-max model length.
+max model length (`verdict.kv_bytes`).
 
 This module is the model's side (parameters, weights, KV cache per token, margin: `estimate`)
 and the entry point (`will_it_fit`); holding an estimate against the GPUs' memory, and what
@@ -26,11 +28,12 @@ the answer looks like (`Fit`, `Verdict`), is `verdict.py`.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 
 from vllm_console.core.catalog.entry import Format, ModelEntry
 from vllm_console.core.catalog.readers.numbers import MAX_DIM
+from vllm_console.core.catalog.readers.quant import bits_of as quant_bits
+from vllm_console.core.gpu.kvcache import KvLayout, kv_layout, text_section
 from vllm_console.core.gpu.verdict import (
     BLOCK,
     DEFAULT_UTILIZATION,
@@ -59,6 +62,7 @@ __all__ = [  # the verdict's names too: callers import the fit from here
     "check_fit",
     "estimate",
     "kv_bytes_per_token",
+    "kv_layout",
     "params_from_config",
     "quant_bits",
     "text_section",
@@ -71,7 +75,6 @@ BATCH_TOKENS = 8192
 MAX_SEQS = 256
 GROUP_SCALE_BYTES = 2.5 / 128  # an fp16 scale and a 4-bit zero per group of 128 weights
 
-_NESTED = ("text_config", "llm_config", "language_config", "thinker_config")
 _NOT_GATED = {"gpt2", "gpt_neox", "gptj", "gpt_bigcode", "opt", "bloom", "falcon", "phi", "mpt"}
 _QKV_BIAS = {"qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl"}
 _DTYPE_BYTES = {"float32": 4, "float": 4, "float64": 8}
@@ -83,15 +86,6 @@ def _int(section: Mapping[str, object], *keys: str) -> int | None:
         if type(value) is int and 0 < value <= MAX_DIM:  # a larger size is no size (overflow)
             return value
     return None
-
-
-def text_section(config: Mapping[str, object]) -> Mapping[str, object]:
-    """The language model's config: nested in multimodal configs, else the config itself."""
-    for key in _NESTED:
-        nested = config.get(key)
-        if isinstance(nested, dict) and _int(nested, "hidden_size", "num_hidden_layers"):
-            return nested
-    return config
 
 
 def _experts(t: Mapping[str, object]) -> int | None:
@@ -154,36 +148,12 @@ def params_from_config(config: Mapping[str, object]) -> tuple[int, int] | None:
 def kv_bytes_per_token(
     entry: ModelEntry, kv_bytes: float, *, tp: int = 1, pp: int = 1
 ) -> tuple[int | None, int | None]:
-    """(whole model, one GPU) bytes of KV cache per token; None where the config lacks a size."""
-    t = text_section(entry.config)
-    layers = entry.meta.num_layers or _int(t, "num_hidden_layers")
-    if not layers:
+    """(whole model, one GPU) bytes of KV cache per token, every layer counted once (sliding
+    windows too: see `kv_layout` for how far each layer grows); None where unknown."""
+    layout = kv_layout(entry, kv_bytes, tp=tp, pp=pp)
+    if layout is None or layout.unknown:
         return None, None
-    layers_per_gpu = math.ceil(layers / pp)
-    lora = _int(t, "kv_lora_rank")
-    if lora is not None:  # MLA: one latent vector per layer, the same on every TP rank
-        per_layer = (lora + (_int(t, "qk_rope_head_dim") or 0)) * kv_bytes
-        return int(layers * per_layer), int(layers_per_gpu * per_layer)
-    kv, hd = entry.meta.num_kv_heads, entry.meta.head_dim
-    if not (kv and hd):
-        return None, None
-    total = layers * kv * hd * 2 * kv_bytes
-    return int(total), int(layers_per_gpu * max(1, kv // tp) * hd * 2 * kv_bytes)
-
-
-def quant_bits(text: str | None) -> int | None:
-    """Bits per quantized weight from a label ("AWQ 4-bit", "FP8", "fp8", "W4A16", ...)."""
-    if not text:
-        return None
-    low = text.lower()
-    explicit = re.search(r"(\d+)-bit", low)
-    if explicit:
-        return int(explicit.group(1))
-    if any(k in low for k in ("fp8", "int8", "w8a8", "w8a16", "fbgemm", "experts_int8")):
-        return 8
-    if any(k in low for k in ("int4", "w4a16", "fp4", "awq", "gptq", "bitsandbytes", "marlin")):
-        return 4
-    return None
+    return layout.per_token, layout.full_per_gpu + sum(w[2] for w in layout.windows)
 
 
 def _act_bytes(entry: ModelEntry, spec: LaunchSpec) -> int:
@@ -207,14 +177,13 @@ def _weights(
     checkpoint_bits = quant_bits(entry.meta.quantization)
     bits = checkpoint_bits or quant_bits(spec.quantization)
     from_config = params_from_config(entry.config)
-    if entry.meta.params and not checkpoint_bits:
+    if entry.meta.params:  # logical ones, also for a quantized checkpoint (see the catalog)
         params, source = entry.meta.params, "safetensors"
         if from_config and isinstance(entry.config.get("vision_config"), dict):
             notes.append("parameters include the vision encoder")
     elif from_config:
         params, source = from_config[0], "config.json"
-        why = "quantized weights are packed" if checkpoint_bits else "no safetensors headers"
-        notes.append(f"parameters estimated from config.json ({why})")
+        notes.append("parameters estimated from config.json (no safetensors headers)")
         if text_section(entry.config) is not entry.config:
             notes.append("vision/audio encoders are not counted")
     elif entry.size_bytes:
@@ -222,6 +191,9 @@ def _weights(
         return None, "file size", entry.size_bytes
     else:
         return None, "", None
+    if checkpoint_bits and entry.meta.stored_bytes:
+        notes.append("quantized weights counted as stored: the size of the files vLLM loads")
+        return params, source, entry.meta.stored_bytes
     if (quantization := entry.meta.quantization) and not bits:
         notes.append(f"unknown quantization {quantization!r}: counted as {8 * act}-bit")
     if not bits or bits >= 8 * act:
@@ -250,12 +222,8 @@ def estimate(entry: ModelEntry, spec: LaunchSpec) -> Estimate:
     tp, pp = max(1, spec.tensor_parallel_size), max(1, spec.pipeline_parallel_size)
     act = _act_bytes(entry, spec)
     params, source, weights = _weights(entry, spec, notes)
-    kv_total, kv_gpu = kv_bytes_per_token(entry, _kv_dtype_bytes(spec, act), tp=tp, pp=pp)
-    if kv_total is None:
-        notes.append("KV cache size unknown: config.json lacks layers, KV heads or head size")
-    t = text_section(entry.config)
-    if t.get("use_sliding_window") is True or "sliding_attention" in str(t.get("layer_types")):
-        notes.append("sliding-window layers counted as full attention (an overestimate)")
+    layout = kv_layout(entry, _kv_dtype_bytes(spec, act), tp=tp, pp=pp)
+    kv_total, kv_gpu, unknown = _kv_figures(layout, notes)
     return Estimate(
         params=params,
         params_from=source,
@@ -268,7 +236,26 @@ def estimate(entry: ModelEntry, spec: LaunchSpec) -> Estimate:
         max_model_len=spec.max_model_len or entry.meta.context_length,
         model_context=entry.meta.context_length,
         notes=tuple(notes),
+        kv_windows_per_gpu=tuple((w[0], w[2]) for w in layout.windows) if layout else (),
+        kv_unknown=unknown,
     )
+
+
+def _kv_figures(
+    layout: KvLayout | None, notes: list[str]
+) -> tuple[int | None, int | None, str | None]:
+    """(full-attention bytes per token: whole model, one GPU; why there is no estimate)."""
+    if layout is None:
+        notes.append("KV cache size unknown: config.json lacks layers, KV heads or head size")
+        return None, None, None
+    if layout.unknown:
+        return None, None, layout.unknown
+    for window, whole, _ in layout.windows:
+        notes.append(
+            f"sliding-window layers ({whole / 1024:.0f} KiB/token) hold {window:,} tokens"
+            " plus those in flight, as vLLM's hybrid KV cache does"
+        )
+    return layout.full, layout.full_per_gpu, None
 
 
 def will_it_fit(entry: ModelEntry, spec: LaunchSpec, gpus: Sequence[GpuMemory]) -> Fit:

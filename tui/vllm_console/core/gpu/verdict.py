@@ -3,7 +3,9 @@
 `fit.py` works out what a model needs (`Estimate`); `check_fit` holds that against the free
 memory of the GPUs a launch would use (`visible_gpus`, as CUDA_VISIBLE_DEVICES picks them),
 the way vLLM budgets it: total x gpu_memory_utilization per GPU, refused above the free
-memory, and a KV cache that must hold one sequence of max model length. The answer is a
+memory, and a KV cache that must hold one sequence of max model length (full-attention
+layers at that length, sliding-window ones at their window plus the tokens in flight: see
+`kv_bytes`). The answer is a
 `Fit`: a `Verdict`, its reason in words, the largest max model length that fits and the
 utilization the asked one would need.
 """
@@ -17,12 +19,17 @@ from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from vllm_console.core.catalog.entry import format_params
+from vllm_console.core.catalog.readers.numbers import MAX_CONTEXT
 
 GiB = 1 << 30
 DEFAULT_UTILIZATION = 0.9  # vLLM's default
 NON_TORCH = GiB // 2  # vLLM's memory outside torch per GPU (CUDA context, NCCL)
 BLOCK = 16  # vLLM's KV block: lengths round down to it
 TIGHT_SLACK = GiB  # less KV room than this beyond one full sequence is "tight"
+# vLLM's default max_num_batched_tokens for `vllm serve`: 8192 on GPUs of 70 GiB and more,
+# 2048 below; with async scheduling (the default) two batches are in flight.
+BIG_GPU = 70 * GiB
+CONCURRENT_BATCHES = 2
 
 
 class Verdict(StrEnum):
@@ -78,7 +85,7 @@ class Estimate:
     params: int | None
     params_from: str  # "safetensors", "config.json", "file size", or "" when unknown
     weights_bytes: int | None
-    kv_bytes_per_token: int | None  # all layers, all GPUs together
+    kv_bytes_per_token: int | None  # full-attention layers, all GPUs together
     gpus_needed: int
     weights_per_gpu: int | None
     kv_per_token_per_gpu: int | None
@@ -86,11 +93,34 @@ class Estimate:
     max_model_len: int | None  # the spec's, else the model's context length
     model_context: int | None
     notes: tuple[str, ...] = ()
+    # (window, bytes per token per GPU) of the sliding-window layers: they hold at most
+    # the window plus the tokens in flight
+    kv_windows_per_gpu: tuple[tuple[int, int], ...] = ()
+    kv_unknown: str | None = None  # why the KV cache is not estimated (a family not understood)
 
     def summary(self) -> str:
         weights = _gib(self.weights_bytes)
-        kv = f"{self.kv_bytes_per_token / 1024:.0f} KiB" if self.kv_bytes_per_token else "?"
-        return f"{format_params(self.params)} params, weights {weights}, KV cache {kv}/token"
+        full = self.kv_bytes_per_token
+        kv = "?" if full is None else f"{full / 1024:.0f} KiB/token"
+        if self.kv_windows_per_gpu:
+            kv += " + sliding windows"
+        return f"{format_params(self.params)} params, weights {weights}, KV cache {kv}"
+
+
+def in_flight_tokens(total_memory: int) -> int:
+    """Tokens scheduled but not yet freed, which a sliding-window layer keeps beyond its
+    window (vLLM's `max_in_flight_tokens` with its default batch size on such a GPU)."""
+    return CONCURRENT_BATCHES * (8192 if total_memory >= BIG_GPU else 2048)
+
+
+def kv_bytes(est: Estimate, length: int, in_flight: int) -> int:
+    """Bytes per GPU of KV cache for one sequence of `length` tokens (vLLM's
+    `max_memory_usage_bytes` summed over the layers' specs)."""
+    full = -(-length // BLOCK) * BLOCK * (est.kv_per_token_per_gpu or 0)
+    for window, per_token in est.kv_windows_per_gpu:
+        held = min(window - 1 + in_flight, length)
+        full += (-(-held // BLOCK) + 1) * BLOCK * per_token
+    return full
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,8 @@ def check_fit(est: Estimate, gpus: Sequence[GpuMemory], utilization: float | Non
     """Fits / tight / won't fit on the first `est.gpus_needed` of `gpus` (the chosen ones)."""
     if not gpus:
         return Fit(Verdict.NO_GPU, "no GPU: only a CPU build of vLLM can run this here", est)
+    if est.kv_unknown is not None:
+        return Fit(Verdict.UNKNOWN, est.kv_unknown, est)
     if est.weights_per_gpu is None or est.kv_per_token_per_gpu is None:
         return Fit(Verdict.UNKNOWN, "too little is known about the model to estimate", est)
     n = est.gpus_needed
@@ -147,14 +179,13 @@ def _floor2(x: float) -> float:
 
 def _verdict(est: Estimate, ids: tuple[int, ...], total: int, free: int, util: float) -> Fit:
     fixed = (est.weights_per_gpu or 0) + est.margin_per_gpu
-    kv = est.kv_per_token_per_gpu or 1
     length = est.max_model_len or BLOCK
+    in_flight = in_flight_tokens(total)
     usable = min(util, _floor2(free / total))  # vLLM will not start above free / total
     room = total * usable - fixed
-    fits_len = int(room // kv) // BLOCK * BLOCK if room > 0 else 0
-    if est.model_context:
-        fits_len = min(fits_len, est.model_context)
-    need = math.ceil((fixed + kv * length) / total * 100) / 100
+    fits_len = longest_fitting(est, room, in_flight)
+    seq = kv_bytes(est, length, in_flight)
+    need = math.ceil((fixed + seq) / total * 100) / 100
     fit = Fit(Verdict.FITS, "", est, ids, util, fits_len or None, need)
     where = f"{_gib(free)} free of {_gib(total)} per GPU"
     if fixed >= free:
@@ -174,16 +205,36 @@ def _verdict(est: Estimate, ids: tuple[int, ...], total: int, free: int, util: f
         if need <= _floor2(free / total):
             why += f"; utilization {need:.2f} would do"
         return _with(fit, Verdict.WONT_FIT, why)
-    if room < kv * length:
-        why = f"KV cache gets {_gib(room)}, one sequence of {seqs} needs {_gib(kv * length)}"
+    if room < seq:
+        why = f"KV cache gets {_gib(room)}, one sequence of {seqs} needs {_gib(seq)}"
         if need <= _floor2(free / total):
             why += f"; utilization {need:.2f} would do"
         return _with(fit, Verdict.WONT_FIT, why)
-    slack = room - kv * length
-    held = f"KV cache {_gib(room)} holds {room / (kv * length):.1f} x {seqs} at {util:.2f}"
+    slack = room - seq
+    held = f"KV cache {_gib(room)} holds {room / max(seq, 1):.1f} x {seqs} at {util:.2f}"
     if slack < max(TIGHT_SLACK, 0.1 * fixed) or free - total * util < NON_TORCH // 2:
         return _with(fit, Verdict.TIGHT, f"{held}, little to spare; {where}")
     return _with(fit, Verdict.FITS, f"{held}; {where}")
+
+
+def longest_fitting(est: Estimate, room: float, in_flight: int) -> int:
+    """The largest length (a multiple of BLOCK, at most the model's context) whose KV cache
+    fits in `room`: a binary search, as vLLM's `estimate_max_model_len` does."""
+    if room <= 0:
+        return 0
+    per_token = est.kv_per_token_per_gpu or 0
+    top = est.model_context or (int(room // per_token) if per_token else MAX_CONTEXT)
+    low, high = 0, max(0, top) // BLOCK  # in blocks
+    while low < high:
+        mid = (low + high + 1) // 2
+        if kv_bytes(est, mid * BLOCK, in_flight) <= room:
+            low = mid
+        else:
+            high = mid - 1
+    fits = low * BLOCK
+    if est.model_context and fits == top // BLOCK * BLOCK and kv_bytes(est, top, in_flight) <= room:
+        return top  # the whole context fits, even if it is not a multiple of BLOCK
+    return fits
 
 
 def _with(fit: Fit, verdict: Verdict, reason: str) -> Fit:

@@ -60,7 +60,7 @@ def config_text(entry: ModelEntry) -> Content:
         [
             ("Architecture", meta.architecture),
             ("Model type", meta.model_type),
-            ("Parameters", entry.params_text() if meta.params is not None else None),
+            ("Parameters", _params(entry)),
             ("Layers", _int(meta.num_layers)),
             ("KV heads", _int(meta.num_kv_heads)),
             ("Head dim", _int(meta.head_dim)),
@@ -69,9 +69,34 @@ def config_text(entry: ModelEntry) -> Content:
                 f"{format_tokens(meta.context_length)} tokens" if meta.context_length else None,
             ),
             ("Dtype", meta.dtype),
+            ("Stored as", meta.storage if meta.storage != meta.dtype else None),
             ("Quantization", meta.quantization),
         ]
     )
+
+
+def _params(entry: ModelEntry) -> str | None:
+    """The parameters, and beside them the bytes vLLM loads when the files say."""
+    meta = entry.meta
+    if meta.params is None:
+        return None
+    if meta.stored_bytes is None:
+        return entry.params_text()
+    return f"{entry.params_text()} ({format_bytes(meta.stored_bytes)} of weights)"
+
+
+def weights_text(entry: ModelEntry) -> Content:
+    """The files vLLM loads, then each other weight-like file with why it is not loaded."""
+    lines = [Content(visible(name)) for name in entry.weight_files[:MAX_FILES_SHOWN]]
+    hidden = len(entry.weight_files) - len(lines)
+    if hidden > 0:
+        lines.append(Content(f"… and {hidden} more"))
+    for name, why in entry.ignored_files[:MAX_FILES_SHOWN]:
+        lines.append(Content.assemble(("ignored ", "bold"), visible(f"{name}: {why}")))
+    hidden = len(entry.ignored_files) - MAX_FILES_SHOWN
+    if hidden > 0:
+        lines.append(Content(f"… and {hidden} more ignored"))
+    return Content("\n").join(lines)
 
 
 def revisions_text(entry: ModelEntry) -> Content:
@@ -132,6 +157,10 @@ class ModelDetails(VerticalScroll):
         if entry.source is Source.HF_CACHE and entry.revisions:
             yield Static("Revisions", classes="details-heading")
             yield Static(revisions_text(entry), classes="details-block")
+        if entry.weight_files or entry.ignored_files:
+            heading = f"Weights vLLM loads ({len(entry.weight_files)})"
+            yield Static(heading, classes="details-heading")
+            yield Static(weights_text(entry), classes="details-block details-files")
         if entry.files:
             yield Static(f"Files ({len(entry.files)})", classes="details-heading")
             yield Static(files_text(entry), classes="details-block details-files")

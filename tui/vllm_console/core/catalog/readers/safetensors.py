@@ -5,6 +5,9 @@ A safetensors file starts with an 8-byte little-endian length and that many byte
 header (~30 KB of JSON) costs far more than a stat, so a parsed header is remembered while
 its file keeps the same device, inode, size and mtime.
 
+The headers also sort elements into parameters, packed words and quantization bookkeeping
+(`quant.kind_of`), so that a quantized checkpoint's logical parameters can be counted.
+
 Sizes are not trusted: the header length is checked against the format's own cap before a
 byte of it is read, every dimension against `numbers.MAX_DIM`, and the parameter count
 against `numbers.MAX_PARAMS` as it is summed (a header of `[2**62] * 20` shapes is a problem,
@@ -18,14 +21,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from vllm_console.core.catalog.readers.config import as_int, load_json
 from vllm_console.core.catalog.readers.numbers import MAX_DIM, MAX_PARAMS, implausible
+from vllm_console.core.catalog.readers.quant import NO_KINDS, TensorKinds, kind_of, logical_params
 from vllm_console.core.files import NOT_REGULAR, open_regular, reason
 
 # Safetensors caps its own header at 100 MB; anything bigger is garbage.
 MAX_HEADER = 100 * 1024 * 1024
 FIRST_READ = 64 * 1024
-INDEX_NAME = "model.safetensors.index.json"
+INDEX_NAME = "model.safetensors.index.json"  # also in `weightfiles`, which reads it
 MEMO_LIMIT = 20_000
 
 _DTYPES = {
@@ -46,17 +49,23 @@ _DTYPES = {
 
 @dataclass(frozen=True)
 class SafetensorsHeader:
-    """Parameter count and element count per dtype (most first) of one safetensors file."""
+    """Element count, element count per dtype (most first) and per kind (packed, scales: see
+    `quant.TensorKinds`) of one safetensors file."""
 
     params: int
     dtype_counts: tuple[tuple[str, int], ...]
+    kinds: TensorKinds = NO_KINDS
 
 
 @dataclass(frozen=True)
 class ParamsResult:
+    """Parameters of the weight files (logical ones for a quantized checkpoint), the dtype
+    holding the most elements, every dtype stored (safetensors names, most elements first)."""
+
     params: int | None
     dtype: str | None
     problems: tuple[str, ...] = ()
+    stored_dtypes: tuple[str, ...] = ()
 
 
 _Stamp = tuple[int, int, int, int]
@@ -149,7 +158,26 @@ def summarise_header(header: dict[str, object]) -> tuple[SafetensorsHeader | Non
         key = dtype if type(dtype) is str and len(dtype) <= 16 else "?"  # e.g. "F8_E4M3"
         counts[key] = counts.get(key, 0) + n
     ordered = tuple(sorted(counts.items(), key=lambda kv: -kv[1]))
-    return SafetensorsHeader(total, ordered), None
+    kinds = _kinds(header) if counts.keys() - _FLOATS else NO_KINDS
+    return SafetensorsHeader(total, ordered, kinds), None
+
+
+# A header of only these holds no quantized weights: its tensors need not be sorted by kind
+# (most headers: a second pass over the names costs a tenth of the parse).
+_FLOATS = {"BF16", "F16", "F32", "F64"}
+
+
+def _kinds(header: dict[str, object]) -> TensorKinds:
+    """The elements by kind of a header `summarise_header` found well formed."""
+    by_kind = [0, 0, 0, 0, 0]
+    for name, info in header.items():
+        if name == "__metadata__" or not isinstance(info, dict):
+            continue
+        n = 1
+        for dim in info["shape"]:
+            n *= dim
+        by_kind[kind_of(name, info.get("dtype"))] += n
+    return TensorKinds(*by_kind[1:])
 
 
 def _name(name: str) -> str:
@@ -157,20 +185,17 @@ def _name(name: str) -> str:
     return repr(name if len(name) <= 80 else name[:80] + "…")
 
 
-def params_from_safetensors(folder: str, names: Iterable[str]) -> ParamsResult:
-    """Parameters of the safetensors weights in `folder` (`names`: its files, relative).
-
-    Uses `model.safetensors.index.json`'s `metadata.total_parameters` when present, else
-    sums every file's header. The dtype is the one that holds the most elements.
+def params_from_safetensors(
+    folder: str, names: Iterable[str], quantization: str | None = None
+) -> ParamsResult:
+    """Parameters of the safetensors files `names` in `folder` (the ones vLLM loads: see
+    `weightfiles`), summed from their headers; logical ones if `quantization` is a label
+    (see `quant.logical_params`). The dtype is the one that holds the most elements.
     """
-    names = list(names)
-    if INDEX_NAME in names:
-        index_total = _index_total_parameters(os.path.join(folder, INDEX_NAME))
-        if index_total is not None:
-            return ParamsResult(index_total, None)
     shards = sorted(n for n in names if n.endswith(".safetensors"))
     total = 0
     counts: dict[str, int] = {}
+    kinds = NO_KINDS
     problems: list[str] = []
     for name in shards:
         header, why = read_safetensors_header(os.path.join(folder, name))
@@ -181,24 +206,19 @@ def params_from_safetensors(folder: str, names: Iterable[str]) -> ParamsResult:
             problems.append(f"bad safetensors header: {name}: {why}")
             continue
         total += header.params
+        kinds = kinds.plus(header.kinds)
         for dtype, n in header.dtype_counts:
             counts[dtype] = counts.get(dtype, 0) + n
     if total > MAX_PARAMS:
         problems.append(implausible("parameter count", total, "the safetensors headers"))
     if problems or not shards:
         return ParamsResult(None, None, tuple(problems))
-    top = max(counts.items(), key=lambda kv: kv[1])[0] if counts else None
-    return ParamsResult(total, torch_dtype_name(top) if top else None)
-
-
-def _index_total_parameters(path: str) -> int | None:
-    index, _ = load_json(path)
-    metadata = index.get("metadata") if index is not None else None
-    if not isinstance(metadata, dict):
-        return None
-    total = as_int(metadata.get("total_parameters"))
-    # an implausible total is not believed: the headers are summed instead (and checked)
-    return total if total and 0 < total <= MAX_PARAMS else None
+    ordered = tuple(sorted(counts, key=lambda d: -counts[d]))
+    top = ordered[0] if ordered else None
+    params = logical_params(total, kinds, quantization)
+    if params > MAX_PARAMS:  # packed words of a hostile header
+        return ParamsResult(None, None, (implausible("parameter count", params, "the headers"),))
+    return ParamsResult(params, torch_dtype_name(top) if top else None, (), ordered)
 
 
 def clear_memo() -> None:
