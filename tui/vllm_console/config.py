@@ -172,6 +172,7 @@ KEYS: tuple[Key, ...] = (
         "",
         "Hugging Face hub cache (default ~/.cache/huggingface/hub)",
     ),
+    Key("MODELSCOPE_CACHE", "ms_cache", _parse_path, "", "ModelScope cache (~/.cache/modelscope)"),
     Key(
         "VLLM_CONSOLE_MODEL_DIRS",
         "extra_model_dirs",
@@ -229,6 +230,7 @@ class Settings:
     hf_endpoint: str | None = None
     hf_home: Path | None = None
     hf_hub_cache_override: Path | None = None
+    ms_cache: Path | None = None
     extra_model_dirs: tuple[Path, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8000
@@ -245,11 +247,12 @@ class Settings:
 
     @property
     def hf_hub_cache(self) -> Path:
-        if self.hf_hub_cache_override is not None:
-            return self.hf_hub_cache_override
-        if self.hf_home is not None:
-            return self.hf_home / "hub"
-        return self.home / ".cache" / "huggingface" / "hub"
+        home = self.hf_home or self.home / ".cache" / "huggingface"
+        return self.hf_hub_cache_override or home / "hub"
+
+    @property
+    def modelscope_cache(self) -> Path:
+        return self.ms_cache or self.home / ".cache" / "modelscope"
 
     @property
     def model_dirs(self) -> tuple[Path, ...]:
@@ -294,8 +297,7 @@ class EnvFile:
 
 
 def read_env_text(path: Path) -> str:
-    """The file's text: opened without blocking (a FIFO must not hang us), regular files only,
-    at most ENV_FILE_LIMIT bytes."""
+    """The text of a regular file of at most ENV_FILE_LIMIT bytes, opened without blocking."""
     try:
         data = read_capped(path, ENV_FILE_LIMIT)
     except OSError as exc:
@@ -394,7 +396,5 @@ def env_example() -> str:
     """The text of .env.example: every key, commented, with its default."""
     lines = ["# vllm-console settings. Precedence: defaults < .env < environment < flags.", ""]
     for key in KEYS:
-        lines.append(f"# {key.doc}")
-        lines.append(f"# {key.name}={key.default}")
-        lines.append("")
+        lines += [f"# {key.doc}", f"# {key.name}={key.default}", ""]
     return "\n".join(lines)

@@ -11,7 +11,11 @@ from vllm_console.core.text import visible
 
 def cmd_resolve(settings: Settings, name: str, *, as_json: bool) -> int:
     result = resolve(
-        name, hf_cache=settings.hf_hub_cache, model_dirs=settings.model_dirs, cwd=settings.cwd
+        name,
+        hf_cache=settings.hf_hub_cache,
+        model_dirs=settings.model_dirs,
+        cwd=settings.cwd,
+        ms_cache=settings.modelscope_cache,
     )
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
