@@ -51,7 +51,7 @@ def model_id(org: str, name: str) -> str:
 def repo_id(folder: str) -> str | None:
     """The hub id of a `models/ORG--NAME` folder of the newest layout; None if it is not one."""
     org, sep, name = folder.partition("--")
-    if not sep or not org or not name or org.startswith("."):
+    if not sep or not org or not name or org.startswith(".") or "/" in folder:
         return None
     return f"{org}/{name}"
 

@@ -10,8 +10,10 @@
 - a download in progress of the older layouts lies in `._____temp/ORG/NAME`: while that holds
   files the model is incomplete;
 - `.mv` holds the revision (`Revision:REV,CreatedAt:...`); `.mdl` a pickled `{"id": ...}`. It
-  is bytes on disk: it is read with an unpickler that refuses every class (so no code runs),
-  at most `MAX_MARKER_BYTES` of it, and only a dict with a string id is taken. The id the
+  is bytes on disk: it is never given to `pickle` (a stock unpickler runs what the file names;
+  even one that refuses every class allocates the memo a file claims), but read by walking
+  its opcodes, only those a dict of strings is made of, at most `MAX_MARKER_BYTES` of it, and
+  only a dict with a string id is taken. The id the
   entry shows comes from the path; a `.mdl` naming another one is a note.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
+import pickletools
 from pathlib import Path
 
 from vllm_console.core.catalog import mscache
@@ -36,18 +38,66 @@ INCOMPLETE = ".incomplete"
 _BOOKKEEPING = frozenset({*mscache.MARKERS, *(m + ".corrupted" for m in mscache.MARKERS)})
 
 
-class _PlainUnpickler(pickle.Unpickler):
-    """Plain data only: no class is ever looked up, so no code runs while loading."""
+# The pickle opcodes a `.mdl` is made of (a dict of strings, in any protocol), as
+# `pickletools` names them; any other opcode and the marker is not read.
+_STRINGS = frozenset({"UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"})
+_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_SKIP = frozenset({"PROTO", "FRAME"})
+_MARK = object()
 
-    def find_class(self, module: str, name: str) -> type:
-        raise pickle.UnpicklingError(f"refused: {module}.{name}")
+
+def _plain_load(data: bytes) -> object:
+    """A pickle of a dict of strings, loaded by walking its opcodes (`pickletools.genops`),
+    never by `pickle`: no class is looked up, nothing is called, and the memo is a dict of
+    what was put in it (the C unpickler sizes its memo by the index a file claims: one
+    4-byte index is gigabytes). Raises ValueError for anything else."""
+    stack: list[object] = []
+    memo: dict[object, object] = {}
+    for op, arg, _ in pickletools.genops(io.BytesIO(data)):
+        name = op.name
+        if name in _STRINGS:
+            stack.append(arg)
+        elif name == "EMPTY_DICT":
+            stack.append({})
+        elif name == "MARK":
+            stack.append(_MARK)
+        elif name == "DICT":  # protocol 0: the pairs since the mark
+            at = _last_mark(stack)
+            items = stack[at:]
+            del stack[at - 1 :]
+            stack.append(dict(zip(items[::2], items[1::2], strict=True)))
+        elif name in _PUTS or name == "MEMOIZE":
+            memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
+        elif name in _GETS:
+            stack.append(memo[arg])
+        elif name in ("SETITEM", "SETITEMS"):
+            at = len(stack) - 2 if name == "SETITEM" else _last_mark(stack)
+            items = stack[at:]
+            del stack[at - (name == "SETITEMS") :]
+            target = stack[-1]
+            if type(target) is not dict or len(items) % 2:
+                raise ValueError("not a dict of strings")
+            target.update(zip(items[::2], items[1::2], strict=True))
+        elif name == "STOP":
+            return stack[-1]
+        elif name not in _SKIP:
+            raise ValueError(f"refused: {name}")
+    raise ValueError("no STOP")
+
+
+def _last_mark(stack: list[object]) -> int:
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i] is _MARK:
+            return i + 1
+    raise ValueError("no MARK")
 
 
 def parse_mdl(data: bytes) -> str | None:
     """The model id a `.mdl` marker holds (`___` read as `.`, as the SDK does); None if it is
     not a pickled dict with a string `id` of the form ORG/NAME."""
     try:
-        loaded = _PlainUnpickler(io.BytesIO(data)).load()
+        loaded = _plain_load(data)
     except Exception:  # a damaged or hostile pickle fails in many ways; it is only a marker
         return None
     found = loaded.get("id") if type(loaded) is dict else None
