@@ -1,6 +1,6 @@
 """Benchmark: the model catalog against `huggingface_hub.scan_cache_dir()` on one cache.
 
-    .venv/bin/python bench/bench_catalog.py [--repos 1000] [--dir PATH] [--runs 5]
+    .venv/bin/python bench/bench_catalog.py [--repos 1000] [--ms-models N] [--dir PATH] [--runs 5]
 
 Builds (or reuses, with --dir) a cache of N repos x 3 revisions x 20 tiny files, then prints,
 each against `scan_cache_dir()` in the same run: the time to the first list of entries (names
@@ -11,6 +11,10 @@ validated, refs read: in a new process, and in this one with its memos cleared);
 scan that writes the index; and, for information, the exact walk of every revision of every
 repo (what the details pane asks for one model at a time), memos cleared, and the floor of
 any cold scan: its system calls alone, nothing built or checked (`bare_reads`).
+Beside it, a ModelScope cache of as many models (20 files each, its SDK's layouts taking
+turns): the first list of both caches together, and their complete scan with a warm index,
+against both libraries' `scan_cache_dir()` summed (modelscope's, on the root and on `hub/`,
+the two places its scan reads the layouts it knows).
 Times are medians of warm runs (after one warm-up run that fills the OS page cache); the
 measures take turns run by run, scan_cache_dir() included.
 """
@@ -61,18 +65,19 @@ CHILD = """
 import sys, time
 from pathlib import Path
 from vllm_console.core.catalog import scan as catalog
+ms = Path(sys.argv[3]) if len(sys.argv) > 3 else None
 start = time.perf_counter()
-result = catalog.scan(Path(sys.argv[1]), [], index_path=Path(sys.argv[2]))
+result = catalog.scan(Path(sys.argv[1]), [], index_path=Path(sys.argv[2]), ms_cache=ms)
 print(time.perf_counter() - start, len(result.entries))
 """
 
 
-def scan_in_child(cache: Path, index: Path, expected: int) -> Timed:
+def scan_in_child(cache: Path, index: Path, expected: int, ms: Path | None = None) -> Timed:
     """A new Python process's complete scan with the index, timed inside it (imports and
     interpreter start-up excluded, as they are for scan_cache_dir())."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tui"), str(ROOT)])}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(cache), str(index)],
+        [sys.executable, "-c", CHILD, str(cache), str(index), *([str(ms)] if ms else [])],
         env=env,
         capture_output=True,
         text=True,
@@ -84,7 +89,7 @@ def scan_in_child(cache: Path, index: Path, expected: int) -> Timed:
     return Timed(float(seconds))
 
 
-def warm_index(cache: Path, index: Path) -> tuple[int, int]:
+def warm_index(cache: Path, index: Path, ms: Path | None = None) -> tuple[int, int]:
     """Write the index, waiting out the racy window of a cache built just now.
 
     Returns (entries the index holds, entries of the scan)."""
@@ -94,7 +99,7 @@ def warm_index(cache: Path, index: Path) -> tuple[int, int]:
 
     total = 0
     for attempt in range(3):
-        total = len(catalog.scan(cache, [], index_path=index).entries)
+        total = len(catalog.scan(cache, [], index_path=index, ms_cache=ms).entries)
         known = len(catalog_index.CatalogIndex.load(index))
         if known == total or attempt == 2:
             return known, total
@@ -139,6 +144,85 @@ def bare_reads(cache: Path) -> int:
             os.close(fd)
             total += len(json.loads(body))
     return total
+
+
+def ensure_ms_cache(path: Path, models: int) -> Path:
+    from tests.fakes.msgen import build_ms_bench_cache
+
+    marker = path / f".bench-{models}-models"
+    if not marker.exists():
+        print(f"building a ModelScope cache of {models} models x 20 files in {path} ...")
+        build_ms_bench_cache(path, models)
+        marker.write_text("built by bench/bench_catalog.py\n")
+    return path
+
+
+def ms_scan_cache_dir(ms: Path) -> int:
+    """modelscope's `scan_cache_dir()` of every layout it reads: the root and `hub/`."""
+    from modelscope.hub.cache_manager import scan_cache_dir
+
+    return len(scan_cache_dir(ms).repos) + len(scan_cache_dir(ms / "hub").repos)
+
+
+def measure_both(cache: Path, ms: Path, runs: int, index: Path) -> list[Row]:
+    """The first list and the warm-index scan of both caches, against both libraries."""
+    from huggingface_hub import scan_cache_dir
+
+    from vllm_console.core.catalog import scan as catalog
+
+    known, total = warm_index(cache, index, ms)
+    print(f"index of both caches: {known} of {total} entries")
+
+    def indexed() -> object:
+        catalog.clear_memos()
+        return catalog.scan(cache, [], index_path=index, ms_cache=ms)
+
+    t = median_times(
+        {
+            "list": lambda: catalog.list_models(cache, [], ms),
+            "indexed": indexed,
+            "child": lambda: scan_in_child(cache, index, total, ms),
+            "hf": lambda: scan_cache_dir(cache),
+            "ms": lambda: ms_scan_cache_dir(ms),
+        },
+        runs,
+    )
+    check_ms_sizes(ms)
+    theirs = t["hf"] + t["ms"]
+    both = "HF + ModelScope caches"
+    return [
+        (f"first list, {both}", t["list"], theirs, "<= 50 ms", t["list"] <= LIST_TARGET_S),
+        (
+            f"complete scan, {both}, warm index, memos cleared",
+            t["indexed"],
+            theirs,
+            ">= 20x",
+            theirs / t["indexed"] >= RATIO_TARGET,
+        ),
+        (
+            f"complete scan, {both}, new process, warm index",
+            t["child"],
+            theirs,
+            ">= 20x",
+            theirs / t["child"] >= RATIO_TARGET,
+        ),
+        ("  of which modelscope's scan_cache_dir()", t["ms"], t["ms"], "-", None),
+    ]
+
+
+def check_ms_sizes(ms: Path) -> None:
+    """Our ModelScope sizes must be the library's for the layouts it reads, or the timings
+    of the ModelScope half mean nothing."""
+    from modelscope.hub.cache_manager import scan_cache_dir
+
+    from vllm_console.core.catalog import scan as catalog
+
+    theirs = [*scan_cache_dir(ms).repos, *scan_cache_dir(ms / "hub").repos]
+    ours = {
+        e.path: e.size_bytes for e in catalog.scan(Path("/nonexistent"), [], ms_cache=ms).entries
+    }
+    if any(ours.get(r.repo_path) != r.size_on_disk for r in theirs) or not theirs:
+        raise SystemExit("sizes differ from modelscope's scan_cache_dir(): the benchmark is void")
 
 
 def ensure_cache(path: Path, repos: int) -> Path:
@@ -285,13 +369,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repos", type=int, default=1000)
     parser.add_argument("--dir", type=Path, help="cache folder to build or reuse")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measure")
+    parser.add_argument("--ms-models", type=int, help="ModelScope models (default: --repos)")
     args = parser.parse_args(argv)
+    ms_models = args.repos if args.ms_models is None else args.ms_models
     load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bench-catalog-") as tmp:
         cache = ensure_cache(args.dir or Path(tmp) / "hub", args.repos)
+        ms = ensure_ms_cache(Path(f"{cache}-modelscope"), ms_models)
         rows = measure(cache, args.runs, Path(tmp) / "catalog-index-v1.pickle")
+        rows += measure_both(cache, ms, args.runs, Path(tmp) / "both-index.pickle")
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"{args.repos} repos x 3 revisions x 20 files; median of {args.runs} warm runs")
+    print(f"{args.repos} repos x 3 revisions x 20 files, {ms_models} ModelScope models x 20 files")
+    print(f"median of {args.runs} warm runs")
     print(f"load average before: {load_before}, after: {load} ({os.cpu_count()} CPUs)")
     print(render(rows))
     return 0

@@ -84,7 +84,9 @@ class FakeCatalog:
         self.gate.set()
         self.scans = 0
 
-    def list_models(self, hf_cache: Path, model_dirs: Sequence[Path]) -> FakeScan:
+    def list_models(
+        self, hf_cache: Path, model_dirs: Sequence[Path], ms_cache: Path | None = None
+    ) -> FakeScan:
         self.scans += 1
         listed = tuple(undetailed(entry) for entry in self.entries)
         return FakeScan(listed, self.warnings, self.looked_in or (hf_cache, *model_dirs))

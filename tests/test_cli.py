@@ -17,7 +17,7 @@ from vllm_console.cli import main
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty HOME and cwd, and none of the settings' variables from the real environment."""
     for name in list(os.environ):
-        if name.startswith(("VLLM_", "HF_")):
+        if name.startswith(("VLLM_", "HF_", "MODELSCOPE_")):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     home.mkdir()

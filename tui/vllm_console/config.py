@@ -283,11 +283,8 @@ class Settings:
 
     @property
     def hf_hub_cache(self) -> Path:
-        if self.hf_hub_cache_override is not None:
-            return self.hf_hub_cache_override
-        if self.hf_home is not None:
-            return self.hf_home / "hub"
-        return self.home / ".cache" / "huggingface" / "hub"
+        home = self.hf_home or self.home / ".cache" / "huggingface"
+        return self.hf_hub_cache_override or home / "hub"
 
     @property
     def modelscope_endpoint(self) -> str | None:
@@ -392,7 +389,5 @@ def env_example() -> str:
     """The text of .env.example: every key, commented, with its default."""
     lines = ["# vllm-console settings. Precedence: defaults < .env < environment < flags.", ""]
     for key in KEYS:
-        lines.append(f"# {key.doc}")
-        lines.append(f"# {key.name}={key.default}")
-        lines.append("")
+        lines += [f"# {key.doc}", f"# {key.name}={key.default}", ""]
     return "\n".join(lines)

@@ -41,7 +41,12 @@ def render_table(entries: tuple[ModelEntry, ...]) -> str:
 
 def cmd_models(settings: Settings, *, as_json: bool) -> int:
     index = default_index_path(settings.home, os.environ)
-    result = scan(settings.hf_hub_cache, settings.model_dirs, index_path=index)
+    result = scan(
+        settings.hf_hub_cache,
+        settings.model_dirs,
+        index_path=index,
+        ms_cache=settings.modelscope_cache,
+    )
     for warning in result.warnings:
         print(f"warning: {visible(str(warning))}", file=sys.stderr)
     entries = tuple(sorted(result.entries, key=lambda e: (e.id.lower(), str(e.source))))

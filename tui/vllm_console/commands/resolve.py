@@ -13,7 +13,11 @@ HUB_NAMES = {"huggingface": "the Hugging Face hub", "modelscope": "ModelScope"}
 
 def cmd_resolve(settings: Settings, name: str, *, as_json: bool) -> int:
     result = resolve(
-        name, hf_cache=settings.hf_hub_cache, model_dirs=settings.model_dirs, cwd=settings.cwd
+        name,
+        hf_cache=settings.hf_hub_cache,
+        model_dirs=settings.model_dirs,
+        cwd=settings.cwd,
+        ms_cache=settings.modelscope_cache,
     )
     reason = result.reason
     answer = result.to_json()

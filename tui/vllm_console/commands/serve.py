@@ -77,6 +77,7 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
         hf_cache=settings.hf_hub_cache,
         model_dirs=settings.model_dirs,
         cwd=settings.cwd,
+        ms_cache=settings.modelscope_cache,
     )
     print(
         visible(f"resolved {opts.model} -> {found.target} ({found.rule}: {found.reason})"), file=err

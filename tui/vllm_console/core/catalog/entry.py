@@ -13,6 +13,7 @@ from vllm_console.core.catalog.meta import NO_META, ModelMeta
 
 class Source(StrEnum):
     HF_CACHE = "hf-cache"
+    MODELSCOPE = "modelscope"
     FOLDER = "folder"
 
 
@@ -128,6 +129,8 @@ class ModelEntry:
     def found_how(self) -> str:
         if self.source is Source.HF_CACHE:
             return f"Hugging Face cache at {self.root}"
+        if self.source is Source.MODELSCOPE:
+            return f"ModelScope cache at {self.root}"
         return f"model folder {self.root}"
 
     def to_json(self) -> dict[str, object]:

@@ -168,11 +168,15 @@ class FolderWalk:
     problems: tuple[str, ...]
 
 
-def walk_folder(top: str) -> FolderWalk:
+def walk_folder(
+    top: str, stamps: list[tuple[str, os.stat_result | None]] | None = None
+) -> FolderWalk:
     """Walk a model directory: follow links to files, count each (st_dev, st_ino) once.
 
     `.cache/huggingface/download/*.incomplete` (left by `hf download --local-dir`) counts as an
-    unfinished download; the `.cache` files are not listed in `files`.
+    unfinished download; the `.cache` files are not listed in `files`. `stamps` gets each folder
+    (relative, "" for `top`) with its stat taken before it is listed, None if it could not be
+    read, and ("", None) if a file is a link (what it points to may change unseen).
     """
     files: list[str] = []
     seen: set[tuple[int, int]] = set()
@@ -184,10 +188,14 @@ def walk_folder(top: str) -> FolderWalk:
     while stack:
         folder, rel, depth = stack.pop()
         try:
+            if stamps is not None:
+                stamps.append((rel.rstrip("/"), os.stat(folder)))
             with os.scandir(folder) as it:
                 items = list(it)
         except OSError as exc:
             problems.append(f"unreadable folder: {rel or '.'}: {exc.strerror or exc}")
+            if stamps is not None:
+                stamps.append(("", None))
             continue
         left -= len(items)
         if left < 0:
@@ -200,6 +208,8 @@ def walk_folder(top: str) -> FolderWalk:
             except OSError:
                 problems.append(f"broken link: {name}")
                 continue
+            if stamps is not None and e.is_symlink():
+                stamps.append(("", None))
             if stat.S_ISDIR(st.st_mode):
                 # links to folders are not followed (loops); below `top` no path is a link
                 inside = f"{real_top}/{name}".replace("//", "/")

@@ -217,6 +217,8 @@ def usable(record: object) -> bool:
     ours, so they need no check)."""
     if type(record) is tuple and len(record) == 3 and record[0] == "files":
         return decode(record[2]) is not None
+    if type(record) is tuple and len(record) == 6 and record[0] == records.MODELSCOPE:
+        return records.is_modelscope(record) and decode(record[4]) is not None
     repo = _repo_record(record)
     return repo is not None and decode(repo[4]) is not None
 
@@ -306,6 +308,21 @@ class CatalogIndex:
 
     def remember_files(self, entry: ModelEntry, stamps: FileStamps, described: Record) -> None:
         self._new[_key(entry)] = ("files", stamps, described)
+        self._dirty = True
+
+    def cached_record(self, entry: ModelEntry, kind: str) -> Record | None:
+        """The entry's stored record if it is of `kind` (a tuple led by it); the module that
+        wrote it checks the rest and `keep`s it if it still holds."""
+        record = self._old.get(_key(entry))
+        return record if type(record) is tuple and record and record[0] == kind else None
+
+    def keep(self, entry: ModelEntry, record: Record) -> None:
+        """Carry a stored record that still holds into the next save."""
+        self._new[_key(entry)] = record
+
+    def remember(self, entry: ModelEntry, record: Record) -> None:
+        """A new record of a module's own kind (see `cached_record`)."""
+        self._new[_key(entry)] = record
         self._dirty = True
 
     def save(self) -> str | None:

@@ -24,7 +24,9 @@ class ScanLike(Protocol):
 class Catalog(Protocol):
     """The part of `vllm_console.core.catalog.scan` the browser uses (tests pass a fake)."""
 
-    def list_models(self, hf_cache: Path, model_dirs: Sequence[Path]) -> ScanLike: ...
+    def list_models(
+        self, hf_cache: Path, model_dirs: Sequence[Path], ms_cache: Path | None = None
+    ) -> ScanLike: ...
     def detail(self, entry: ModelEntry) -> ModelEntry: ...
 
 

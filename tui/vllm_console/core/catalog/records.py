@@ -147,3 +147,27 @@ def is_chosen(value: object) -> bool:
 
 
 _STR: frozenset[type] = frozenset({str})
+
+
+MODELSCOPE = "modelscope"  # the kind of a ModelScope model's record (see `msdetail`)
+
+
+def _is_label(value: object) -> bool:
+    return value is None or (type(value) is str and 0 < len(value) <= 256 and value.isprintable())
+
+
+def is_modelscope(record: object) -> bool:
+    """A ModelScope model's record, but for its described part (`describe.decode` checks it):
+    (kind, folder stamps, (names of the files read, their stamps), (files, size, incomplete,
+    problems), described, (id its .mdl names, revision its .mv names))."""
+    if type(record) is not tuple or len(record) != 6 or record[0] != MODELSCOPE:
+        return False
+    _, folders, inputs, walk, _, markers = record
+    if not is_folder_stamps(folders) or type(inputs) is not tuple or len(inputs) != 2:
+        return False
+    if not are_relative(inputs[0]) or type(walk) is not tuple or len(walk) != 4:
+        return False
+    files, size, incomplete, problems = walk
+    if not (are_relative(files) and is_int(size) and is_int(incomplete) and is_strs(problems)):
+        return False
+    return type(markers) is tuple and len(markers) == 2 and all(map(_is_label, markers))

@@ -1,7 +1,8 @@
 """Model name -> where it lies, in the original launch script's order, with the reason.
 
 Order: an existing path; the Hugging Face cache (the snapshot `refs/main` names, else the
-newest); the common model folders (`DIR/NAME`, `DIR/ORG--NAME`, `DIR/ORG/NAME`,
+newest); the ModelScope cache (its layouts in the SDK's own order, see `mscache.candidates`);
+the common model folders (`DIR/NAME`, `DIR/ORG--NAME`, `DIR/ORG/NAME`,
 `DIR/BASENAME`); and last the hub id itself, which vLLM would have to download.
 Every place looked at is recorded, so the answer can say why it won and what it passed over.
 A name with a quantization (`ORG/NAME:Q4_K_M`, as vLLM and llama.cpp write one file of a GGUF
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from vllm_console.core.catalog import hfcache
+from vllm_console.core.catalog import hfcache, mscache
 from vllm_console.core.catalog.ggufsets import find_set, quant_sets, split_quant_id
 from vllm_console.core.catalog.quants import repo_names
 
@@ -26,6 +27,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 class Rule(StrEnum):
     PATH = "path"
     HF_CACHE = "hf-cache"
+    MODELSCOPE_CACHE = "modelscope-cache"
     MODEL_DIR = "model-dir"
     HUB = "hub"
     NOT_FOUND = "not-found"
@@ -110,7 +112,12 @@ def folder_candidates(model_dir: Path, name: str) -> list[Path]:
 
 
 def resolve(
-    name: str, *, hf_cache: Path, model_dirs: Sequence[Path], cwd: Path | None = None
+    name: str,
+    *,
+    hf_cache: Path,
+    model_dirs: Sequence[Path],
+    cwd: Path | None = None,
+    ms_cache: Path | None = None,
 ) -> Resolution:
     """Find `name` in the seed order; never raises for a missing or odd name."""
     tried: list[Attempt] = []
@@ -118,7 +125,7 @@ def resolve(
     as_path = _as_path(name, cwd)
     base, quant = split_quant_id(name)
     if quant is not None and not as_path.exists():
-        found = resolve(base, hf_cache=hf_cache, model_dirs=model_dirs, cwd=cwd)
+        found = resolve(base, hf_cache=hf_cache, model_dirs=model_dirs, cwd=cwd, ms_cache=ms_cache)
         return _quant_of(found, name, quant)
     if as_path.exists():
         tried.append(Attempt(Rule.PATH, str(as_path), "exists"))
@@ -135,6 +142,15 @@ def resolve(
                 return Resolution(name, Rule.HF_CACHE, reason, path=snapshot, tried=tuple(tried))
         else:
             tried.append(Attempt(Rule.HF_CACHE, str(repo_dir), "not in the cache"))
+
+    if ms_cache is not None and is_hub_id(name):
+        for place, layout in mscache.candidates(ms_cache, name):
+            folder, why = mscache.model_folder(place, layout)
+            tried.append(Attempt(Rule.MODELSCOPE_CACHE, str(place), f"{layout}: {why}"))
+            if folder is not None:
+                reason = f"found in the ModelScope cache ({layout}, {why})"
+                rule = Rule.MODELSCOPE_CACHE
+                return Resolution(name, rule, reason, path=folder, tried=tuple(tried))
 
     for model_dir in model_dirs:
         for candidate in folder_candidates(model_dir, name):

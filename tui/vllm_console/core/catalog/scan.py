@@ -1,4 +1,5 @@
-"""The model catalog: every model on disk, from the Hugging Face cache and the model folders.
+"""The model catalog: every model on disk, from the Hugging Face and ModelScope caches and the
+model folders.
 
 Two steps, so the UI can show names at once and fill in the rest live:
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm_console import compat
-from vllm_console.core.catalog import folders, hfcache, hfwalk, quants
+from vllm_console.core.catalog import folders, hfcache, hfwalk, mscache, msdetail, quants
 from vllm_console.core.catalog.describe import (
     Described,
     decode,
@@ -67,17 +68,28 @@ class ScanResult:
     looked_in: tuple[Path, ...]
 
 
+_SOURCE_RANK = {Source.HF_CACHE: 0, Source.MODELSCOPE: 1, Source.FOLDER: 2}
+
+
 def _sort_key(entry: ModelEntry) -> tuple[str, int, str]:
-    return entry.id.lower(), entry.source is not Source.HF_CACHE, str(entry.path)
+    return entry.id.lower(), _SOURCE_RANK[entry.source], str(entry.path)
 
 
-def list_models(hf_cache: Path, model_dirs: Sequence[Path]) -> ScanResult:
+def list_models(
+    hf_cache: Path, model_dirs: Sequence[Path], ms_cache: Path | None = None
+) -> ScanResult:
     """Names only: ids, paths and the chosen revisions; `detailed` is False and no model file
-    is read. A cache repo's other revisions come with `detail` (see `hfcache.list_cache`)."""
+    is read. A cache repo's other revisions come with `detail` (see `hfcache.list_cache`).
+    `ms_cache`: the ModelScope cache's root, if it is to be listed (`mscache.list_cache`)."""
     with compat.gc_paused():
         entries, warnings = hfcache.list_cache(hf_cache)
         entries = quants.expand_cache(entries)  # a GGUF repo: one entry per quantization
         looked_in = [hf_cache]
+        if ms_cache is not None and ms_cache != hf_cache:
+            found, problems = mscache.list_cache(ms_cache)
+            entries += found
+            warnings += problems
+            looked_in.append(ms_cache)
         for folder in model_dirs:
             if folder in looked_in:
                 continue
@@ -90,11 +102,16 @@ def list_models(hf_cache: Path, model_dirs: Sequence[Path]) -> ScanResult:
 
 
 def scan(
-    hf_cache: Path, model_dirs: Sequence[Path], workers: int = 1, *, index_path: Path | None = None
+    hf_cache: Path,
+    model_dirs: Sequence[Path],
+    workers: int = 1,
+    *,
+    index_path: Path | None = None,
+    ms_cache: Path | None = None,
 ) -> ScanResult:
     """`list_models` plus `detail` of every entry, in the same order (see `iter_detailed`)."""
     with compat.gc_paused():
-        listed = list_models(hf_cache, model_dirs)
+        listed = list_models(hf_cache, model_dirs, ms_cache)
         detailed = list(listed.entries)
         for i, entry in _detailed(listed.entries, workers, index_path):
             detailed[i] = entry
@@ -156,6 +173,8 @@ def _detail(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:
             return _detail_gguf_file(entry, index)
         if entry.source is Source.HF_CACHE:
             return _scan_cache(entry, index)
+        if entry.source is Source.MODELSCOPE:
+            return msdetail.detail(entry, index)
         if entry.path.name.lower().endswith(".gguf"):
             return _detail_gguf_file(entry, index)
         return _detail_folder(entry, index)

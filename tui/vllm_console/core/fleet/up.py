@@ -110,7 +110,11 @@ def _launch(
     assert spec is not None
     said = f"{member.source}: {member.name}:"
     found = resolve(
-        spec.model, hf_cache=settings.hf_hub_cache, model_dirs=settings.model_dirs, cwd=settings.cwd
+        spec.model,
+        hf_cache=settings.hf_hub_cache,
+        model_dirs=settings.model_dirs,
+        cwd=settings.cwd,
+        ms_cache=settings.modelscope_cache,
     )
     how = f"{found.rule}: {found.reason}"
     notes.append(f"{member.name}: resolved {spec.model} -> {found.target} ({how})")

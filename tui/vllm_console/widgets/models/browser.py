@@ -222,8 +222,13 @@ class ModelBrowser(CatalogFeed):
         if self.listing is not None:
             looked = self.listing.looked_in
         else:
-            looked = (self.settings.hf_hub_cache, *self.settings.model_dirs)
-        return empty_state_text(looked, self.settings.hf_hub_cache, self.scanning)
+            settings = self.settings
+            looked = (settings.hf_hub_cache, settings.modelscope_cache, *settings.model_dirs)
+        caches = {
+            self.settings.hf_hub_cache: "Hugging Face cache",
+            self.settings.modelscope_cache: "ModelScope cache",
+        }
+        return empty_state_text(looked, caches, self.scanning)
 
     # -- events and actions -----------------------------------------------------------------
 

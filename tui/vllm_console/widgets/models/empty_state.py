@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from textual.content import Content
@@ -10,13 +10,16 @@ from textual.content import Content
 from vllm_console.core.text import visible
 
 
-def empty_state_text(looked_in: Sequence[Path], hf_cache: Path, scanning: bool) -> Content:
-    """Where the scan looked, how to add a folder, and that `d` downloads a model."""
+def empty_state_text(
+    looked_in: Sequence[Path], caches: Mapping[Path, str], scanning: bool
+) -> Content:
+    """Where the scan looked (`caches`: what each cache among those places is), how to add a
+    folder, and that `d` downloads a model."""
     heading = "Still looking for models…" if scanning else "No models found."
     parts: list[str | tuple[str, str]] = [(heading, "bold"), "\n\nLooked in:\n"]
     for path in looked_in:
         parts.append(f"  {visible(str(path))}")
-        parts.append(("   (Hugging Face cache)\n", "italic") if path == hf_cache else "\n")
+        parts.append((f"   ({caches[path]})\n", "italic") if path in caches else "\n")
     parts += [
         ("\nAdd a folder of models\n", "bold"),
         "  set VLLM_CONSOLE_MODEL_DIRS=/path/to/models (several: separate with ':')\n",

@@ -171,7 +171,10 @@ class CatalogFeed(ReportsWorkerErrors, Vertical):
         worker = get_current_worker()
         try:
             catalog = self._catalog or default_catalog()
-            result = catalog.list_models(self.settings.hf_hub_cache, self.settings.model_dirs)
+            settings = self.settings
+            result = catalog.list_models(
+                settings.hf_hub_cache, settings.model_dirs, settings.modelscope_cache
+            )
         except Exception as exc:  # the catalog never should raise; say so plainly if it does
             self.post_message(self.ScanFinished(generation, f"{type(exc).__name__}: {exc}"))
             return

@@ -38,8 +38,11 @@ def _status_rank(entry: ModelEntry) -> tuple[int, str]:
     return (2, entry.problems[0].lower()) if entry.problems else (0, "")
 
 
+_SOURCE_SHORT = {Source.HF_CACHE: "cache", Source.MODELSCOPE: "ms", Source.FOLDER: "folder"}
+
+
 def source_text(entry: ModelEntry) -> str:
-    return "cache" if entry.source is Source.HF_CACHE else "folder"
+    return _SOURCE_SHORT[entry.source]
 
 
 _DTYPE_SHORT = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float8": "fp8"}
