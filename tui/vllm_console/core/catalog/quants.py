@@ -146,6 +146,7 @@ def detail_quant(entry: ModelEntry, describe: Callable[[Sequence[str]], Describe
         config=described.config,
         size_bytes=size,
         files=tuple(files),
+        weight_files=tuple(own),  # this quantization's files: the other ones are other entries
         problems=(*problems, *described.problems),
         detailed=True,
         exact=True,
