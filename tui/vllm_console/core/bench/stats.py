@@ -201,7 +201,10 @@ def step_from_json(data: Mapping[str, Any]) -> StepResult:
         if not isinstance(server, dict):
             raise TypeError("server counters: an object expected")
         kwargs["server"] = Counters(
-            *(_optional_number(server.get(k)) for k in ("requests", "generation_tokens"))
+            *(
+                _optional_number(server.get(k))
+                for k in ("requests", "generation_tokens", "prompt_tokens")
+            )
         )
     return StepResult(**kwargs)
 

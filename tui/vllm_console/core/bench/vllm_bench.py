@@ -178,6 +178,8 @@ def parse_result(data: Any, concurrency: int, num_prompts: int) -> StepResult:
     figures: dict[str, float] = {}
     for name, keys in _FIGURES.items():
         value = next((data[k] for k in keys if k in data), None)
+        if value is None and name.startswith("mean_"):
+            value = 0.0  # means are extra: a run asked for percentiles only has none
         figures[name] = _figure(value, keys[0])
     counts = {name: int(_figure(data.get(name), name)) for name in _COUNTS}
     failed_raw = data.get("failed")
