@@ -21,6 +21,9 @@ FAKE_VLLM_DELAY (default 1.0): seconds until ready. FAKE_VLLM_SCENARIO (default 
   dies and ignores SIGTERM: what a stop cannot reach, for the GPU memory check).
 FAKE_VLLM_LOG_RATE: once ready, the API server logs that many request lines a second (as a busy
   server's access log does), written in batches every 10 ms, until it stops.
+FAKE_VLLM_TOKEN_S (default 0.005): seconds between streamed tokens. A request finished (its
+  stream written to the end) counts in `vllm:request_success_total`; `ignore_eos` makes the
+  answer exactly `max_tokens` tokens, as vLLM's does.
 FAKE_VLLM_CUDA_GIB: the Worker (and the stray) hold that many GiB of GPU memory with PyTorch,
   for checks on a machine with a real GPU.
 """
@@ -44,6 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SCENARIO = os.environ.get("FAKE_VLLM_SCENARIO", "ok")
 DELAY = float(os.environ.get("FAKE_VLLM_DELAY", "1.0"))
+TOKEN_S = float(os.environ.get("FAKE_VLLM_TOKEN_S", "0.005") or 0)
 LOG_RATE = float(os.environ.get("FAKE_VLLM_LOG_RATE", "0") or 0)
 ACCESS = (
     '{role} INFO {stamp} [logger.py:71] 127.0.0.1:{n} - "POST /v1/chat/completions HTTP/1.1" 200 OK'
@@ -367,7 +371,7 @@ class Handler(BaseHTTPRequestHandler):
     """vLLM's OpenAI-compatible routes, minimal, with uvicorn's access log on stdout."""
 
     cfg: argparse.Namespace
-    stats = {"running": 0, "prompt": 0, "generation": 0}
+    stats = {"running": 0, "prompt": 0, "generation": 0, "success": 0}
     lock = threading.Lock()
 
     def log_message(self, *args: object) -> None:
@@ -417,7 +421,8 @@ class Handler(BaseHTTPRequestHandler):
                     ("prompt_tokens_total", "counter", s["prompt"]),
                     ("generation_tokens_total", "counter", s["generation"]),
                     ("prefix_cache_queries_total", "counter", s["prompt"]),
-                    ("prefix_cache_hits_total", "counter", 0)]  # fmt: skip
+                    ("prefix_cache_hits_total", "counter", 0),
+                    ("request_success_total", "counter", s["success"])]  # fmt: skip
             text = "".join(f"# HELP vllm:{n} {n}.\n# TYPE vllm:{n} {t}\nvllm:{n}{label} {v:.1f}\n"
                            for n, t, v in rows)  # fmt: skip
             self.reply(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
@@ -443,6 +448,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(404, {"error": {**error, "type": "NotFoundError", "param": "model"}})
         words = [w + " " for w in REPLY.split()]
         limit = req.get("max_completion_tokens") or req.get("max_tokens") or len(words)
+        if req.get("ignore_eos"):  # as vLLM: exactly max_tokens tokens, never a stop
+            words = (words * (limit // len(words) + 1))[:limit]
         finish, words = "stop" if limit >= len(words) else "length", words[:limit]
         prompt = len(json.dumps(req.get("messages", req.get("prompt"))).split())
         usage = {"prompt_tokens": prompt, "completion_tokens": len(words)}
@@ -452,6 +459,7 @@ class Handler(BaseHTTPRequestHandler):
         kind = "chat.completion" if chat else "text_completion"
         with self.lock:
             self.stats["running"] += 1
+        finished = False
         try:
             if not req.get("stream"):
                 text = "".join(words)
@@ -459,7 +467,9 @@ class Handler(BaseHTTPRequestHandler):
                 out = {"message": msg} if chat else {"text": text}
                 choice = {"index": 0, **out, "logprobs": None, "finish_reason": finish}
                 body = {**base, "object": kind, "choices": [choice], "usage": usage}
-                return self.reply(200, body)
+                self.reply(200, body)
+                finished = True
+                return
             self.reply(200, ctype="text/event-stream")
             pieces = [{"role": "assistant", "content": ""}] if chat else []
             pieces += [{"content": w} if chat else {"text": w} for w in words]
@@ -469,15 +479,17 @@ class Handler(BaseHTTPRequestHandler):
                 fin = finish if i == len(pieces) - 1 else None
                 choice = {"index": 0, **part, "logprobs": None, "finish_reason": fin}
                 self.event({**base, "object": chunk, "choices": [choice]})
-                time.sleep(0.005)
+                time.sleep(TOKEN_S)
             if (req.get("stream_options") or {}).get("include_usage"):
                 self.event({**base, "object": chunk, "choices": [], "usage": usage})
             self.wfile.write(b"data: [DONE]\n\n")
+            finished = True
         finally:
             with self.lock:
                 self.stats["running"] -= 1
                 self.stats["prompt"] += prompt
                 self.stats["generation"] += len(words)
+                self.stats["success"] += finished
 
     def event(self, obj: object) -> None:
         self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())

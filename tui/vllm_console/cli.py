@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--max-tokens", type=int, help="limit the answer's length")
     p.add_argument("--temperature", type=float, help="sampling temperature")
+    from vllm_console.commands.bench import add_parser
+
+    add_parser(sub, common)
     return parser
 
 
@@ -229,6 +232,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         from vllm_console.commands.runs import cmd_runs
 
         return cmd_runs(settings, as_json=args.json, log_id=args.log)
+    if args.command == "bench":
+        from vllm_console.commands.bench import cmd_bench
+
+        return cmd_bench(settings, args)
     if args.command == "serve":
         from vllm_console.commands.serve import ServeOptions, cmd_serve
 

@@ -1,4 +1,5 @@
-"""`vllm-console runs`: past launches from the run archive; `--log ID` prints one's log."""
+"""`vllm-console runs`: past launches and benchmarks from the run archive, newest first;
+`--log ID` prints a launch's log."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 import time
 
 from vllm_console.config import Settings
+from vllm_console.core.bench.archive import SavedBench, all_benches
 from vllm_console.core.serve.runs import RunArchive, RunInfo, log_tail
 from vllm_console.core.text import visible
 
@@ -40,11 +42,23 @@ def cmd_runs(settings: Settings, *, as_json: bool, log_id: str | None) -> int:
         sys.stdout.write("\n".join(visible(line) for line in text.split("\n")))
         return 0
     runs = archive.all()
+    benches = all_benches(archive.root)
+    both: list[RunInfo | SavedBench] = [*runs, *benches]
+    both.sort(key=lambda item: item.started, reverse=True)
     if as_json:
-        print(json.dumps([run.to_json() for run in runs], indent=2))
+        print(json.dumps([_json(item) for item in both], indent=2))
         return 0
-    if not runs:
+    if not both:
         print(visible(f"No runs yet (the archive is {archive.root})."))
-    for run in runs:
-        print(_summary(run))
+    for item in both:
+        print(_summary(item) if isinstance(item, RunInfo) else _bench_summary(item))
     return 0
+
+
+def _json(item: RunInfo | SavedBench) -> dict[str, object]:
+    return item.to_json() if isinstance(item, RunInfo) else item.data
+
+
+def _bench_summary(bench: SavedBench) -> str:
+    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(bench.started))
+    return visible(f"{bench.id}  {started}  {bench.summary()}")

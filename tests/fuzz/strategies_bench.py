@@ -1,0 +1,192 @@
+"""Fuzzing the benchmark's parsers of outside input: completion SSE streams (fed in random
+pieces), `vllm bench serve`'s result JSON, `/metrics` counters, the archive's records and
+ShareGPT files. From honest shapes to lies: wrong types, NaN and huge numbers, nesting a
+hundred thousand deep, bytes mutated as strategies_endpoint does. A check fails when a
+parser raises what it should not, or returns figures no run could have (negative, NaN,
+past the limits), or a result whose requests do not add up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hypothesis import strategies as st
+
+from tests.fuzz.strategies_endpoint import NUMBERS, _timed, metrics_texts, mutate
+from vllm_console.core.bench.archive import parse_saved
+from vllm_console.core.bench.counters import parse_counters
+from vllm_console.core.bench.prompts import sharegpt_prompts
+from vllm_console.core.bench.stats import StepResult
+from vllm_console.core.bench.stream import CompletionParser
+from vllm_console.core.bench.vllm_bench import BenchFailure, parse_result
+
+LIMIT = 1e15
+ODD = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(), st.text(max_size=8),
+    st.sampled_from(NUMBERS), st.lists(st.integers(), max_size=3), st.just({"a": 1}),
+)  # fmt: skip
+
+
+def _plausible_step(step: StepResult) -> None:
+    for name, value in step.to_json().items():
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            assert math.isfinite(value) and 0 <= value <= LIMIT, (name, value)
+
+
+# --- completion streams -------------------------------------------------------------------
+
+
+def _event(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["text", "text", "usage", "done", "error", "odd", "comment"]))
+    if kind == "text":
+        choice = {"index": 0, "text": draw(st.text(max_size=5)), "finish_reason": None}
+        if draw(st.booleans()):
+            choice["finish_reason"] = "length"
+        return b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
+    if kind == "usage":
+        usage = {"prompt_tokens": draw(ODD), "completion_tokens": draw(ODD)}
+        return (
+            b"data: " + json.dumps({"choices": [], "usage": usage}, default=str).encode() + b"\n\n"
+        )
+    if kind == "done":
+        return b"data: [DONE]\n\n"
+    if kind == "error":
+        return b'data: {"error": {"message": "boom"}}\n\n'
+    if kind == "comment":
+        return b": ping\n\n"
+    return b"data: " + json.dumps({"choices": draw(ODD)}, default=str).encode() + b"\n\n"
+
+
+@st.composite
+def completion_streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    data = b"".join(_event(draw) for _ in range(draw(st.integers(0, 12))))
+    if draw(st.booleans()):
+        data = mutate(draw, data)
+    cuts = draw(st.lists(st.integers(0, len(data)), max_size=8))
+    return data, sorted(cuts)
+
+
+def check_stream(case: tuple[bytes, list[int]]) -> None:
+    data, cuts = case
+
+    def run() -> Any:
+        parser = CompletionParser()
+        start = 0
+        for cut in [*cuts, len(data)]:
+            parser.feed(data[start:cut])
+            start = cut
+        parser.end()
+        return parser.result(None)
+
+    result = _timed("CompletionParser", data, run)
+    if result.ok:
+        assert 0 <= result.ttft_s <= result.latency_s
+        assert all(gap >= 0 for gap in result.itl_s)
+        assert 0 <= result.output_tokens <= LIMIT and 0 <= result.prompt_tokens <= LIMIT
+    else:
+        assert result.error
+
+
+# --- vllm bench serve's result JSON -------------------------------------------------------
+
+HONEST = {
+    "duration": 2.5, "completed": 8, "failed": 0, "total_input_tokens": 256,
+    "total_output_tokens": 128, "request_throughput": 3.2, "output_throughput": 51.2,
+    "total_token_throughput": 153.6, "mean_ttft_ms": 20.0, "median_ttft_ms": 19.0,
+    "p50_ttft_ms": 19.0, "p99_ttft_ms": 40.0, "median_tpot_ms": 5.0, "p50_tpot_ms": 5.0,
+    "median_itl_ms": 5.0, "p50_itl_ms": 5.0, "p99_itl_ms": 9.0, "median_e2el_ms": 95.0,
+    "p50_e2el_ms": 95.0, "mean_tpot_ms": 5.0, "mean_itl_ms": 5.0, "mean_e2el_ms": 96.0,
+    "errors": [""] * 8,
+}  # fmt: skip
+
+
+@st.composite
+def result_texts(draw: st.DrawFn) -> bytes:
+    data: dict[str, Any] = dict(HONEST)
+    for key in draw(st.lists(st.sampled_from(sorted(HONEST)), max_size=4)):
+        if draw(st.booleans()):
+            data[key] = draw(ODD)
+        else:
+            data.pop(key, None)
+    text = json.dumps(data, default=str).encode()
+    return mutate(draw, text) if draw(st.booleans()) else text
+
+
+def check_result(raw: bytes) -> None:
+    def run() -> StepResult | None:
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            return None
+        try:
+            return parse_result(data, 4, 8)
+        except BenchFailure as exc:
+            assert exc.finding.startswith("vllm bench serve")
+            return None
+
+    step = _timed("parse_result", raw, run)
+    if step is not None:
+        _plausible_step(step)
+        assert len(step.errors) <= 5
+
+
+# --- /metrics counters, archive records, ShareGPT ------------------------------------------
+
+
+@st.composite
+def counter_texts(draw: st.DrawFn) -> str:
+    name = draw(st.sampled_from(["vllm:request_success_total", "vllm:generation_tokens_total"]))
+    line = f'{name}{{finished_reason="length"}} {draw(st.sampled_from(NUMBERS)) or "1"}\n'
+    return draw(st.one_of(metrics_texts(), st.just(line)))
+
+
+def check_counters(text: str) -> None:
+    reading = _timed("parse_counters", text, lambda: parse_counters(text))
+    for value in (reading.requests, reading.generation_tokens, reading.prompt_tokens):
+        assert value is None or (math.isfinite(value) and 0 <= value <= LIMIT * 1e4)
+
+
+@st.composite
+def record_texts(draw: st.DrawFn) -> bytes:
+    step = {**HONEST, "concurrency": 4, "source": "vllm", "num_prompts": 8}
+    step.update(ttft_p50_ms=19.0, ttft_p99_ms=40.0, tpot_p50_ms=5.0, itl_p50_ms=5.0)
+    step.update(itl_p99_ms=9.0, e2el_p50_ms=95.0, duration_s=2.5, errors=[], server=None)
+    for key in draw(st.lists(st.sampled_from(sorted(step)), max_size=3)):
+        step[key] = draw(ODD)
+    record = {"kind": "bench", "started": draw(ODD), "status": "done", "steps": [step]}
+    if draw(st.booleans()):
+        record["started"] = 1.7e9
+    text = json.dumps(record, default=str).encode()
+    return mutate(draw, text) if draw(st.booleans()) else text
+
+
+def check_record(raw: bytes) -> None:
+    saved = _timed("parse_saved", raw, lambda: parse_saved(Path("x-bench-y"), raw))
+    if saved is not None:
+        for step in saved.steps:
+            _plausible_step(step)
+
+
+@st.composite
+def sharegpt_texts(draw: st.DrawFn) -> Any:
+    turn = st.fixed_dictionaries({"from": st.sampled_from(["human", "gpt", 3]), "value": ODD})
+    item = st.one_of(st.fixed_dictionaries({"conversations": st.lists(turn, max_size=3)}), ODD)
+    return draw(st.one_of(st.lists(item, max_size=5), ODD))
+
+
+def check_sharegpt(data: Any) -> None:
+    prompts = _timed("sharegpt_prompts", data, lambda: sharegpt_prompts(data, 3))
+    assert len(prompts) <= 3 and all(isinstance(p, str) and p.strip() for p in prompts)
+
+
+PARSERS: dict[str, tuple[Callable[[Any], None], st.SearchStrategy[Any]]] = {
+    "bench_stream": (check_stream, completion_streams()),
+    "bench_result": (check_result, result_texts()),
+    "bench_counters": (check_counters, counter_texts()),
+    "bench_record": (check_record, record_texts()),
+    "bench_sharegpt": (check_sharegpt, sharegpt_texts()),
+}
