@@ -81,7 +81,7 @@ def test_phases_are_short_and_timed() -> None:
     assert texts(MemberRow("a", state=loading), 40.0)["phase"] == "loading 0:40"
     up = ServerState(Phase.READY, ready_at=0.0)
     shown = [texts(MemberRow("a", state=up), t)["phase"] for t in (42.0, 719.0, 11_100.0)]
-    assert shown == ["ready 42s", "ready 11m", "ready 3h05m"]
+    assert shown == ["ready <1m", "ready 11m", "ready 3h05m"]  # drawn again once a minute
     remote = MemberRow("b", "m", "http://gpu-box:8000")
     assert texts(remote, 0.0)["phase"] == "remote" and texts(remote, 0.0)["health"] == "…"
 
@@ -224,3 +224,13 @@ def test_any_answer_is_a_snapshot_never_an_exception(
         assert value is None or 0 <= value < 1e18
     row = MemberRow("m", state=ServerState(Phase.READY), reading=Reading(snap))
     assert all("\x00" not in text.plain for text in cells(row, 0.0).values())
+
+
+def test_a_ready_servers_status_line_changes_once_a_minute() -> None:
+    from vllm_console.widgets.server.status import status_line
+
+    up = ServerState(Phase.READY, phase_since=0.0, ready_at=0.0)
+    assert status_line(up, 5.0) == status_line(up, 59.0)  # nothing to draw again
+    assert "up 2m" in status_line(up, 125.0).plain and "up <1m" in status_line(up, 5.0).plain
+    loading = ServerState(Phase.LOADING_WEIGHTS, phase_since=0.0)
+    assert "0:05" in status_line(loading, 5.0).plain  # a start's progress still ticks

@@ -16,7 +16,7 @@ from rich.text import Text
 from vllm_console.core.endpoint.metrics import MetricsRates, MetricsSnapshot
 from vllm_console.core.serve.diagnose import Phase
 from vllm_console.core.text import visible
-from vllm_console.widgets.server.status import ServerState, clock
+from vllm_console.widgets.server.status import ServerState, clock, uptime
 
 UNKNOWN = "—"
 # What a glance needs first (a narrow side scrolls to the rest): state and load, then place.
@@ -85,15 +85,6 @@ def _capped(text: str, column: str, style: str = "") -> Text:
     """Outside text, made visible, cut to the column's width with an ellipsis."""
     text, width = visible(text), WIDTHS[column]
     return Text(text if len(text) <= width else text[: width - 1] + "…", style=style)
-
-
-def uptime(seconds: float) -> str:
-    """'42s', '12m', '3h05m': a ready server's uptime changes the table once a minute."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    hours, minutes = divmod(seconds // 60, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
 
 
 def phase_text(state: ServerState | None, now: float) -> Text:

@@ -35,6 +35,7 @@ from vllm_console.widgets.fleet.poll import POLL_INTERVAL_S, Poll, Target
 from vllm_console.widgets.fleet.remote import RemotePane
 from vllm_console.widgets.fleet.table import FleetTable
 from vllm_console.widgets.server.pane import ServerPane
+from vllm_console.widgets.shown import is_shown
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 EMPTY = "No server launched. Select a model and press enter to launch it."
@@ -207,7 +208,7 @@ class FleetPanel(ReportsWorkerErrors, Vertical):
         self.query_one(FleetTable).show(row)
 
     def _tick(self) -> None:
-        if not self.is_on_screen:
+        if not is_shown(self):
             return  # the clocks catch up once the tab is shown
         now = time.monotonic()
         table = self.query_one(FleetTable)
@@ -238,7 +239,7 @@ class FleetPanel(ReportsWorkerErrors, Vertical):
         try:
             async with Poll() as poll:
                 while targets := self._targets():
-                    if not self.is_on_screen:  # nobody looks: nothing to read
+                    if not is_shown(self):  # nobody looks: nothing to read
                         await asyncio.sleep(POLL_INTERVAL_S)
                         continue
                     readings = await poll.read(targets)

@@ -28,6 +28,7 @@ from textual.timer import Timer
 from textual.widgets import Log
 
 from vllm_console.core.text import visible
+from vllm_console.widgets.shown import is_shown
 
 FLUSH_INTERVAL = 0.05
 MAX_LINES = 20_000
@@ -97,7 +98,7 @@ class BufferedLog(Log):
             return
         batch, self._pending = self._pending, []
         self._all.extend(batch)
-        if self._stale or not self.is_on_screen:
+        if self._stale or not is_shown(self):
             # The pane of another server (or another tab): kept, and drawn when shown.
             self._stale = True
             return

@@ -21,6 +21,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
@@ -42,6 +43,7 @@ from vllm_console.widgets.server.status import (
     phases_line,
     status_line,
 )
+from vllm_console.widgets.shown import is_shown
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
 
 
@@ -116,6 +118,7 @@ class ServerPane(ReportsWorkerErrors, Vertical):
         self._log: BufferedLog | None = None
         self._attached: RunInfo | None = None
         self._status_length = -1  # of the status line as last laid out
+        self._status: Content | None = None  # as last drawn
         self._worker: Worker[None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -147,13 +150,16 @@ class ServerPane(ReportsWorkerErrors, Vertical):
 
     def _tick(self) -> None:
         # A fleet has a pane per server, one shown: the others' clocks wait until they are.
-        if self.state.running and self.is_on_screen:
+        if self.state.running and is_shown(self):
             self._show_status()
 
     def _show_status(self) -> None:
         """The status line; laid out again (the screen's costliest step, once a second for a
         ticking clock) only when its length changed, as it may then wrap differently."""
         line = status_line(self.state)
+        if line == self._status:
+            return
+        self._status = line
         same = line.cell_length == self._status_length
         self._status_length = line.cell_length
         self.query_one("#server-status", Static).update(line, layout=not same)

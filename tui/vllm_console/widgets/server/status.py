@@ -67,6 +67,17 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def uptime(seconds: float) -> str:
+    """'<1m', '12m', '3h05m': a ready server's clock changes what is drawn once a minute
+    (a clock ticking every second for each of a fleet's servers costs a quiet console more
+    than everything else it does)."""
+    minutes = max(0, int(seconds)) // 60
+    if not minutes:
+        return "<1m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
 def status_line(state: ServerState, now: float | None = None) -> Content:
     """Phase, the time spent in it, and what the server is: the pane's first line."""
     if state.phase is None:
@@ -75,7 +86,9 @@ def status_line(state: ServerState, now: float | None = None) -> Content:
     style = PHASE_STYLE.get(state.phase, "bold $text-primary")
     # Each run ends with its separator: a run starting with spaces renders badly in SVGs.
     plain = []
-    if state.running and state.phase_since is not None:
+    if state.phase is Phase.READY and state.ready_at is not None:
+        plain.append("up " + uptime(now - state.ready_at))
+    elif state.running and state.phase_since is not None:
         plain.append(clock(now - state.phase_since))
     # The label names a model (a folder's name) and the note may quote the server: shown as
     # they are, control characters made visible.
