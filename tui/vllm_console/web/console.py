@@ -32,6 +32,8 @@ from vllm_console.web.relay import ENV_FILE_ENV, KEEP_ENV, LEFT_FILE_ENV
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from vllm_console.core.catalog.port import Catalog
+
 
 class WebConsoleApp(VllmConsoleApp):
     """The console behind a browser tab."""
@@ -40,9 +42,15 @@ class WebConsoleApp(VllmConsoleApp):
     CSS_PATH = str(Path(vllm_console.app.__file__).with_name("app.tcss"))
 
     def __init__(
-        self, settings: Settings, *, keep_servers: bool = False, left_file: Path | None = None
+        self,
+        settings: Settings,
+        *,
+        keep_servers: bool = False,
+        left_file: Path | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
-        super().__init__(settings)
+        """`catalog`: the model list's source (None: the disk's, as in the terminal)."""
+        super().__init__(settings, catalog=catalog)
         self._keep_servers = keep_servers
         self._left_file = left_file
         self._exit_decided = False  # our own exit(): let Textual close
