@@ -62,7 +62,7 @@ def origin_matches(origin: str | None, host: str | None) -> bool:
     from. No Origin (not a browser) passes: the cookie or token still has to."""
     if origin is None:
         return True
-    if host is None:
+    if not host:
         return False
     try:
         parts = urlsplit(origin)

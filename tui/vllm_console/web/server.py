@@ -131,10 +131,9 @@ class WebConsole:
             # The token has done its work: the cookie takes over, the address drops it.
             rest = [(k, v) for k, v in request.query.items() if k != TOKEN_PARAM]
             target = request.path + (f"?{urlencode(rest)}" if rest else "")
-            response: web.StreamResponse = web.HTTPSeeOther(target)
-            response.set_cookie(COOKIE_NAME, self.gate.cookie, httponly=True, samesite="Strict")
-            response.headers.update(SECURITY_HEADERS)
-            return response
+            moved = web.Response(status=303, headers={"Location": target, **SECURITY_HEADERS})
+            moved.set_cookie(COOKIE_NAME, self.gate.cookie, httponly=True, samesite="Strict")
+            return moved
         response = await handler(request)
         if not response.prepared:
             response.headers.update(SECURITY_HEADERS)
@@ -230,12 +229,12 @@ async def serve(web_console: WebConsole, options: WebOptions, url: str) -> int:
             file=sys.stderr,
         )
         return 2
-    print(f"vllm-console web: open {url}", flush=True)  # the one place the token is shown
-    print("Press Ctrl-C to stop (and stop the servers it started).", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stopping.set)
+    print(f"vllm-console web: open {url}", flush=True)  # the one place the token is shown
+    print("Press Ctrl-C to stop (and stop the servers it started).", flush=True)
     await stopping.wait()
     try:
         await web_console.stop()
