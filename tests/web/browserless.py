@@ -21,6 +21,7 @@ from tests.conftest import write_model_folder
 from tests.fakes.net import free_port
 from tests.web.helpers import COOKIE, TOKEN, console_env
 from vllm_console.config import Settings
+from vllm_console.core.serve.leftovers import find_leftovers
 from vllm_console.core.serve.runs import RunArchive, RunInfo
 from vllm_console.web.access import COOKIE_NAME
 
@@ -43,11 +44,19 @@ def web_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def env_settings(env: dict[str, str]) -> Settings:
+    state = Path(env["XDG_STATE_HOME"]) / "vllm-console"
+    return Settings(home=Path(env["HOME"]), state_dir=state, port=int(env["VLLM_CONSOLE_PORT"]))
+
+
 def runs(env: dict[str, str]) -> list[RunInfo]:
-    settings = Settings(
-        home=Path(env["HOME"]), state_dir=Path(env["XDG_STATE_HOME"]) / "vllm-console"
-    )
-    return RunArchive(settings.runs_dir).all()
+    return RunArchive(env_settings(env).runs_dir).all()
+
+
+def others_offered(env: dict[str, str]) -> bool:
+    """Whether the console will first offer other vLLMs of this machine (not ours) for
+    stopping, in a dialog: the same look, from here."""
+    return bool(find_leftovers(env_settings(env)))
 
 
 @contextmanager
@@ -134,11 +143,11 @@ async def wait_for(predicate: object, timeout: float, what: str) -> None:
 async def launch_from_browser(browser: Browser, env: dict[str, str]) -> RunInfo:
     """Enter on the model, launch from the dialog (ctrl+l); the run, once it is recorded."""
     await browser.wait_for("Org/Tiny")
-    # Other vLLMs on this machine (not ours) may be offered for stopping in a dialog, which
-    # comes when the look for them ends: escape closes it (and is nothing on the main screen).
-    for _ in range(5):
-        await browser.press("\x1b")
-        await asyncio.sleep(0.3)
+    if others_offered(env):
+        await browser.wait_for("Servers left from earlier runs")
+    for _ in range(3):
+        await browser.press("\x1b")  # the dialog closed, the focus back on the model table
+        await asyncio.sleep(0.5)  # an escape and a key together read as alt+key
         await browser.press("\r")
         with contextlib.suppress(AssertionError):
             await browser.wait_for("exec ", 3.0)
