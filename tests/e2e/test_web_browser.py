@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -85,3 +87,18 @@ async def test_the_console_in_chromium(chromium: Chromium, tmp_path: Path) -> No
     finally:
         if pid and session_pids(pid):
             await stop_group(pid, 1.0)
+
+
+def test_the_first_paint_bench_runs() -> None:
+    """bench/bench_web_first_paint.py, once, so that it cannot rot."""
+    if (missing := chromium_missing()) is not None:
+        pytest.skip(missing)
+    bench = ASSETS.parent / "bench" / "bench_web_first_paint.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--runs", "1", "--models", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "browser: navigation start to the model list drawn" in done.stdout
