@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,11 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 
 @pytest.fixture
-def chromium() -> Chromium:
+def chromium() -> Iterator[Chromium]:
     if (missing := chromium_missing()) is not None:
         pytest.skip(missing)
     browser = Chromium(watched="Org/Tiny")
-    yield browser  # type: ignore[misc]
+    yield browser
     browser.close()
 
 
