@@ -131,6 +131,20 @@ class Browser:
             await self._session.close()
 
 
+async def session_ended(port: int, timeout: float = 20.0) -> None:
+    """Until no browser session holds the console: the page answers 200, not 409."""
+    headers = {"Cookie": f"{COOKIE_NAME}={COOKIE}"}
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(headers=headers) as session:
+        while True:
+            async with session.get(f"http://127.0.0.1:{port}/") as page:
+                if page.status == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError("the browser session never ended")
+            await asyncio.sleep(0.1)
+
+
 async def wait_for(predicate: object, timeout: float, what: str) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + timeout

@@ -101,7 +101,9 @@ def test_nothing_gets_through(
         return
     status_line = answer.split(b"\r\n", 1)[0]
     assert status_line.split(b" ")[1:2] in ([b"403"], [b"400"], [b"429"], [b"405"]), answer[:300]
-    assert b"textual" not in answer and TOKEN.encode() not in answer
+    if not status_line.startswith(b"HTTP/1.0 400"):  # a 400 quotes the request line back
+        assert b"textual" not in answer
+    assert TOKEN.encode() not in answer
     assert console.active is None
     after = ask(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert after.startswith(b"HTTP/1.1 403"), after[:200]

@@ -17,11 +17,12 @@ from tests.web.browserless import (
     Browser,
     launch_from_browser,
     runs,
+    session_ended,
     wait_for,
     web_env,
     web_server,
 )
-from tests.web.helpers import COOKIE
+from tests.web.helpers import COOKIE, TOKEN
 from vllm_console.core.serve.process import stop_group
 from vllm_console.core.serve.proctable import session_pids
 from vllm_console.core.serve.runs import LEFT_RUNNING
@@ -78,13 +79,16 @@ async def test_closed_tab_leaves_running_reopening_attaches_ctrl_c_stops(tmp_pat
             await again.open(wait=15)
             await again.wait_for(f"attached to run {run.id}", 20)  # unasked
             await again.close()
-            await wait_for(lambda: runs(env)[0].status == LEFT_RUNNING, 10, "left again")
+            await session_ended(port)
+            assert runs(env)[0].status == LEFT_RUNNING  # left again
             os.kill(proc.pid, signal.SIGINT)  # Ctrl-C: stops what it started
             assert proc.wait(30) == 0
             assert gone(pid)
             assert proc.stdout is not None and proc.stderr is not None
             said = proc.stdout.read() + proc.stderr.read()
             assert "left by a closed tab" in said and env["VLLM_CONSOLE_WEB_TOKEN"] not in said
+        archive = [f for f in (tmp_path / "state").rglob("*") if f.is_file()]
+        assert archive and not any(TOKEN.encode() in f.read_bytes() for f in archive)
     finally:
         if pid and not gone(pid):
             await stop_group(pid, 1.0)
