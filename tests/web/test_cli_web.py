@@ -65,3 +65,19 @@ async def test_the_console_does_not_inherit_the_token(tmp_path: Path) -> None:
         await browser.close()
         os.kill(proc.pid, signal.SIGINT)
         assert proc.wait(30) == 0
+
+
+def test_web_flags_are_the_web_server_s_and_settings_pass_through() -> None:
+    from vllm_console.cli import build_parser, setting_overrides
+
+    web = ["web", "--host", "0.0.0.0", "--port", "9000", "--keep-servers"]
+    given = ["--base-url", "http://gpu-box:8000/v1", "--max-model-len", "4096"]
+    args = build_parser().parse_args(["--host", "10.0.0.5", *web, *given])
+    assert (args.web_host, args.web_port, args.keep_servers) == ("0.0.0.0", 9000, True)
+    assert setting_overrides(args) == {
+        "VLLM_CONSOLE_HOST": "10.0.0.5",  # a launched server's, given before the command
+        "VLLM_BASE_URL": "http://gpu-box:8000/v1",
+        "VLLM_CONSOLE_MAX_MODEL_LEN": "4096",
+    }
+    plain = build_parser().parse_args(["web"])
+    assert (plain.web_host, plain.web_port, plain.keep_servers) == ("127.0.0.1", 8022, False)

@@ -146,8 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common_parser(without=("--host", "--port"))],
         help="serve the console to a browser, behind a token",
     )
-    p.add_argument("--host", dest="web_host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", dest="web_port", type=int, default=8022, help="port to listen on")
+    p.add_argument(
+        "--host", dest="web_host", metavar="HOST", default="127.0.0.1", help="listen on (127.0.0.1)"
+    )
+    p.add_argument(
+        "--port", dest="web_port", metavar="PORT", type=int, default=8022, help="listen on (8022)"
+    )
     p.add_argument(
         "--keep-servers", action="store_true", help="on Ctrl-C, leave the servers running"
     )
