@@ -43,7 +43,7 @@ def _dest(flag: str) -> str:
     return "setting_" + flag.lstrip("-").replace("-", "_")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common_parser(without: tuple[str, ...] = ()) -> argparse.ArgumentParser:
     # SUPPRESS: a flag given before the command must not be reset by the command's own copy.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     group = common.add_argument_group("settings (override .env and the environment)")
@@ -55,7 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="model name clients send (VLLM_MODEL)",
     )
     for flag, _key, help_text in SETTING_FLAGS:
-        group.add_argument(flag, dest=_dest(flag), metavar="VALUE", help=help_text)
+        if flag not in without:
+            group.add_argument(flag, dest=_dest(flag), metavar="VALUE", help=help_text)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_parser()
 
     parser = argparse.ArgumentParser(
         prog="vllm-console",
@@ -137,13 +143,34 @@ def build_parser() -> argparse.ArgumentParser:
     from vllm_console.commands.bench import add_parser
 
     add_parser(sub, common)
+    # --host and --port are the web server's here (a launch's: before the command).
+    p = sub.add_parser(
+        "web",
+        parents=[_common_parser(without=("--host", "--port"))],
+        help="serve the console to a browser, behind a token",
+    )
+    p.add_argument(
+        "--host", dest="web_host", metavar="HOST", default="127.0.0.1", help="listen on (127.0.0.1)"
+    )
+    p.add_argument(
+        "--port", dest="web_port", metavar="PORT", type=int, default=8022, help="listen on (8022)"
+    )
+    p.add_argument(
+        "--keep-servers", action="store_true", help="on Ctrl-C, leave the servers running"
+    )
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    cli: dict[str, str | None] = {"VLLM_MODEL": getattr(args, "setting_model", None)}
+def setting_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The settings the command line gave, by their keys."""
+    given = {"VLLM_MODEL": getattr(args, "setting_model", None)}
     for flag, key, _help in SETTING_FLAGS:
-        cli[key] = getattr(args, _dest(flag), None)
+        given[key] = getattr(args, _dest(flag), None)
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    cli: dict[str, str | None] = {**setting_overrides(args)}
     return settings_from_process(cli=cli, env_file=getattr(args, "env_file", None))
 
 
@@ -254,6 +281,12 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             extra_args=shlex.join(args.extra),
         )
         return cmd_serve(settings, opts)
+    if args.command == "web":
+        from vllm_console.web.server import WebOptions, cmd_web
+
+        options = WebOptions(args.web_host, args.web_port, keep_servers=args.keep_servers)
+        env_file = getattr(args, "env_file", None)
+        return cmd_web(settings, options, overrides=setting_overrides(args), env_file=env_file)
     return run_console(settings, getattr(args, "fleet", None))
 
 

@@ -33,6 +33,7 @@ class Leaving:
         self._dialogs = dialogs
         self._servers = servers
         self._attaching = asyncio.Lock()
+        self._attach_ours = False
 
     # -- quit ----------------------------------------------------------------------------------
 
@@ -43,38 +44,51 @@ class Leaving:
         )
 
     async def _quit_flow(self) -> None:
-        app, servers = self._app, self._servers
-        running = servers.running()
+        running = self._servers.running()
         if not running:
-            app.exit()
+            self._app.exit()
             return
         names = [pane.server_name for pane in running]
-        choice = await app.push_screen_wait(self._dialogs.quit(names))
+        choice = await self._app.push_screen_wait(self._dialogs.quit(names))
         if choice == "leave":
-            for pane in running:
-                if pane.attached is None:
-                    # one that cannot be left (a stop was asked) ends with the console
-                    pane.detach()
-            app.exit()
+            self.leave_all()
         elif choice == "stop":
+            await self.stop_all()
+
+    def leave_all(self) -> None:
+        """Leave every running member running and exit: the quit dialog's "leave"."""
+        for pane in self._servers.running():
+            if pane.attached is None:
+                # one that cannot be left (a stop was asked) ends with the console
+                pane.detach()
+        self._app.exit()
+
+    async def stop_all(self) -> None:
+        """Stop every running member, wait for them and their GPU memory, and exit."""
+        app, servers = self._app, self._servers
+        running = servers.running()
+        if running:
             app.notify("Stopping the server…" if len(running) == 1 else "Stopping the servers…")
-            for pane in running:
-                servers.stop_pane(pane)
-            for pane in running:
-                await pane.wait_idle()
-            for _ in range(40):  # the panes' last state messages start the memory check
-                if not servers.running():
-                    break
-                await asyncio.sleep(QUIT_STATE_WAIT / 40)
-            guard = servers.guard
-            if guard is not None:  # held memory is shown (and can be killed) first
-                await guard.idle.wait()
-            app.exit()
+        for pane in running:
+            servers.stop_pane(pane)
+        for pane in running:
+            await pane.wait_idle()
+        for _ in range(40):  # the panes' last state messages start the memory check
+            if not servers.running():
+                break
+            await asyncio.sleep(QUIT_STATE_WAIT / 40)
+        guard = servers.guard
+        if running and guard is not None:  # held memory is shown (and can be killed) first
+            await guard.idle.wait()
+        app.exit()
 
     # -- what earlier runs left -----------------------------------------------------------------
 
-    def find_leftovers(self) -> None:
-        """Look (in a thread) for servers earlier consoles left running; offer to attach."""
+    def find_leftovers(self, *, attach_ours: bool = False) -> None:
+        """Look (in a thread) for servers earlier consoles left running; offer to attach.
+        `attach_ours`: attach the runs left running without asking (a browser session
+        reopened), offering only the rest."""
+        self._attach_ours = attach_ours
         self._app.run_worker(
             self._find_leftovers,
             name="find_leftovers",
@@ -97,6 +111,11 @@ class Leaving:
         panes = app.fleet.panes.values() if app.panes_ready.is_set() else ()
         ours = {group for pane in panes if (group := pane.process_group) is not None}
         found = [item for item in found if item.pgid not in ours]
+        if self._attach_ours:
+            for item in found:
+                if item.attachable and item.run is not None:
+                    self.attach(item.run)
+            found = [item for item in found if not item.attachable]
         if found:
             app.push_screen(self._dialogs.leftovers(app.settings, found, self.attach))
 
