@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.fuzz.strategies_endpoint import NUMBERS, _timed, metrics_texts, mutate
+from tests.fuzz.strategies_endpoint import NUMBERS, metrics_texts, mutate, timed
 from vllm_console.core.bench.archive import parse_saved
 from vllm_console.core.bench.counters import parse_counters
 from vllm_console.core.bench.prompts import sharegpt_prompts
@@ -82,7 +82,7 @@ def check_stream(case: tuple[bytes, list[int]]) -> None:
         parser.end()
         return parser.result(None)
 
-    result = _timed("CompletionParser", data, run)
+    result = timed("CompletionParser", data, run)
     if result.ok:
         assert 0 <= result.ttft_s <= result.latency_s
         assert all(gap >= 0 for gap in result.itl_s)
@@ -128,7 +128,7 @@ def check_result(raw: bytes) -> None:
             assert exc.finding.startswith("vllm bench serve")
             return None
 
-    step = _timed("parse_result", raw, run)
+    step = timed("parse_result", raw, run)
     if step is not None:
         _plausible_step(step)
         assert len(step.errors) <= 5
@@ -145,7 +145,7 @@ def counter_texts(draw: st.DrawFn) -> str:
 
 
 def check_counters(text: str) -> None:
-    reading = _timed("parse_counters", text, lambda: parse_counters(text))
+    reading = timed("parse_counters", text, lambda: parse_counters(text))
     for value in (reading.requests, reading.generation_tokens, reading.prompt_tokens):
         assert value is None or (math.isfinite(value) and 0 <= value <= LIMIT * 1e4)
 
@@ -165,7 +165,7 @@ def record_texts(draw: st.DrawFn) -> bytes:
 
 
 def check_record(raw: bytes) -> None:
-    saved = _timed("parse_saved", raw, lambda: parse_saved(Path("x-bench-y"), raw))
+    saved = timed("parse_saved", raw, lambda: parse_saved(Path("x-bench-y"), raw))
     if saved is not None:
         for step in saved.steps:
             _plausible_step(step)
@@ -179,7 +179,7 @@ def sharegpt_texts(draw: st.DrawFn) -> Any:
 
 
 def check_sharegpt(data: Any) -> None:
-    prompts = _timed("sharegpt_prompts", data, lambda: sharegpt_prompts(data, 3))
+    prompts = timed("sharegpt_prompts", data, lambda: sharegpt_prompts(data, 3))
     assert len(prompts) <= 3 and all(isinstance(p, str) and p.strip() for p in prompts)
 
 

@@ -64,7 +64,7 @@ NUMBERS = [
 ]
 
 
-def _timed(what: str, data: object, run: Callable[[], Any]) -> Any:
+def timed(what: str, data: object, run: Callable[[], Any]) -> Any:
     started = time.perf_counter()
     try:
         result = run()
@@ -183,7 +183,7 @@ def check_sse(data: bytes) -> None:
     """ChatParser never raises, answers in time, and reads the same events however the bytes
     are cut into pieces (whole, a byte at a time, 7 bytes, 4 KB)."""
     sizes = [max(1, len(data)), 7, 4096] + ([1] if len(data) <= 2000 else [])
-    outcomes = [_timed("ChatParser", data, partial(_sse_outcome, data, size)) for size in sizes]
+    outcomes = [timed("ChatParser", data, partial(_sse_outcome, data, size)) for size in sizes]
     assert all(o == outcomes[0] for o in outcomes[1:]), (
         f"chunking changed the events: {data!r:.300}"
     )
@@ -276,9 +276,9 @@ def check_snapshot(snapshot: MetricsSnapshot) -> None:
 
 def check_metrics(text: str) -> None:
     """parse_metrics and rates never raise, answer in time, and give plausible figures."""
-    first = _timed("parse_metrics", text, partial(parse_metrics, text, taken_at=0.0))
-    later = _timed("parse_metrics", text, partial(parse_metrics, text, taken_at=1.5))
-    _timed("rates", text, partial(_check_rates, first, later))
+    first = timed("parse_metrics", text, partial(parse_metrics, text, taken_at=0.0))
+    later = timed("parse_metrics", text, partial(parse_metrics, text, taken_at=1.5))
+    timed("rates", text, partial(_check_rates, first, later))
 
 
 def _check_rates(first: MetricsSnapshot, later: MetricsSnapshot) -> None:
