@@ -45,6 +45,31 @@ def fleet_text(ports: dict[str, int]) -> str:
     return "servers:\n" + entries
 
 
+def start_up(env: dict[str, str], path: Path, err: Path) -> subprocess.Popen[str]:
+    """`up FILE` in a session of its own, its stderr into `err`."""
+    with err.open("w") as err_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "vllm_console", "up", str(path)],
+            env=env,
+            cwd=path.parent,
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
+            start_new_session=True,
+        )
+
+
+def ps_json(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vllm_console", "ps", "--json"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 class Output:
     """up's stdout, read to its end in a thread (a full pipe would block up's stop)."""
 
@@ -76,16 +101,7 @@ def test_up_two_real_servers_chat_ps_and_ctrl_c(real_env: dict[str, str]) -> Non
     path = cwd / "fleet.yaml"
     path.write_text(fleet_text(ports))
     err = cwd.parent / "up-stderr.txt"
-    with err.open("w") as err_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vllm_console", "up", str(path)],
-            env=real_env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=err_file,
-            text=True,
-            start_new_session=True,
-        )
+    proc = start_up(real_env, path, err)
     out = Output(proc)
     sessions: list[int] = []
     try:
@@ -111,14 +127,7 @@ def test_up_two_real_servers_chat_ps_and_ctrl_c(real_env: dict[str, str]) -> Non
             assert reply.status_code == 200, reply.text
             assert reply.json()["usage"]["completion_tokens"] > 0
             print(f"chat on port {port}: {time.monotonic() - start:.2f} s")
-        ps = subprocess.run(
-            [sys.executable, "-m", "vllm_console", "ps", "--json"],
-            env=real_env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        ps = ps_json(real_env, cwd)
         listed = {entry["name"]: entry for entry in json.loads(ps.stdout)}
         assert sorted(listed) == ["first", "second"], ps.stdout + ps.stderr
         for name, entry in listed.items():
@@ -148,16 +157,7 @@ def test_sigkill_of_up_takes_every_server_down(real_env: dict[str, str]) -> None
     path = cwd / "fleet.yaml"
     path.write_text(fleet_text(ports))
     err = cwd.parent / "up-stderr.txt"
-    with err.open("w") as err_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vllm_console", "up", str(path)],
-            env=real_env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=err_file,
-            text=True,
-            start_new_session=True,
-        )
+    proc = start_up(real_env, path, err)
     out = Output(proc)
     sessions: dict[str, int] = {}
     left: dict[str, list[int]] = {}
@@ -165,14 +165,7 @@ def test_sigkill_of_up_takes_every_server_down(real_env: dict[str, str]) -> None
         out.wait_ready(1, err)
         deadline = time.monotonic() + 60
         while len(sessions) < 2 and time.monotonic() < deadline:
-            ps = subprocess.run(
-                [sys.executable, "-m", "vllm_console", "ps", "--json"],
-                env=real_env,
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            ps = ps_json(real_env, cwd)
             listed = json.loads(ps.stdout or "[]")
             sessions = {e["name"]: int(e["pid"]) for e in listed if e.get("pid")}
             time.sleep(0.5)
