@@ -125,6 +125,7 @@ class GpuGauges(ReportsWorkerErrors, Container):
         self._paint_pending = False
         self._state_text = ""
         self._generation = 0  # of paints: a newer one stops an older one's remaining blocks
+        self._turn = 0  # blocks painted so far: the next paint starts with the next one
         self._shares_of: tuple[object, ...] | None = None  # what `_shares` was worked out from
         self._shares: tuple[GpuShares, ...] = ()
 
@@ -276,7 +277,10 @@ class GpuGauges(ReportsWorkerErrors, Container):
                 owners = gpu.owner_of() if gpu is not None else {}
                 jobs.append(partial(block.show, sample, ring, gpu, owners))
         self._generation += 1
-        self._show_blocks(self._generation, jobs)
+        # Start where the paint before stopped: on a busy loop a new sample may come before
+        # every block had its turn, and the last blocks must not wait for a calm moment.
+        turn = self._turn % len(jobs) if jobs else 0
+        self._show_blocks(self._generation, jobs[turn:] + jobs[:turn])
         self._set_columns()
 
     def _show_blocks(self, generation: int, jobs: list[Callable[[], None]]) -> None:
@@ -284,11 +288,12 @@ class GpuGauges(ReportsWorkerErrors, Container):
 
         Painting every block in one go cost the event loop ~6 ms per block on a slow machine
         (bench/bench_gpu_sampler.py); one per refresh keeps each pause that short. A newer
-        paint supersedes the rest of an older one.
+        paint supersedes the rest of an older one and goes on from where it stopped.
         """
         if generation != self._generation or not jobs:
             return
         jobs[0]()
+        self._turn += 1
         if len(jobs) > 1:
             self.call_after_refresh(self._show_blocks, generation, jobs[1:])
 
