@@ -174,7 +174,7 @@ async def test_a_drip_is_cut_at_the_deadline() -> None:
         started = time.monotonic()
         snap = await read(url, deadline=0.5)
     assert time.monotonic() - started < 1.5
-    assert snap.empty and "no full answer within 0.5 s" in snap.problems[0]
+    assert snap.empty and "did not end within 0.5 s" in snap.problems[0]
 
 
 async def test_rates_come_from_the_last_good_reading() -> None:

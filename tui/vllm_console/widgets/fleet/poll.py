@@ -1,8 +1,9 @@
 """Reading every polled member's /metrics together, off the screen's path.
 
-`read_metrics` asks one server with a deadline for the whole answer (a server that drips
-bytes cannot hold the poll) and at most METRICS_CAP bytes of it (vLLM's is ~60 KB; a body
-past the cap is a problem, not a parse), then parses it in a thread. Nothing raises: a dead
+`read_metrics` asks one server through the one capped reader (`core.endpoint.capped`): a
+deadline for the whole answer (a server that drips bytes cannot hold the poll) and at most
+METRICS_CAP bytes of it (vLLM's is ~60 KB; a body past the cap is a problem, not a parse),
+then parses it in a thread. Nothing raises: a dead
 endpoint, a refusal or a body that is not vLLM's metrics is an empty snapshot with its
 problem. `Poll` keeps one client per kind of endpoint (loopback ones ignore proxy
 variables, see `core.endpoint.client.make_client`) and the last good snapshot of each member,
@@ -19,12 +20,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from vllm_console.core.endpoint.client import (
-    describe_error,
-    is_loopback,
-    make_client,
-    server_root,
-)
+from vllm_console.core.endpoint.capped import fetch
+from vllm_console.core.endpoint.client import is_loopback, make_client, server_root
 from vllm_console.core.endpoint.metrics import MetricsSnapshot, parse_metrics, rates
 from vllm_console.widgets.fleet.cells import Reading
 
@@ -45,20 +42,6 @@ def _problem(url: str, text: str) -> MetricsSnapshot:
     return MetricsSnapshot(time.monotonic(), problems=(f"{url}: {text}",))
 
 
-async def _body(client: httpx.AsyncClient, url: str, api_key: str | None) -> bytes | str:
-    """The answer's bytes, or the problem in words."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    async with client.stream("GET", url, headers=headers) as response:
-        if response.status_code != 200:
-            return f"answered HTTP {response.status_code}"
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > METRICS_CAP:
-                return f"an answer over {METRICS_CAP >> 20} MiB"
-        return bytes(body)
-
-
 async def read_metrics(
     client: httpx.AsyncClient,
     base_url: str,
@@ -67,17 +50,12 @@ async def read_metrics(
 ) -> MetricsSnapshot:
     """One server's /metrics, parsed in a thread; trouble is a problem, never an exception."""
     url = f"{server_root(base_url)}/metrics"
-    try:
-        async with asyncio.timeout(deadline):
-            body = await _body(client, url, api_key)
-    except TimeoutError:
-        return _problem(url, f"no full answer within {deadline:g} s")
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return _problem(url, describe_error(exc))
-    if isinstance(body, str):
-        return _problem(url, body)
-    text = body.decode("utf-8", "replace")
-    return await asyncio.to_thread(parse_metrics, text)
+    answer = await fetch(client, url, api_key=api_key, limit=METRICS_CAP, timeout=deadline)
+    if answer.error is not None:
+        return _problem(url, answer.error)
+    if answer.status != 200:
+        return _problem(url, f"answered HTTP {answer.status}")
+    return await asyncio.to_thread(parse_metrics, answer.text())
 
 
 class Poll:
