@@ -3,13 +3,16 @@
 What vLLM's benchmark does with `--max-concurrency C --request-rate inf`: every prompt is
 sent as soon as fewer than C are in flight. Here C workers take the next prompt in turn,
 which is the same schedule without a task per prompt. Each request is timed by
-`stream.request_once`; progress is reported after each one. Cancelling the step cancels the
+`stream.request_once` and named, as vLLM's benchmark names its own, by an `x-request-id` of
+the step's prefix and its number (the server's log says which request was whose); progress is
+reported after each one. Cancelling the step cancels the
 workers, whose `async with` closes their responses: the server stops generating at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -70,15 +73,17 @@ async def run_step(
     results: list[RequestResult] = []
     headers = target.headers()
     total = len(prompts)
-    queue = iter(prompts)
+    queue = iter(enumerate(prompts))
+    prefix = f"vllm-console-bench-{secrets.token_hex(4)}-"
     start = time.perf_counter()
     failed = 0
 
     async def worker() -> None:
         nonlocal failed
-        for prompt in queue:
+        for number, prompt in queue:
             body = completion_body(target.model, prompt, output_len)
-            result = await request_once(client, target.completions_url, body, headers)
+            named = {**headers, "x-request-id": f"{prefix}{number}"}
+            result = await request_once(client, target.completions_url, body, named)
             results.append(result)
             failed += not result.ok
             if progress is not None:

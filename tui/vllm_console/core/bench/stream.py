@@ -89,12 +89,14 @@ def http_error(status: int, body: bytes) -> str:
 
 
 def completion_body(model: str, prompt: str | list[int], output_len: int) -> dict[str, Any]:
-    """The body vLLM's benchmark sends: exact output length (`ignore_eos`), usage at the end."""
+    """The body vLLM's benchmark sends, key for key: exact output length (`ignore_eos`), usage
+    at the end."""
     return {
         "model": model,
         "prompt": prompt,
         "repetition_penalty": 1.0,
         "max_tokens": output_len,
+        "logprobs": None,
         "ignore_eos": True,
         "stream": True,
         "stream_options": {"include_usage": True},
