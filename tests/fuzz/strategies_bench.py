@@ -1,6 +1,7 @@
 """Fuzzing the benchmark's parsers of outside input: completion SSE streams (fed in random
 pieces), `vllm bench serve`'s result JSON, `/metrics` counters, the archive's records,
-ShareGPT files, what a person types into the Bench form, and exports of hostile records.
+ShareGPT files, what a person types into the Bench form, exports of hostile records, and
+HTTP answers as the load runner's own connection reads them.
 From honest shapes to lies: wrong types, NaN and huge numbers, nesting a hundred thousand
 deep, bytes mutated as strategies_endpoint does. A check fails when a parser raises what it
 should not, or returns figures no run could have (negative, NaN, past the limits), or a
@@ -9,6 +10,7 @@ result whose requests do not add up.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -30,6 +32,7 @@ from vllm_console.core.bench.stats import StepResult, step_from_json
 from vllm_console.core.bench.stream import CompletionParser
 from vllm_console.core.bench.sweep import BenchConfig, BenchRecord
 from vllm_console.core.bench.vllm_bench import BenchFailure, parse_result
+from vllm_console.core.bench.wire import Answer, WireError
 
 LIMIT = 1e15
 ODD = st.one_of(
@@ -237,6 +240,56 @@ def check_export(record: BenchRecord) -> None:
     assert json.loads(render(record, "JSON"))["model"] == record.model
 
 
+@st.composite
+def wire_answers(draw: st.DrawFn) -> tuple[str, bytes, bytes, list[int]]:
+    """An HTTP answer as the load runner's connection reads it: chunked, with a length, or
+    until close, cut into reads anywhere; sometimes mutated."""
+    body = draw(st.binary(max_size=300))
+    kind = draw(st.sampled_from(["chunked", "length", "close"]))
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    if kind == "chunked":
+        cuts = sorted(draw(st.lists(st.integers(1, max(len(body), 1)), max_size=6)))
+        parts = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+        ext = draw(st.sampled_from([b"", b";x=1"]))
+        framed = b"".join(b"%x%s\r\n%s\r\n" % (len(p), ext, p) for p in parts if p)
+        data = head + b"transfer-encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n"
+    elif kind == "length":
+        data = head + b"content-length: %d\r\n\r\n" % len(body) + body
+    else:
+        data = head + b"\r\n" + body
+    if draw(st.integers(0, 3)) == 0:
+        kind, data = "mutated", mutate(draw, data)
+    reads = sorted(draw(st.lists(st.integers(0, len(data)), max_size=10)))
+    return kind, body, data, reads
+
+
+def check_wire(case: tuple[str, bytes, bytes, list[int]]) -> None:
+    kind, body, data, reads = case
+
+    async def run() -> tuple[list[bytes], object]:
+        answer = Answer(5.0)
+        got: list[bytes] = []
+        answer.reset(lambda piece, _now: got.append(piece))
+        done = answer.done = asyncio.get_running_loop().create_future()
+        start = 0
+        for cut in [*reads, len(data)]:
+            answer.data_received(data[start:cut])
+            start = cut
+        if not done.done():
+            answer.connection_lost(None)
+        try:
+            return got, done.result()
+        except WireError as exc:
+            return got, exc
+
+    got, outcome = _timed("wire", data, lambda: asyncio.run(run()))
+    if kind != "mutated":
+        assert outcome == (200, b"", kind != "close"), outcome
+        assert b"".join(got) == body
+    else:
+        assert isinstance(outcome, WireError | tuple), outcome
+
+
 PARSERS: dict[str, tuple[Callable[[Any], None], st.SearchStrategy[Any]]] = {
     "bench_stream": (check_stream, completion_streams()),
     "bench_result": (check_result, result_texts()),
@@ -245,4 +298,5 @@ PARSERS: dict[str, tuple[Callable[[Any], None], st.SearchStrategy[Any]]] = {
     "bench_sharegpt": (check_sharegpt, sharegpt_texts()),
     "bench_form": (check_form, form_texts()),
     "bench_export": (check_export, hostile_records()),
+    "bench_wire": (check_wire, wire_answers()),
 }
