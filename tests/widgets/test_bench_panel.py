@@ -24,7 +24,7 @@ from tests.fakes.net import free_port
 from tests.widgets.console_helpers import wait_until
 from vllm_console.core.bench.counters import read_counters
 from vllm_console.core.bench.load import Progress
-from vllm_console.core.bench.sweep import BenchTarget
+from vllm_console.core.bench.target import BenchTarget
 from vllm_console.core.endpoint.client import make_client, probe
 from vllm_console.widgets.bench.panel import BenchPanel
 from vllm_console.widgets.bench.plots import BenchPlots

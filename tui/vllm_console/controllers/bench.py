@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vllm_console.core.bench.sweep import BenchTarget
+from vllm_console.core.bench.target import BenchTarget
 from vllm_console.core.endpoint.client import server_root
 from vllm_console.core.serve.diagnose import Phase
 

@@ -36,7 +36,7 @@ class SideTabs(TabbedContent):
 
     async def add_panes(self, settings: Settings, entry: ModelEntry | None) -> None:
         """Mount the five panes; `entry` is the model highlighted by then."""
-        from vllm_console.core.bench.sweep import BenchTarget
+        from vllm_console.core.bench.target import BenchTarget
         from vllm_console.widgets.bench.panel import BenchPanel
         from vllm_console.widgets.chat.pane import ChatPane
         from vllm_console.widgets.chat.state import EndpointConfig

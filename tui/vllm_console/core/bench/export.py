@@ -14,10 +14,13 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vllm_console.core.bench.stats import StepResult
-from vllm_console.core.bench.sweep import BenchRecord
 from vllm_console.core.text import visible
+
+if TYPE_CHECKING:
+    from vllm_console.core.bench.sweep import BenchRecord
 
 FORMATS = {".md": "Markdown", ".markdown": "Markdown", ".csv": "CSV", ".json": "JSON"}
 # (heading, the step's figure, its format): the Markdown table's and the CSV's columns

@@ -70,19 +70,6 @@ class BenchConfig:
 
 
 @dataclass(frozen=True)
-class BenchTarget:
-    """What a benchmark points at: an endpoint, with the launch behind it when the console
-    started it (its name and command line are kept with the result)."""
-
-    base_url: str
-    api_key: str | None = None
-    model: str | None = None
-    source: str = "endpoint"  # "local server", "remote server" or "endpoint"
-    server_name: str | None = None
-    launch_argv: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class StepStarted:
     concurrency: int
     total: int

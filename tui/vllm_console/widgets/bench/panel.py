@@ -11,13 +11,17 @@ request, so it is stored and drawn on a timer, never per event.
 
 Text from the server, the archive or the user (model names, URLs, errors, paths) is shown as
 `Content` through `core.text.visible`, never as markup. Posts `BenchPanel.Finished`.
+
+The panel joins the side tabs right after the first frame, so it stays light until used: the
+sweep (HTTP, metrics parsing) is imported by the first run, the plots (plotext) are mounted
+when the tab is first shown.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -30,21 +34,15 @@ from textual.worker import Worker
 
 from vllm_console.core.bench.form import BadArgument
 from vllm_console.core.bench.load import Progress
-from vllm_console.core.bench.sweep import (
-    BenchConfig,
-    BenchRecord,
-    BenchTarget,
-    Event,
-    Finding,
-    StepDone,
-    StepStarted,
-    Sweep,
-)
+from vllm_console.core.bench.target import BenchTarget
 from vllm_console.core.text import visible
 from vllm_console.widgets.bench.form import BenchForm, FormValues
-from vllm_console.widgets.bench.plots import BenchPlots
 from vllm_console.widgets.bench.results import ResultsTable, StepBar
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors
+
+if TYPE_CHECKING:
+    from vllm_console.core.bench.sweep import BenchConfig, BenchRecord, Event
+    from vllm_console.widgets.bench.plots import BenchPlots
 
 REDRAW_S = 0.1  # progress bars and live counts, at most this often
 MAX_FINDINGS = 20
@@ -111,7 +109,7 @@ class BenchPanel(ReportsWorkerErrors, VerticalScroll):
         yield Vertical(id="bench-steps")
         yield ResultsTable(id="bench-table")
         yield Static("", id="bench-findings")
-        yield BenchPlots(id="bench-plots-box")
+        yield Vertical(id="bench-plots-slot")  # the plots join on first show
         with Horizontal(classes="bench-row", id="bench-export-row"):
             yield Input("bench.md", placeholder="file: .md, .csv or .json", id="bench-export-path",
                         compact=True)  # fmt: skip
@@ -119,7 +117,26 @@ class BenchPanel(ReportsWorkerErrors, VerticalScroll):
 
     def on_mount(self) -> None:
         self.set_interval(REDRAW_S, self._redraw, name="bench-redraw")
-        self._load_archive()
+
+    async def on_show(self) -> None:
+        if self.plots is None:
+            from vllm_console.widgets.bench.plots import BenchPlots
+
+            await self.query_one("#bench-plots-slot").mount(BenchPlots(id="bench-plots-box"))
+            self._show_run()
+            self._load_archive()
+
+    @property
+    def plots(self) -> BenchPlots | None:
+        """The plots, once the tab has been shown."""
+        from vllm_console.widgets.bench.plots import BenchPlots
+
+        return next(iter(self.query("#bench-plots-box").results(BenchPlots)), None)
+
+    def _show_run(self) -> None:
+        if (plots := self.plots) is not None:
+            record = self.record
+            plots.show_run(record.steps if record else (), record.model if record else None)
 
     def point_at(self, target: BenchTarget) -> None:
         """Bench another endpoint from the next Run on (a run under way keeps its own)."""
@@ -148,6 +165,8 @@ class BenchPanel(ReportsWorkerErrors, VerticalScroll):
         self._runner = self._run(self._config(values))
 
     def _config(self, values: FormValues) -> BenchConfig:
+        from vllm_console.core.bench.sweep import BenchConfig
+
         t = self.target
         return BenchConfig(
             base_url=t.base_url, concurrency=values.levels, num_prompts=values.num_prompts,
@@ -179,13 +198,14 @@ class BenchPanel(ReportsWorkerErrors, VerticalScroll):
         self.query_one("#bench-steps").remove_children()
         self.query_one(ResultsTable).reset()
         self.query_one("#bench-findings", Static).update("")
-        self.query_one(BenchPlots).show_run((), config.model)
+        self._show_run()
         levels = ",".join(map(str, config.concurrency))
         self.note(f"Sweeping concurrency {levels}, {config.num_prompts} prompts each…")
         self._set_running(True)
 
     @work(exclusive=True, group="bench-run", exit_on_error=False)
     async def _run(self, config: BenchConfig) -> None:
+        from vllm_console.core.bench.sweep import Sweep
         from vllm_console.core.serve.install import find_vllm
 
         self._start(config)
@@ -205,6 +225,8 @@ class BenchPanel(ReportsWorkerErrors, VerticalScroll):
 
     def _on_event(self, event: Event) -> None:
         """The sweep's events, as they happen (on the App's loop)."""
+        from vllm_console.core.bench.sweep import Finding, StepDone, StepStarted
+
         if isinstance(event, Progress):
             if self._bar is not None:
                 self._bar.progress = event  # drawn by the timer
@@ -248,21 +270,27 @@ class BenchPanel(ReportsWorkerErrors, VerticalScroll):
         done = sum(s.completed for s in record.steps)
         where = f"; kept as {record.id}" if kept else ""
         self.note(f"{record.status}: {len(record.steps)} steps, {done} requests{where}")
-        self.query_one(BenchPlots).show_run(record.steps, record.model)
+        self._show_run()
         self._load_archive()
         self.post_message(self.Finished(record, kept))
 
     # -- the archive, export ---------------------------------------------------------------
 
-    @work(thread=True, group="bench-archive", exclusive=True, exit_on_error=False)
     def _load_archive(self) -> None:
+        """Offer the archive's runs of this model to the plots (once they are in)."""
+        plots = self.plots
+        if plots is None:  # not shown yet: the plots read the archive when they join
+            return
+        record = self.record
+        model = record.model if record is not None else self.target.model
+        self._read_archive(plots, model, record.id if record is not None else "")
+
+    @work(thread=True, group="bench-archive", exclusive=True, exit_on_error=False)
+    def _read_archive(self, plots: BenchPlots, model: str | None, skip: str) -> None:
         from vllm_console.core.bench.archive import all_benches
 
         benches = all_benches(self.runs_dir)
-        record = self.record
-        model = record.model if record is not None else self.target.model
-        skip = record.id if record is not None else ""
-        self.app.call_from_thread(self.query_one(BenchPlots).offer, benches, model, skip)
+        self.app.call_from_thread(plots.offer, benches, model, skip)
 
     @on(Button.Pressed, "#bench-export")
     @on(Input.Submitted, "#bench-export-path")
