@@ -282,7 +282,7 @@ def check_wire(case: tuple[str, bytes, bytes, list[int]]) -> None:
         except WireError as exc:
             return got, exc
 
-    got, outcome = _timed("wire", data, lambda: asyncio.run(run()))
+    got, outcome = timed("wire", data, lambda: asyncio.run(run()))
     if kind != "mutated":
         assert outcome == (200, b"", kind != "close"), outcome
         assert b"".join(got) == body
