@@ -21,6 +21,7 @@ from tests.fakes.net import free_port
 from vllm_console.core.bench.archive import all_benches, save
 from vllm_console.core.bench.counters import read_counters
 from vllm_console.core.bench.load import Target, client_for, run_step
+from vllm_console.core.bench.prompts import ServerTokenizer, random_prompts
 from vllm_console.core.bench.stats import RequestResult, percentile, summarize
 from vllm_console.core.bench.sweep import BenchConfig, Finding, StepDone, StepStarted, Sweep
 from vllm_console.core.endpoint.client import make_client, probe
@@ -89,10 +90,13 @@ async def test_a_sweep_is_checked_against_the_servers_counters(fake: Fake, tmp_p
     for step in record.steps:
         assert (step.completed, step.failed) == (6, 0)
         assert step.total_output_tokens == 6 * 16  # ignore_eos: exact lengths
-        assert step.total_input_tokens == 6 * 32  # token ids from /tokenize: exact lengths
+        # text of 31 tokens, decoded by /detokenize; the server adds its one special token
+        assert step.total_input_tokens == 6 * 32
         assert step.server is not None and step.server.requests == 6
+        assert step.server.prompt_tokens == 6 * 32
         assert step.server.generation_tokens == 96 and step.mismatch is None
     assert sum(isinstance(e, StepDone) for e in events) == 2
+    assert not record.findings  # the stand-in tokenizes: no word prompts
     saved = save(tmp_path / "runs", record)
     [back] = all_benches(tmp_path / "runs")
     assert back.id == saved.id and back.steps == record.steps and back.model == "tiny"
@@ -234,3 +238,25 @@ def test_the_headless_command(fake: Fake, tmp_path: Path) -> None:
     listed = subprocess.run([sys.executable, "-m", "vllm_console", "runs"], capture_output=True,
                             text=True, env=env, timeout=60)  # fmt: skip
     assert record["id"] in listed.stdout and "bench tiny" in listed.stdout
+
+
+async def test_random_prompts_are_text_of_exact_length_as_vllm_makes_them(fake: Fake) -> None:
+    """What `vllm bench serve` sends: text (decoded token ids), one token short of the length
+    so that the server's special token makes it whole; words without a tokenizer."""
+    await fake.ready()
+    async with make_client(fake.url) as http:
+        tokenizer = ServerTokenizer(http, fake.url, "tiny", None)
+        prompts, exact = await random_prompts(tokenizer, 5, 20, seed=3)
+        assert exact and len(prompts) == 5 and len(set(map(str, prompts))) == 5
+        for prompt in prompts:
+            assert isinstance(prompt, str)
+            assert await tokenizer.encode(prompt, special=True) == [
+                0,
+                *(await tokenizer.encode(prompt) or []),
+            ]
+            assert len(await tokenizer.encode(prompt) or []) == 19
+        again, _ = await random_prompts(tokenizer, 5, 20, seed=3)
+        assert again == prompts  # the seed decides
+        gone = ServerTokenizer(http, "http://127.0.0.1:9/v1", "tiny", None)
+        words, exact = await random_prompts(gone, 2, 7)
+        assert not exact and [len(str(w).split()) for w in words] == [7, 7]

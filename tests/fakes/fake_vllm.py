@@ -5,8 +5,10 @@ Run as `python fake_vllm.py serve MODEL --host H --port P [other vllm flags]` (s
 Like vLLM 0.32 it prints `(APIServer pid=N) INFO 11-26 11:06:12 [file.py:123] ...` lines and the
 same milestones; forks a `VLLM::EngineCore` child that forks a `VLLM::Worker` (same session and
 process group, renamed in /proc/PID/comm via prctl and in /proc/PID/cmdline like setproctitle);
-binds the port at once but listens only when ready; then answers /health, /version, /metrics,
-/tokenize, /v1/models, /v1/chat/completions and /v1/completions (SSE when `stream`).
+binds the port at once but listens only when ready (a backlog of 2048, uvicorn's); then answers
+/health, /version, /metrics, /tokenize, /detokenize (a word is a token, `<s>` the special one
+added in front), /v1/models, /v1/chat/completions and /v1/completions (SSE when `stream`; a
+completion's prompt is counted in those tokens).
 `--api-key` (or VLLM_API_KEY) guards /v1 only. SIGTERM/SIGINT stop all three in well under
 0.5 s, exit 0; a SIGKILL of the API server leaves the children idling, as vLLM's do, for the
 caller's killpg to find. If the EngineCore dies after ready, the API server logs it, exits 1.
@@ -373,6 +375,8 @@ class Handler(BaseHTTPRequestHandler):
     cfg: argparse.Namespace
     stats = {"running": 0, "prompt": 0, "generation": 0, "success": 0}
     lock = threading.Lock()
+    ids: dict[str, int] = {"<s>": 0}  # the word tokenizer's vocabulary, grown as words come
+    vocab: list[str] = ["<s>"]
 
     def log_message(self, *args: object) -> None:
         pass
@@ -438,9 +442,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(400, {"error": {"message": "invalid JSON", "code": 400}})
         chat, model = self.path == "/v1/chat/completions", req.get("model") or self.cfg.names[0]
         if self.path == "/tokenize":
-            n = len(json.dumps(req).split())
-            return self.reply(200, {"count": n, "max_model_len": self.cfg.max_len,
-                                    "tokens": list(range(n))})  # fmt: skip
+            text = req.get("prompt") if isinstance(req.get("prompt"), str) else json.dumps(req)
+            ids = self.encode(text, req.get("add_special_tokens", True) is not False)
+            return self.reply(200, {"count": len(ids), "max_model_len": self.cfg.max_len,
+                                    "tokens": ids})  # fmt: skip
+        if self.path == "/detokenize":
+            ids = [t for t in req.get("tokens") or () if type(t) is int]
+            with self.lock:
+                words = [self.vocab[t] for t in ids if 0 < t < len(self.vocab)]
+            return self.reply(200, {"prompt": " ".join(words)})
         if not chat and self.path != "/v1/completions":
             return self.reply(404, {"detail": "Not Found"})
         if model not in self.cfg.names:
@@ -451,7 +461,9 @@ class Handler(BaseHTTPRequestHandler):
         if req.get("ignore_eos"):  # as vLLM: exactly max_tokens tokens, never a stop
             words = (words * (limit // len(words) + 1))[:limit]
         finish, words = "stop" if limit >= len(words) else "length", words[:limit]
-        prompt = len(json.dumps(req.get("messages", req.get("prompt"))).split())
+        given = req.get("prompt")
+        prompt = (len(given) if isinstance(given, list) else len(self.encode(given))
+                  if isinstance(given, str) else len(json.dumps(req.get("messages")).split()))  # fmt: skip
         usage = {"prompt_tokens": prompt, "completion_tokens": len(words)}
         usage["total_tokens"] = prompt + len(words)
         rid = ("chatcmpl-" if chat else "cmpl-") + os.urandom(8).hex()
@@ -491,6 +503,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.stats["generation"] += len(words)
                 self.stats["success"] += finished
 
+    def encode(self, text: str, special: bool = True) -> list[int]:
+        ids = [0] if special else []
+        with self.lock:
+            for word in text.split():
+                if word not in self.ids:
+                    self.ids[word] = len(self.vocab)
+                    self.vocab.append(word)
+                ids.append(self.ids[word])
+        return ids
+
     def event(self, obj: object) -> None:
         self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
         self.wfile.flush()
@@ -498,6 +520,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 2048  # uvicorn's backlog: socketserver's 5 refuses a burst of clients
 
     def server_bind(self) -> None:  # skips HTTPServer's getfqdn(), which may wait on DNS
         socketserver.TCPServer.server_bind(self)

@@ -1,16 +1,22 @@
 """Fuzzing the benchmark's parsers of outside input: completion SSE streams (fed in random
-pieces), `vllm bench serve`'s result JSON, `/metrics` counters, the archive's records and
-ShareGPT files. From honest shapes to lies: wrong types, NaN and huge numbers, nesting a
-hundred thousand deep, bytes mutated as strategies_endpoint does. A check fails when a
-parser raises what it should not, or returns figures no run could have (negative, NaN,
-past the limits), or a result whose requests do not add up.
+pieces), `vllm bench serve`'s result JSON, `/metrics` counters, the archive's records,
+ShareGPT files, what a person types into the Bench form, exports of hostile records, and
+HTTP answers as the load runner's own connection reads them.
+From honest shapes to lies: wrong types, NaN and huge numbers, nesting a hundred thousand
+deep, bytes mutated as strategies_endpoint does. A check fails when a parser raises what it
+should not, or returns figures no run could have (negative, NaN, past the limits), or a
+result whose requests do not add up.
 """
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +25,14 @@ from hypothesis import strategies as st
 from tests.fuzz.strategies_endpoint import NUMBERS, metrics_texts, mutate, timed
 from vllm_console.core.bench.archive import parse_saved
 from vllm_console.core.bench.counters import parse_counters
+from vllm_console.core.bench.export import render, to_csv, to_markdown
+from vllm_console.core.bench.form import MAX_LEVELS, BadArgument, parse_count, parse_levels
 from vllm_console.core.bench.prompts import sharegpt_prompts
-from vllm_console.core.bench.stats import StepResult
+from vllm_console.core.bench.stats import StepResult, step_from_json
 from vllm_console.core.bench.stream import CompletionParser
+from vllm_console.core.bench.sweep import BenchConfig, BenchRecord
 from vllm_console.core.bench.vllm_bench import BenchFailure, parse_result
+from vllm_console.core.bench.wire import Answer, WireError
 
 LIMIT = 1e15
 ODD = st.one_of(
@@ -150,11 +160,16 @@ def check_counters(text: str) -> None:
         assert value is None or (math.isfinite(value) and 0 <= value <= LIMIT * 1e4)
 
 
-@st.composite
-def record_texts(draw: st.DrawFn) -> bytes:
+def honest_step() -> dict[str, Any]:
     step = {**HONEST, "concurrency": 4, "source": "vllm", "num_prompts": 8}
     step.update(ttft_p50_ms=19.0, ttft_p99_ms=40.0, tpot_p50_ms=5.0, itl_p50_ms=5.0)
     step.update(itl_p99_ms=9.0, e2el_p50_ms=95.0, duration_s=2.5, errors=[], server=None)
+    return step
+
+
+@st.composite
+def record_texts(draw: st.DrawFn) -> bytes:
+    step = honest_step()
     for key in draw(st.lists(st.sampled_from(sorted(step)), max_size=3)):
         step[key] = draw(ODD)
     record = {"kind": "bench", "started": draw(ODD), "status": "done", "steps": [step]}
@@ -183,10 +198,105 @@ def check_sharegpt(data: Any) -> None:
     assert len(prompts) <= 3 and all(isinstance(p, str) and p.strip() for p in prompts)
 
 
+@st.composite
+def form_texts(draw: st.DrawFn) -> str:
+    honest = st.lists(st.integers(-5, 5000).map(str), max_size=40).map(",".join)
+    return draw(st.one_of(honest, st.text(max_size=30), st.sampled_from(["", ",", "1,,2", "1e9"])))
+
+
+def check_form(text: str) -> None:
+    """What a person types into the Bench form: a checked value, or BadArgument naming it."""
+    try:
+        levels = parse_levels(text, "Concurrency")
+        assert 1 <= len(levels) <= MAX_LEVELS and all(1 <= c <= 4096 for c in levels)
+    except BadArgument as exc:
+        assert str(exc).startswith("Concurrency: ")
+    try:
+        assert 1 <= parse_count("Prompts", text, 1000) <= 1000
+    except BadArgument as exc:
+        assert str(exc).startswith("Prompts: ")
+
+
+@st.composite
+def hostile_records(draw: st.DrawFn) -> BenchRecord:
+    text = st.text(max_size=12) | st.sampled_from(["=cmd|' /C calc'!A0", "a|b", "\x1b[2J", "@x"])
+    step = step_from_json({**honest_step(), "mismatch": draw(text)})
+    config = BenchConfig(draw(text), launch_argv=(draw(text),))
+    steps = (replace(step, source=draw(text)),)
+    return BenchRecord(config, draw(text), 1.7e9, 1.7e9, model=draw(text), source=draw(text),
+                       steps=steps, findings=(draw(text),))  # fmt: skip
+
+
+def check_export(record: BenchRecord) -> None:
+    """Exports of a record whose strings are hostile: Markdown shows no control character and
+    keeps one row per step; CSV reads back with every text cell defused; JSON round-trips."""
+    md = to_markdown(record)
+    assert all(ch.isprintable() or ch == "\n" for ch in md), md
+    assert sum(line.startswith("| 4 |") for line in md.splitlines()) == 1
+    rows = list(csv.reader(io.StringIO(to_csv(record), newline="")))
+    assert len(rows) == 2
+    for cell in (rows[1][0], rows[1][1], rows[1][-1]):
+        assert cell[:1] not in ("=", "+", "-", "@"), cell
+    assert json.loads(render(record, "JSON"))["model"] == record.model
+
+
+@st.composite
+def wire_answers(draw: st.DrawFn) -> tuple[str, bytes, bytes, list[int]]:
+    """An HTTP answer as the load runner's connection reads it: chunked, with a length, or
+    until close, cut into reads anywhere; sometimes mutated."""
+    body = draw(st.binary(max_size=300))
+    kind = draw(st.sampled_from(["chunked", "length", "close"]))
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    if kind == "chunked":
+        cuts = sorted(draw(st.lists(st.integers(1, max(len(body), 1)), max_size=6)))
+        parts = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+        ext = draw(st.sampled_from([b"", b";x=1"]))
+        framed = b"".join(b"%x%s\r\n%s\r\n" % (len(p), ext, p) for p in parts if p)
+        data = head + b"transfer-encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n"
+    elif kind == "length":
+        data = head + b"content-length: %d\r\n\r\n" % len(body) + body
+    else:
+        data = head + b"\r\n" + body
+    if draw(st.integers(0, 3)) == 0:
+        kind, data = "mutated", mutate(draw, data)
+    reads = sorted(draw(st.lists(st.integers(0, len(data)), max_size=10)))
+    return kind, body, data, reads
+
+
+def check_wire(case: tuple[str, bytes, bytes, list[int]]) -> None:
+    kind, body, data, reads = case
+
+    async def run() -> tuple[list[bytes], object]:
+        answer = Answer(5.0)
+        got: list[bytes] = []
+        answer.reset(lambda piece, _now: got.append(piece))
+        done = answer.done = asyncio.get_running_loop().create_future()
+        start = 0
+        for cut in [*reads, len(data)]:
+            answer.data_received(data[start:cut])
+            start = cut
+        if not done.done():
+            answer.connection_lost(None)
+        try:
+            return got, done.result()
+        except WireError as exc:
+            return got, exc
+
+    got, outcome = timed("wire", data, lambda: asyncio.run(run()))
+    if kind != "mutated":
+        assert outcome == (200, b"", kind != "close"), outcome
+        assert b"".join(got) == body
+    else:
+        assert isinstance(outcome, WireError | tuple), outcome
+
+
 PARSERS: dict[str, tuple[Callable[[Any], None], st.SearchStrategy[Any]]] = {
     "bench_stream": (check_stream, completion_streams()),
     "bench_result": (check_result, result_texts()),
     "bench_counters": (check_counters, counter_texts()),
     "bench_record": (check_record, record_texts()),
     "bench_sharegpt": (check_sharegpt, sharegpt_texts()),
+    "bench_form": (check_form, form_texts()),
+    "bench_export": (check_export, hostile_records()),
+    "bench_wire": (check_wire, wire_answers()),
 }

@@ -50,6 +50,7 @@ async def test_c_and_m_switch_tabs(settings: Settings, demo_catalog: Any) -> Non
 async def test_the_gpu_strip_says_no_gpu_calmly(settings: Settings, demo_catalog: Any) -> None:
     app = VllmConsoleApp(settings, catalog=demo_catalog)
     async with app.run_test(size=(120, 40)) as pilot:
+        await app.panes_ready.wait()  # the strip joins after the side tabs
         await app.workers.wait_for_complete()
         await pilot.pause()
         gauges = app.query_one(GpuGauges)

@@ -37,7 +37,7 @@ from vllm_console.widgets.models.browser import ModelBrowser
 from vllm_console.widgets.models.details import ModelDetails
 from vllm_console.widgets.models.palette import ModelCommands
 from vllm_console.widgets.server.status import ServerState
-from vllm_console.widgets.side import WIDE_TABS, PaneLookup
+from vllm_console.widgets.side import LIVE_TABS, WIDE_TABS, PaneLookup
 from vllm_console.widgets.worker_errors import ReportsWorkerErrors, WorkerFailed, failure_line
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from vllm_console.widgets.gpu.gauges import GpuGauges, SamplerFactory
     from vllm_console.widgets.server.pane import ServerPane
 
-NEEDS_PANES = ("server", "show_log", "show_chat", "show_metrics")
+NEEDS_PANES = ("server", "show_log", "show_chat", "show_pane")
 MAIN_ONLY = (*NEEDS_PANES, "focus_models", "filter", "rescan", "download", "help", "history")
 
 
@@ -181,11 +181,7 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
     def _update_side(self) -> None:
         # With nothing to describe, no server and no chat, the empty state gets the width.
         tab = next((s.active for s in self.query("#side").results(TabbedContent)), "tab-details")
-        empty = (
-            not self.catalog_entries
-            and not self.servers.states()
-            and tab not in ("tab-chat", "tab-metrics")
-        )
+        empty = not self.catalog_entries and not self.servers.states() and tab not in LIVE_TABS
         for main in self.query("#main"):  # none while the App closes
             main.set_class(empty, "-no-models")
 
@@ -261,8 +257,8 @@ class VllmConsoleApp(PaneLookup, ReportsWorkerErrors, App[None]):
         self._update_side()
         self.chat.focus_prompt()
 
-    def action_show_metrics(self) -> None:
-        self.show_tab("tab-metrics")
+    def action_show_pane(self, tab: str) -> None:  # "tab-metrics", "tab-bench"
+        self.show_tab(tab)
         self._update_side()
 
     # -- other actions --------------------------------------------------------------------

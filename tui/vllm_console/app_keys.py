@@ -67,10 +67,19 @@ APP_BINDINGS: tuple[Binding, ...] = (
     ),
     Binding(
         "m",
-        "show_metrics",
+        "show_pane('tab-metrics')",
         "Metrics",
         id="metrics",
         tooltip="The metrics tab: the selected server's /metrics, read while the tab is shown",
+    ),
+    Binding(
+        "b",
+        "show_pane('tab-bench')",
+        "Bench",
+        show=False,  # the footer is full at 120 columns; the tab's own title shows it
+        id="bench",
+        tooltip="The bench tab: load-test the selected server over concurrency levels, "
+        "plotted beside an earlier run; escape cancels a run",
     ),
     Binding(
         "f",

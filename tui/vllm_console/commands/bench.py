@@ -15,21 +15,20 @@ import argparse
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from vllm_console.config import Settings
+from vllm_console.core.bench.form import (
+    MAX_LEN,
+    MAX_PROMPTS,
+    BadArgument,
+    bounded,
+    parse_dataset,
+    parse_levels,
+)
 from vllm_console.core.text import visible
 
 OK, FAILED, BAD_USAGE, INTERRUPTED = 0, 1, 2, 130
-MAX_LEVELS = 32
-MAX_CONCURRENCY = 4096
-MAX_PROMPTS = 1_000_000
-MAX_LEN = 1_000_000
-
-
-class BadArgument(ValueError):
-    pass
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -50,35 +49,6 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the record as JSON at the end")
 
 
-def parse_levels(text: str) -> tuple[int, ...]:
-    try:
-        levels = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise BadArgument(f"--concurrency: {text!r} is not a list like 1,4,16") from None
-    if not levels or len(levels) > MAX_LEVELS:
-        raise BadArgument(f"--concurrency: between 1 and {MAX_LEVELS} levels")
-    if any(not 1 <= c <= MAX_CONCURRENCY for c in levels):
-        raise BadArgument(f"--concurrency: each level from 1 to {MAX_CONCURRENCY}")
-    return levels
-
-
-def parse_dataset(words: list[str]) -> tuple[str, Path | None]:
-    if words == ["random"]:
-        return "random", None
-    if len(words) == 2 and words[0] == "sharegpt":
-        path = Path(words[1]).expanduser()
-        if not path.is_file():
-            raise BadArgument(f"--dataset sharegpt: no file {words[1]!r}")
-        return "sharegpt", path
-    raise BadArgument("--dataset: 'random', or 'sharegpt PATH'")
-
-
-def _bounded(name: str, value: int, limit: int) -> int:
-    if not 1 <= value <= limit:
-        raise BadArgument(f"{name}: from 1 to {limit:,}")
-    return value
-
-
 def _say(line: str) -> None:
     print(visible(f"vllm-console: {line}"), file=sys.stderr, flush=True)
 
@@ -89,9 +59,9 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     try:
         levels = parse_levels(args.concurrency)
         dataset, path = parse_dataset(args.dataset)
-        prompts = _bounded("--num-prompts", args.num_prompts, MAX_PROMPTS)
-        input_len = _bounded("--input-len", args.input_len, MAX_LEN)
-        output_len = _bounded("--output-len", args.output_len, MAX_LEN)
+        prompts = bounded("--num-prompts", args.num_prompts, MAX_PROMPTS)
+        input_len = bounded("--input-len", args.input_len, MAX_LEN)
+        output_len = bounded("--output-len", args.output_len, MAX_LEN)
     except BadArgument as exc:
         _say(str(exc))
         return BAD_USAGE

@@ -5,10 +5,11 @@ that concern the servers; it opens the dialogs around a launch and keeps the GPU
 guard (`gpu_guard.py`) fed with the strip's snapshots. Each launch adds a member to the fleet
 (`widgets.fleet.FleetPanel`), named after its request and unique among the members (a member
 that no longer runs is launched again under its own name). The selected member is the one
-the keys act on, whose state the header and `app.server_state` show, and at which the chat
-and metrics tabs point. The members' processes are `fleet.py`'s; quitting and what earlier
-consoles left running are `leaving.py`'s. Widgets stay unaware of each other: everything
-goes through the App's accessors (`app.fleet`, `app.gauges`, ...), which this module calls.
+the keys act on, whose state the header and `app.server_state` show, and at which the chat,
+metrics and bench tabs point (`bench.py`). The members' processes are `fleet.py`'s;
+quitting and what earlier consoles left running are `leaving.py`'s. Widgets stay unaware of
+each other: everything goes through the App's accessors (`app.fleet`, `app.gauges`, ...),
+which this module calls.
 """
 
 from __future__ import annotations
@@ -177,29 +178,10 @@ class ServerController:
             self.guard.snapshot(message.snapshot)
 
     def _point_at(self, name: str) -> None:
-        """The chat and the metrics at a ready member; they stay there after it stops."""
-        from vllm_console.core.endpoint.client import server_root
+        """The chat, the metrics and the bench at a ready member (`controllers.bench`)."""
+        from vllm_console.controllers.bench import point_tabs
 
-        app, settings = self._app, self._app.settings
-        remote = app.fleet.remotes.get(name)
-        if remote is not None and remote.url is not None:
-            url, key = f"{server_root(remote.url)}/v1", remote.api_key or settings.api_key
-            app.chat.point_at(url, key, remote.served_name or None, source="remote server")
-            app.metrics.point_at(url, key)
-            return
-        pane = app.fleet.pane(name)
-        state = pane.state if pane is not None else None
-        if state is None or state.phase is not Phase.READY or state.url is None:
-            return
-        request = state.request
-        model: str | None
-        if request is not None:
-            model = request.spec.served_model_name or request.spec.model
-            api_key = request.spec.api_key or settings.api_key
-        else:  # attached to an earlier run
-            model, api_key = state.label or None, settings.api_key
-        app.chat.point_at(state.url, api_key, model, source="local server")
-        app.metrics.point_at(state.url, api_key)
+        point_tabs(self._app, name)
 
     def act(self, what: str) -> None:
         """A server key, by its name (the App's bindings call `server('stop')` and so on)."""

@@ -1,4 +1,4 @@
-"""The main screen's side: the Details, Servers, Chat and Metrics tabs.
+"""The main screen's side: the Details, Servers, Chat, Metrics and Bench tabs.
 
 They join right after the first frame (their imports and layout would double the time to
 it): the App mounts an empty `SideTabs`, then awaits `add_panes`. The panes do not know each
@@ -19,20 +19,25 @@ from vllm_console.widgets.models.browser import ModelBrowser
 from vllm_console.widgets.models.details import ModelDetails
 
 if TYPE_CHECKING:
+    from vllm_console.widgets.bench.panel import BenchPanel
     from vllm_console.widgets.chat.pane import ChatPane
     from vllm_console.widgets.fleet.panel import FleetPanel
     from vllm_console.widgets.gpu.gauges import GpuGauges
     from vllm_console.widgets.metrics.panel import MetricsPanel
     from vllm_console.widgets.server.pane import ServerPane
 
-WIDE_TABS = ("tab-server", "tab-chat", "tab-metrics")  # tabs that widen the side
+# Tabs that widen the side; those that keep it shown while there are no models or servers.
+WIDE_TABS = ("tab-server", "tab-chat", "tab-metrics", "tab-bench")
+LIVE_TABS = ("tab-chat", "tab-metrics", "tab-bench")
 
 
 class SideTabs(TabbedContent):
-    """Details of the highlighted model, the servers, the chat and the metrics."""
+    """Details of the highlighted model, the servers, the chat, the metrics and the bench."""
 
     async def add_panes(self, settings: Settings, entry: ModelEntry | None) -> None:
-        """Mount the four panes; `entry` is the model highlighted by then."""
+        """Mount the five panes; `entry` is the model highlighted by then."""
+        from vllm_console.core.bench.target import BenchTarget
+        from vllm_console.widgets.bench.panel import BenchPanel
         from vllm_console.widgets.chat.pane import ChatPane
         from vllm_console.widgets.chat.state import EndpointConfig
         from vllm_console.widgets.fleet.panel import FleetPanel
@@ -46,6 +51,10 @@ class SideTabs(TabbedContent):
         await self.add_pane(TabPane("Chat", chat, id="tab-chat"))
         metrics = MetricsPanel(settings.base_url, settings.api_key)
         await self.add_pane(TabPane("Metrics", metrics, id="tab-metrics"))
+        endpoint = BenchTarget(settings.base_url, settings.api_key, settings.model)
+        bench = BenchPanel(endpoint, runs_dir=settings.runs_dir, cwd=settings.cwd,
+                           vllm_command=settings.vllm_command)  # fmt: skip
+        await self.add_pane(TabPane("Bench", bench, id="tab-bench"))
 
 
 class PaneLookup:
@@ -82,6 +91,12 @@ class PaneLookup:
         from vllm_console.widgets.metrics.panel import MetricsPanel
 
         return _node(self).query_one(MetricsPanel)
+
+    @property
+    def bench(self: Any) -> BenchPanel:
+        from vllm_console.widgets.bench.panel import BenchPanel
+
+        return _node(self).query_one(BenchPanel)
 
     @property
     def gauges(self: Any) -> GpuGauges:

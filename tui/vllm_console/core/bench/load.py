@@ -2,23 +2,37 @@
 
 What vLLM's benchmark does with `--max-concurrency C --request-rate inf`: every prompt is
 sent as soon as fewer than C are in flight. Here C workers take the next prompt in turn,
-which is the same schedule without a task per prompt. Each request is timed by
-`stream.request_once`; progress is reported after each one. Cancelling the step cancels the
-workers, whose `async with` closes their responses: the server stops generating at once.
+which is the same schedule without a task per prompt. Each worker keeps one connection of its
+own (`wire.Wire`, read in callbacks: the cheapest way for Python to read thousands of tokens
+a second), as vLLM's client keeps a pool of C; an endpoint that a proxy setting applies to is
+read through httpx instead, which honours it. Each request is timed by `stream` and named, as
+vLLM's benchmark names its own, by an `x-request-id` of the step's prefix and its number (the
+server's log says which request was whose); progress is reported after each one. Cancelling
+the step cancels the workers, which close their connections: the server stops generating at
+once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
 from vllm_console.core.bench.prompts import Prompt
 from vllm_console.core.bench.stats import CONSOLE, RequestResult, StepResult, summarize
-from vllm_console.core.bench.stream import READ_TIMEOUT_S, completion_body, request_once
+from vllm_console.core.bench.stream import (
+    READ_TIMEOUT_S,
+    completion_body,
+    request_once,
+    wire_once,
+)
+from vllm_console.core.bench.wire import Wire
 from vllm_console.core.endpoint.capped import CONNECT_TIMEOUT_S
 from vllm_console.core.endpoint.client import is_loopback
 
@@ -58,6 +72,18 @@ def client_for(concurrency: int, base_url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, trust_env=not is_loopback(base_url), limits=limits)
 
 
+def direct(base_url: str) -> bool:
+    """Whether the load goes straight to the endpoint: no proxy setting applies to it (what
+    httpx's `trust_env` would honour)."""
+    parts = urlsplit(base_url)
+    if is_loopback(base_url) or parts.scheme not in ("http", "https"):
+        return parts.scheme in ("http", "https")
+    proxies = urllib.request.getproxies()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return True
+    return bool(urllib.request.proxy_bypass(parts.hostname or ""))
+
+
 async def run_step(
     client: httpx.AsyncClient,
     target: Target,
@@ -70,20 +96,31 @@ async def run_step(
     results: list[RequestResult] = []
     headers = target.headers()
     total = len(prompts)
-    queue = iter(prompts)
+    queue = iter(enumerate(prompts))
+    prefix = f"vllm-console-bench-{secrets.token_hex(4)}-"
+    own = direct(target.base_url)
     start = time.perf_counter()
     failed = 0
 
     async def worker() -> None:
         nonlocal failed
-        for prompt in queue:
-            body = completion_body(target.model, prompt, output_len)
-            result = await request_once(client, target.completions_url, body, headers)
-            results.append(result)
-            failed += not result.ok
-            if progress is not None:
-                elapsed = time.perf_counter() - start
-                progress(Progress(concurrency, len(results), failed, total, elapsed))
+        wire = Wire(target.completions_url, CONNECT_TIMEOUT_S, READ_TIMEOUT_S) if own else None
+        try:
+            for number, prompt in queue:
+                body = completion_body(target.model, prompt, output_len)
+                named = {**headers, "x-request-id": f"{prefix}{number}"}
+                if wire is not None:
+                    result = await wire_once(wire, body, named)
+                else:
+                    result = await request_once(client, target.completions_url, body, named)
+                results.append(result)
+                failed += not result.ok
+                if progress is not None:
+                    elapsed = time.perf_counter() - start
+                    progress(Progress(concurrency, len(results), failed, total, elapsed))
+        finally:
+            if wire is not None:
+                wire.close()
 
     async with asyncio.TaskGroup() as group:
         for _ in range(min(concurrency, total)):

@@ -4,8 +4,11 @@
 framing, `[DONE]`, mid-stream errors, malformed lines skipped and counted) reading a
 completion's chunks instead: every chunk that carries a choice is a token's arrival, its text
 empty or not (a special token), as in vLLM's `async_request_openai_completions`.
-`request_once` sends one request and always returns a `RequestResult`; only cancellation goes
-through, and it closes the response (hence the connection: the server stops generating).
+A read's events share one timestamp, taken when the read came (`feed_at`): they arrived
+together. `wire_once` sends one request on the load runner's own connection (`wire.Wire`),
+`request_once` through httpx (for an endpoint behind a proxy); both always return a
+`RequestResult`, and only cancellation goes through, closing the connection (the server stops
+generating).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import httpx
 
 from vllm_console.core.bench.stats import RequestResult
+from vllm_console.core.bench.wire import Wire, WireError
 from vllm_console.core.endpoint.capped import describe_error
 from vllm_console.core.endpoint.sse import MAX_PLAUSIBLE, ChatParser, Delta, Usage
 
@@ -30,6 +34,12 @@ class CompletionParser(ChatParser):
     def __init__(self) -> None:
         super().__init__()
         self.arrivals: list[float] = []
+        self.now = self.t0
+
+    def feed_at(self, chunk: bytes, now: float) -> None:
+        """A read that came at `now`: its events are timed by it."""
+        self.now = now
+        self.feed(chunk)
 
     def _on_chunk(self, obj: dict[str, Any], out: list[Delta | Usage]) -> None:
         choices = obj.get("choices")
@@ -37,7 +47,7 @@ class CompletionParser(ChatParser):
             choice = choices[0]
             if not isinstance(choice, dict):
                 raise TypeError("a choice is an object")
-            self.arrivals.append(self.clock())
+            self.arrivals.append(self.now)
             text = choice.get("text")
             if isinstance(text, str) and text:
                 self.text.append(text)
@@ -89,12 +99,14 @@ def http_error(status: int, body: bytes) -> str:
 
 
 def completion_body(model: str, prompt: str | list[int], output_len: int) -> dict[str, Any]:
-    """The body vLLM's benchmark sends: exact output length (`ignore_eos`), usage at the end."""
+    """The body vLLM's benchmark sends, key for key: exact output length (`ignore_eos`), usage
+    at the end."""
     return {
         "model": model,
         "prompt": prompt,
         "repetition_penalty": 1.0,
         "max_tokens": output_len,
+        "logprobs": None,
         "ignore_eos": True,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -121,7 +133,7 @@ async def request_once(
                 error = http_error(r.status_code, r.content)
             else:
                 async for chunk in r.aiter_bytes():
-                    parser.feed(chunk)
+                    parser.feed_at(chunk, time.perf_counter())
                     if parser.done:
                         break
                 else:
@@ -129,3 +141,18 @@ async def request_once(
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         error = describe_error(exc, read_timeout)
     return parser.result(error)
+
+
+async def wire_once(wire: Wire, body: dict[str, Any], headers: dict[str, str]) -> RequestResult:
+    """`request_once` on the load runner's own connection."""
+    parser = CompletionParser()
+    parser.t0 = time.perf_counter()
+    try:
+        status, answer = await wire.post(json.dumps(body).encode(), headers, parser.feed_at)
+    except WireError as exc:
+        return parser.result(str(exc))
+    if status != 200:
+        return parser.result(http_error(status, answer))
+    if not parser.done:
+        parser.end()
+    return parser.result(None)

@@ -23,9 +23,9 @@ from vllm_console.core.bench.load import Progress, Target, client_for, run_step
 from vllm_console.core.bench.prompts import (
     DatasetError,
     Prompt,
+    ServerTokenizer,
     load_sharegpt,
     random_prompts,
-    token_pool,
 )
 from vllm_console.core.bench.stats import CONSOLE, VLLM, StepResult
 from vllm_console.core.bench.vllm_bench import BenchFailure, Load, bench_prefix, run_vllm_step
@@ -219,10 +219,11 @@ class Sweep:
         cfg = self.config
         if cfg.dataset == "sharegpt" and cfg.dataset_path is not None:
             return load_sharegpt(cfg.dataset_path, cfg.num_prompts)
-        pool = await token_pool(http, cfg.base_url, self.model or "", cfg.api_key)
-        if not pool:
-            self._say("the server has no /tokenize: prompts are words, lengths approximate")
-        return random_prompts(cfg.num_prompts, cfg.input_len, pool, cfg.seed)
+        tokenizer = ServerTokenizer(http, cfg.base_url, self.model or "", cfg.api_key)
+        prompts, exact = await random_prompts(tokenizer, cfg.num_prompts, cfg.input_len, cfg.seed)
+        if not exact:
+            self._say("the server cannot tokenize: prompts are words, lengths approximate")
+        return prompts
 
     async def _tokenizer(self) -> str | None:
         """The served model's `root` (its folder or hub id), as vLLM lists it."""
