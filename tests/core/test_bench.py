@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.fakes.net import free_port
+from tests.fakes.bench_server import BenchServer
 
 from vllm_console.core.bench.archive import all_benches, save
 from vllm_console.core.bench.counters import read_counters
@@ -24,40 +23,15 @@ from vllm_console.core.bench.load import Target, client_for, run_step
 from vllm_console.core.bench.prompts import ServerTokenizer, random_prompts
 from vllm_console.core.bench.stats import RequestResult, percentile, summarize
 from vllm_console.core.bench.sweep import BenchConfig, Finding, StepDone, StepStarted, Sweep
-from vllm_console.core.endpoint.client import make_client, probe
+from vllm_console.core.endpoint.client import make_client
 from vllm_console.core.serve.install import VllmCommand
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Fake:
-    def __init__(self, tmp: Path, token_s: float = 0.005) -> None:
-        self.port = free_port()
-        env = {**os.environ, "FAKE_VLLM_DELAY": "0.1", "FAKE_VLLM_TOKEN_S": str(token_s)}
-        cmd = [sys.executable, str(ROOT / "tests/fakes/fake_vllm.py"), "serve", "Org/Tiny"]
-        cmd += ["--port", str(self.port), "--host", "127.0.0.1", "--served-model-name", "tiny"]
-        with (tmp / f"fake-{self.port}.log").open("wb") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=log, env=env, start_new_session=True
-            )
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-
-    async def ready(self) -> None:
-        for _ in range(200):
-            if (await probe(self.url, timeout=0.5)).ok:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("the stand-in did not come up")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-
-
 @pytest.fixture
-def fake(tmp_path: Path) -> Iterator[Fake]:
-    server = Fake(tmp_path)
+def fake(tmp_path: Path) -> Iterator[BenchServer]:
+    server = BenchServer(tmp_path)
     yield server
     server.kill()
 
@@ -79,7 +53,9 @@ def test_figures_are_defined_as_vllm_defines_them() -> None:
     assert step.itl_p50_ms == pytest.approx(100.0)
 
 
-async def test_a_sweep_is_checked_against_the_servers_counters(fake: Fake, tmp_path: Path) -> None:
+async def test_a_sweep_is_checked_against_the_servers_counters(
+    fake: BenchServer, tmp_path: Path
+) -> None:
     await fake.ready()
     events: list[object] = []
     config = BenchConfig(fake.url, concurrency=(1, 3), num_prompts=6, input_len=32, output_len=16,
@@ -102,7 +78,7 @@ async def test_a_sweep_is_checked_against_the_servers_counters(fake: Fake, tmp_p
     assert back.id == saved.id and back.steps == record.steps and back.model == "tiny"
 
 
-async def test_other_traffic_shows_as_a_mismatch(fake: Fake) -> None:
+async def test_other_traffic_shows_as_a_mismatch(fake: BenchServer) -> None:
     await fake.ready()
     config = BenchConfig(fake.url, concurrency=(2,), num_prompts=4, input_len=8, output_len=40,
                          client="console")  # fmt: skip
@@ -123,7 +99,7 @@ async def test_other_traffic_shows_as_a_mismatch(fake: Fake) -> None:
 
 
 async def test_an_endpoint_that_dies_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
-    server = Fake(tmp_path, token_s=0.02)
+    server = BenchServer(tmp_path, token_s=0.02)
     try:
         await server.ready()
         config = BenchConfig(server.url, concurrency=(2, 4), num_prompts=12, input_len=8,
@@ -142,7 +118,7 @@ async def test_an_endpoint_that_dies_mid_run_keeps_what_was_measured(tmp_path: P
 
 
 async def test_cancel_closes_the_connections_and_the_server_stops(tmp_path: Path) -> None:
-    server = Fake(tmp_path, token_s=0.02)
+    server = BenchServer(tmp_path, token_s=0.02)
     try:
         await server.ready()
         config = BenchConfig(server.url, concurrency=(4,), num_prompts=8, input_len=8,
@@ -189,7 +165,7 @@ out.write_text(json.dumps({'completed': n, 'failed': 0, 'duration': 1.0,
 """
 
 
-async def test_a_failing_vllm_bench_is_a_finding_with_the_fix(fake: Fake) -> None:
+async def test_a_failing_vllm_bench_is_a_finding_with_the_fix(fake: BenchServer) -> None:
     await fake.ready()
     config = BenchConfig(fake.url, concurrency=(1,), num_prompts=2, input_len=8, output_len=4)
     events: list[object] = []
@@ -203,7 +179,7 @@ async def test_a_failing_vllm_bench_is_a_finding_with_the_fix(fake: Fake) -> Non
     assert strict.status == "failed" and not strict.steps
 
 
-async def test_vllm_bench_results_are_read_back_and_checked(fake: Fake) -> None:
+async def test_vllm_bench_results_are_read_back_and_checked(fake: BenchServer) -> None:
     await fake.ready()
     config = BenchConfig(fake.url, concurrency=(1, 2), num_prompts=3, input_len=8, output_len=4)
     record = await Sweep(config, _script(WRITING)).run()
@@ -218,7 +194,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
 
 
-def test_the_headless_command(fake: Fake, tmp_path: Path) -> None:
+def test_the_headless_command(fake: BenchServer, tmp_path: Path) -> None:
     asyncio.run(fake.ready())
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tui"), str(ROOT)])
@@ -240,7 +216,9 @@ def test_the_headless_command(fake: Fake, tmp_path: Path) -> None:
     assert record["id"] in listed.stdout and "bench tiny" in listed.stdout
 
 
-async def test_random_prompts_are_text_of_exact_length_as_vllm_makes_them(fake: Fake) -> None:
+async def test_random_prompts_are_text_of_exact_length_as_vllm_makes_them(
+    fake: BenchServer,
+) -> None:
     """What `vllm bench serve` sends: text (decoded token ids), one token short of the length
     so that the server's special token makes it whole; words without a tokenizer."""
     await fake.ready()

@@ -11,8 +11,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,12 +18,11 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Button, Input, Select, Static
 
+from tests.fakes.bench_server import BenchServer
 from tests.fakes.net import free_port
 from tests.widgets.console_helpers import wait_until
-from vllm_console.core.bench.counters import read_counters
 from vllm_console.core.bench.load import Progress
 from vllm_console.core.bench.target import BenchTarget
-from vllm_console.core.endpoint.client import make_client, probe
 from vllm_console.widgets.bench.panel import BenchPanel
 from vllm_console.widgets.bench.plots import BenchPlots
 from vllm_console.widgets.bench.results import ResultsTable
@@ -34,38 +31,11 @@ FAKE_VLLM = Path(__file__).resolve().parents[1] / "fakes" / "fake_vllm.py"
 HOSTILE = "[bold red]evil[/]\x1b]0;owned\x07"
 
 
-class Fake:
-    def __init__(self, tmp: Path, token_s: float, name: str = "tiny") -> None:
-        self.port = free_port()
-        env = {**os.environ, "FAKE_VLLM_DELAY": "0.1", "FAKE_VLLM_TOKEN_S": str(token_s)}
-        env.pop("FAKE_VLLM_SCENARIO", None)
-        cmd = [sys.executable, str(FAKE_VLLM), "serve", "Org/Tiny", "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port), "--served-model-name", name]
-        with (tmp / f"fake-{self.port}.log").open("wb") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=log, env=env, start_new_session=True
-            )
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-
-    async def ready(self) -> None:
-        for _ in range(200):
-            if (await probe(self.url, timeout=0.5)).ok:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("the stand-in did not come up")
-
-    async def running(self) -> float | None:
-        async with make_client(self.url) as http:
-            reading = await read_counters(http, self.url)
-        return None if reading is None else reading.running
-
-
 @pytest.fixture
-def fake(tmp_path: Path) -> Iterator[Fake]:
-    server = Fake(tmp_path, token_s=0.005)
+def fake(tmp_path: Path) -> Iterator[BenchServer]:
+    server = BenchServer(tmp_path, token_s=0.005)
     yield server
-    os.killpg(server.proc.pid, signal.SIGKILL)
-    server.proc.wait(5)
+    server.kill()
 
 
 class Host(App[None]):
@@ -99,7 +69,7 @@ def make_panel(url: str, tmp: Path, model: str | None = "tiny") -> BenchPanel:
 
 
 async def test_a_sweep_from_the_form_fills_the_table_and_the_archive(
-    fake: Fake, tmp_path: Path
+    fake: BenchServer, tmp_path: Path
 ) -> None:
     await fake.ready()
     panel = make_panel(fake.url, tmp_path)
@@ -155,7 +125,7 @@ async def test_a_sweep_from_the_form_fills_the_table_and_the_archive(
         assert panel.record is not None and panel.record.id != record.id
 
 
-async def test_export_in_three_formats_says_where(fake: Fake, tmp_path: Path) -> None:
+async def test_export_in_three_formats_says_where(fake: BenchServer, tmp_path: Path) -> None:
     await fake.ready()
     panel = make_panel(fake.url, tmp_path)
     app = Host(panel)
@@ -189,7 +159,7 @@ async def test_export_in_three_formats_says_where(fake: Fake, tmp_path: Path) ->
 
 
 async def test_escape_cancels_at_once_and_the_server_stops_generating(tmp_path: Path) -> None:
-    slow = Fake(tmp_path, token_s=0.05)
+    slow = BenchServer(tmp_path, token_s=0.05)
     try:
         await slow.ready()
         panel = make_panel(slow.url, tmp_path)
@@ -216,7 +186,7 @@ async def test_escape_cancels_at_once_and_the_server_stops_generating(tmp_path: 
         slow.proc.wait(5)
 
 
-async def test_hostile_model_names_are_text_not_markup(fake: Fake, tmp_path: Path) -> None:
+async def test_hostile_model_names_are_text_not_markup(fake: BenchServer, tmp_path: Path) -> None:
     panel = make_panel(fake.url, tmp_path, model=HOSTILE)
     app = Host(panel)
     async with app.run_test(size=(120, 60)) as pilot:
