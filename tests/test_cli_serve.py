@@ -122,3 +122,56 @@ def test_gpu_memory_after_the_stop_is_reported(capsys: pytest.CaptureFixture[str
     assert "VLLM::Worker (pid 4242) holds 3.0 GiB on GPU 0" in err
     assert "1.0 GiB on GPU 1 not returned since launch" in err
     assert err.rstrip().endswith("to free it: kill -9 4242")
+
+
+def _gguf(folder: Path, *names: str) -> None:
+    from tests.fakes.cachegen import gguf_bytes, llama_gguf_metadata, llama_gguf_tensors
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(gguf_bytes(llama_gguf_metadata(), llama_gguf_tensors()))
+
+
+def test_a_gguf_file_gets_the_original_models_tokenizer(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    original = tmp_path / "models" / "Org--Tiny"
+    (original / "tokenizer.json").write_text("{}")
+    _gguf(tmp_path / "models" / "Org--Tiny-GGUF", "t-Q4_K_M.gguf", "t-Q8_0.gguf")
+    port = free_port()
+    proc = serve(env, tmp_path, "Org/Tiny-GGUF:Q8_0", "--port", str(port))
+    try:
+        assert proc.stdout is not None
+        assert next(line for line in proc.stdout if line.startswith("READY"))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = proc.stderr.read() if proc.stderr else ""
+    launched = next(line for line in err.splitlines() if line.startswith("$ "))
+    assert "Org--Tiny-GGUF/t-Q8_0.gguf" in launched
+    assert f"--tokenizer {original}" in launched
+    assert f"tokenizer: {original} (the original model's" in err
+    assert "note: GGUF: vLLM loads a single file only" in err
+
+
+def test_a_gguf_launch_keeps_the_users_tokenizer_and_refuses_a_split_set(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    _gguf(tmp_path / "models" / "lone", "t-Q4_K_M.gguf", "t-Q8_0.gguf")
+    for own in ([], ["--", "--tokenizer", "org/mine"]):
+        with socket.socket() as sock:  # a taken port: it stops after the tokenizer is chosen
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            port = str(sock.getsockname()[1])
+            proc = serve(env, tmp_path, "lone:Q8_0", "--port", port, *own)
+            _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 2 and "is taken by" in err
+        assert ("no tokenizer found for this GGUF file" in err) is (not own), err
+    shards = ("big-Q8_0-00001-of-00002.gguf", "big-Q8_0-00002-of-00002.gguf")
+    _gguf(tmp_path / "models" / "big", *shards)
+    proc = serve(env, tmp_path, str(tmp_path / "models" / "big" / shards[0]))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "vLLM loads single-file GGUF only" in err
+    assert "llama-gguf-split --merge" in err

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.fakes import msgen
 from tests.fakes.cachegen import (
     FakeRevision,
     commit_hash,
@@ -15,7 +16,7 @@ from tests.fakes.cachegen import (
     write_cache_repo,
 )
 
-from vllm_console.core.catalog import describe, hfcache
+from vllm_console.core.catalog import describe, hfcache, quants
 from vllm_console.core.catalog import scan as catalog
 from vllm_console.core.catalog.entry import Format, ModelEntry, Source
 from vllm_console.core.catalog.index import load_records
@@ -89,11 +90,68 @@ def _no_reads(path: str) -> tuple[None, str]:
     raise AssertionError(f"read again: {path}")
 
 
-def test_repo_not_named_gguf_is_one_entry_that_says_so(tmp_path: Path) -> None:
-    cache = _cache(tmp_path, "org/tiny-quants")
+def test_repo_not_named_gguf_is_split_by_the_complete_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo_id = "org/tiny-quants"
+    cache = _cache(tmp_path, repo_id)
+    snapshot = cache / "models--org--tiny-quants" / "snapshots" / commit_hash(repo_id)
+    (listed,) = catalog.list_models(cache, []).entries  # the first list reads no snapshot
+    assert listed.id == repo_id and listed.path == snapshot
+    entries = _by_id(catalog.scan(cache, []).entries)
+    assert sorted(entries) == [f"{repo_id}:F16", f"{repo_id}:Q4_K_M", f"{repo_id}:Q8_0"]
+    q8 = entries[f"{repo_id}:Q8_0"]
+    assert q8.path == snapshot / "tiny.Q8_0.gguf" and q8.source is Source.HF_CACHE
+    assert q8.size_bytes == len(Q8) and q8.meta.quantization == "Q8_0" and q8.complete
+    assert set(SHARED) <= set(q8.files) and q8.revisions == listed.revisions
+    assert entries[f"{repo_id}:F16"].size_bytes == 2 * len(SHARD) + 1
+    assert catalog.walk_exact(q8) == q8
+    # the details pane may walk the repo before the scan splits it: it says what it holds
+    whole = catalog.walk_exact(listed)
+    assert any("3 GGUF quantizations (F16, Q4_K_M, Q8_0)" in n for n in whole.notes)
+    # live: the quantizations come in the repo's place, and with the index as well
+    monkeypatch.setattr(hfcache, "RACY_NS", 0)
+    index = tmp_path / "index.pickle"
+    live = [e.id for e in catalog.iter_detailed([listed], index_path=index)]
+    assert sorted(live) == sorted(entries)
+    monkeypatch.setattr(describe, "read_gguf", _no_reads)
+    again = {e.id: e for e in catalog.iter_detailed([listed], index_path=index)}
+    assert again == entries
+
+
+def test_one_quantization_is_not_split(tmp_path: Path) -> None:
+    cache = tmp_path / "hub"
+    files = {"tiny-Q4_K_M.gguf": Q4, **SHARED}
+    write_cache_repo(cache, "org/one", [FakeRevision(commit_hash("one"), files, ("main",))])
     (entry,) = catalog.scan(cache, []).entries
-    assert entry.id == "org/tiny-quants" and entry.format is Format.GGUF
-    assert any("3 GGUF quantizations (F16, Q4_K_M, Q8_0)" in n for n in entry.notes)
+    assert entry.id == "org/one" and entry.format is Format.GGUF and entry.notes == ()
+
+
+@pytest.mark.parametrize("layout", msgen.LAYOUTS)
+def test_modelscope_repo_is_split_into_quantizations(tmp_path: Path, layout: str) -> None:
+    root = tmp_path / "ms"
+    files = {"tiny-Q4_K_M.gguf": Q4, "tiny.Q8_0.gguf": Q8, "config.json": b"{}", **SHARED}
+    folder = msgen.write_ms_model(
+        root, layout, "org/Tiny-1.5B", files, incomplete={"README.md": b"# ti"}
+    )
+    entries = _by_id(catalog.scan(tmp_path / "no-hf", [], ms_cache=root).entries)
+    assert sorted(entries) == ["org/Tiny-1.5B:Q4_K_M", "org/Tiny-1.5B:Q8_0"]
+    q4 = entries["org/Tiny-1.5B:Q4_K_M"]
+    assert q4.source is Source.MODELSCOPE and q4.path == folder / "tiny-Q4_K_M.gguf"
+    assert q4.size_bytes == len(Q4) and q4.meta.quantization == "Q4_K_M"
+    assert {"config.json", "tokenizer.json"} <= set(q4.files)
+    assert not any(f.startswith(".") for f in q4.files)  # the SDK's markers are not the model's
+    assert any("download" in p for p in q4.problems), q4.problems  # README.md is unfinished
+    assert quants.home_of(q4) == folder
+
+
+def test_another_quantizations_unfinished_download_is_its_own(tmp_path: Path) -> None:
+    root = tmp_path / "ms"
+    files = {"tiny-Q4_K_M.gguf": Q4, "tiny.Q8_0.gguf": Q8}
+    msgen.write_ms_model(root, msgen.NEWEST, "org/T", files, incomplete={"tiny-Q2_K.gguf": b"x"})
+    entries = _by_id(catalog.scan(tmp_path / "no-hf", [], ms_cache=root).entries)
+    assert sorted(entries) == ["org/T:Q4_K_M", "org/T:Q8_0"]
+    assert all(e.complete for e in entries.values()), [e.problems for e in entries.values()]
 
 
 def test_repo_with_safetensors_stays_one_model(tmp_path: Path) -> None:

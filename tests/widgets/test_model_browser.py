@@ -350,3 +350,65 @@ async def test_fits_are_worked_out_off_the_ui_thread(
         await fits_worked_out(app, pilot)
         assert column(app, "fit")["Qwen/Qwen2.5-7B-Instruct"] == "fits"
     assert threads and threading.main_thread() not in threads
+
+
+# -- GGUF repos split by the complete scan -------------------------------------------------
+
+
+class GatedCatalog:
+    """The real catalog, its details held back until `gate` is set."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from vllm_console.core.catalog import scan
+
+        self.gate = threading.Event()
+        self.list_models, self.detail = scan.list_models, scan.detail
+        self._iter = scan.iter_detailed
+
+    def iter_detailed(self, entries: Any, index_path: Path | None = None) -> Any:
+        self.gate.wait(10)
+        return self._iter(entries, index_path=index_path)
+
+
+async def test_a_repo_of_quantizations_becomes_their_rows(settings: Settings) -> None:
+    from tests.fakes.cachegen import (
+        FakeRevision,
+        commit_hash,
+        gguf_bytes,
+        llama_gguf_metadata,
+        llama_gguf_tensors,
+        write_cache_repo,
+    )
+
+    def gguf(file_type: int) -> bytes:
+        return gguf_bytes(llama_gguf_metadata(file_type=file_type), llama_gguf_tensors())
+
+    files = {"t-Q4_K_M.gguf": gguf(15), "t-Q8_0.gguf": gguf(7), "tokenizer.json": b"{}"}
+    repo = "org/tiny-quants"  # not named GGUF: the first list shows the repo as one row
+    write_cache_repo(
+        settings.hf_hub_cache, repo, [FakeRevision(commit_hash(repo), files, ("main",))]
+    )
+    catalog = GatedCatalog()
+    app = BrowserHost(settings, catalog)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        assert row_ids(app) == [repo]
+        catalog.gate.set()
+        await settle(app, pilot)
+        assert row_ids(app) == [f"{repo}:Q4_K_M", f"{repo}:Q8_0"]
+        browser = app.query_one(ModelBrowser)
+        catalog.gate.clear()  # a rescan lists the repo again: its quantizations stay
+        browser.rescan()
+        await pilot.pause(0.3)
+        assert browser.scanning and row_ids(app) == [f"{repo}:Q4_K_M", f"{repo}:Q8_0"]
+        catalog.gate.set()
+        await settle(app, pilot)
+        assert row_ids(app) == [f"{repo}:Q4_K_M", f"{repo}:Q8_0"]
+        snapshot = settings.hf_hub_cache / "models--org--tiny-quants" / "snapshots"
+        (snapshot / commit_hash(repo) / "t-Q8_0.gguf").unlink()  # one quantization left
+        browser.rescan()
+        await settle(app, pilot)
+        assert row_ids(app) == [repo]
+        assert "Q4_K_M" in " ".join(str(c) for c in app.query_one(DataTable).get_row_at(0))

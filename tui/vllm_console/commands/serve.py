@@ -15,6 +15,7 @@ import shlex
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from vllm_console.config import Settings
@@ -22,6 +23,13 @@ from vllm_console.core.catalog.resolve import Rule, resolve
 from vllm_console.core.fleet.up import api_url
 from vllm_console.core.gpu.owners import Holder, check_released
 from vllm_console.core.serve.diagnose import Finding
+from vllm_console.core.serve.gguf import (
+    NOTES,
+    file_tokenizer,
+    is_gguf_model,
+    names_tokenizer,
+    split_problem,
+)
 from vllm_console.core.serve.install import find_vllm
 from vllm_console.core.serve.proctable import port_holders, port_is_free, session_pids
 from vllm_console.core.serve.redact import API_KEY_ENV, REDACTED, redact_argv
@@ -51,10 +59,17 @@ def print_finding(finding: Finding, out: TextIO, prefix: str = "") -> None:
         print(prefix + visible(f"  from the log: {finding.line}"), file=out)
 
 
-def build_spec(settings: Settings, opts: ServeOptions, target: str, is_local: bool) -> LaunchSpec:
+def build_spec(
+    settings: Settings,
+    opts: ServeOptions,
+    target: str,
+    is_local: bool,
+    tokenizer: str | None = None,
+) -> LaunchSpec:
     spec = LaunchSpec(
         model=target,
         model_is_local=is_local,
+        tokenizer=tokenizer,
         served_model_name=opts.served_model_name or settings.model or opts.model,
         host=settings.host,
         port=settings.port,
@@ -84,6 +99,12 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
     )
     if found.rule is Rule.NOT_FOUND:
         return 2
+    tokenizer: str | None = None
+    if found.path is not None and is_gguf_model(str(found.path)):
+        gguf = _gguf_launch(settings, opts, found.path)
+        if isinstance(gguf, int):
+            return gguf
+        tokenizer = gguf
     vllm = find_vllm(settings.vllm_command)
     if not vllm.found:
         for problem in vllm.problems:
@@ -103,7 +124,7 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
         )
         return 2
     try:  # a key in the extra args goes to the environment, as the settings' key does
-        spec = take_api_key(build_spec(settings, opts, found.target, found.is_local))
+        spec = take_api_key(build_spec(settings, opts, found.target, found.is_local, tokenizer))
         argv = vllm.argv(serve_args(spec))
     except SpecError as exc:
         print(visible(f"vllm-console: {exc}"), file=err)
@@ -112,6 +133,40 @@ def cmd_serve(settings: Settings, opts: ServeOptions) -> int:
     print(visible("$ " + key + shlex.join(redact_argv(argv))), file=err)
     session = ServerSession(settings, model=opts.model, spec=spec, argv=argv, origin="serve")
     return asyncio.run(_serve(session))
+
+
+def _gguf_launch(settings: Settings, opts: ServeOptions, path: Path) -> str | int | None:
+    """A GGUF file as the model: exit code 2 for a split set (vLLM loads one file only), else
+    the `--tokenizer` to pass (None: the user's own, or none found), said on stderr."""
+    err = sys.stderr
+    if (problem := split_problem(str(path))) is not None:
+        print(visible(f"vllm-console: {problem}"), file=err)
+        return 2
+    for note in NOTES:
+        print(visible(f"note: {note}"), file=err)
+    try:
+        own = names_tokenizer(shlex.split(opts.extra_args))
+    except ValueError:
+        own = False  # unbalanced quotes: build_spec names that error below
+    if own:
+        return None
+    from vllm_console.core.catalog import scan
+
+    listing = scan.list_models(
+        settings.hf_hub_cache, settings.model_dirs, settings.modelscope_cache
+    )
+    tokenizer = file_tokenizer(opts.model, path, listing.entries, scan.detail)
+    if tokenizer is None:
+        print(
+            "note: no tokenizer found for this GGUF file (none beside it, no original model in "
+            "the catalog): vLLM converts the file's own. Pass -- --tokenizer ORG/NAME to choose",
+            file=err,
+        )
+    else:
+        print(
+            visible(f"tokenizer: {tokenizer} (the original model's, for the GGUF file)"), file=err
+        )
+    return tokenizer
 
 
 def _ready_line(spec: LaunchSpec) -> str:

@@ -1,16 +1,18 @@
-"""GGUF quantizations as entries of their own, in the Hugging Face cache and in model folders.
+"""GGUF quantizations as entries of their own, in the model caches and in model folders.
 
-- `expand_cache` (the first list): a cache repo named like a GGUF repo (`gguf` in its name, as
-  `ORG/NAME-GGUF` repos are) whose chosen snapshot holds GGUF files and no other weights
-  becomes one entry per quantization (`ggufsets`), its path the quantization's first file.
-  One scandir of the snapshot (and of its folders, where big quantizations keep their shards)
-  for those repos only: the first list reads no other snapshot. A GGUF repo named otherwise is
-  one entry, and its detail says which quantizations it holds.
+- `expand_cache` (the first list): a Hugging Face cache repo named like a GGUF repo (`gguf` in
+  its name, as `ORG/NAME-GGUF` repos are) whose chosen snapshot holds GGUF files and no other
+  weights becomes one entry per quantization (`ggufsets`), its path the quantization's first
+  file. One scandir of the snapshot (and of its folders, where big quantizations keep their
+  shards) for those repos only: the first list reads no other snapshot.
+- `split_detailed` (the complete scan): any other cache repo, of either hub, whose detail
+  finds several quantizations and no other weights is split the same way then, from the file
+  list the detail already read (the first list showed it as one entry for that moment).
 - `detail_quant` (the complete scan) describes one quantization: its header (the shards
   summed), its own size, and the repo's other files (tokenizer, config, README): listed as
   shared, not counted in its size, so that each quantization's size is what it loads.
 
-Folders list their GGUF files themselves (`folders`); both sources are detailed here.
+Folders list their GGUF files themselves (`folders`); every source is detailed here.
 """
 
 from __future__ import annotations
@@ -22,16 +24,23 @@ from pathlib import Path
 from vllm_console.compat import child_path
 from vllm_console.core.catalog import folders
 from vllm_console.core.catalog.describe import Described, shard_problems
-from vllm_console.core.catalog.entry import Format, ModelEntry, Source, format_bytes
+from vllm_console.core.catalog.entry import Format, ModelEntry, Revision, Source, format_bytes
 from vllm_console.core.catalog.ggufsets import is_gguf_name, quant_ids, quant_sets
 
 MAX_NAMES = 2000  # files listed in one GGUF repo's snapshot (a real one has tens)
 SHOWN_SHARED = 4
 
 
+_CACHES = (Source.HF_CACHE, Source.MODELSCOPE)
+
+
 def is_quant_entry(entry: ModelEntry) -> bool:
-    """A cache entry that stands for one GGUF quantization (its path is the first file)."""
-    return entry.source is Source.HF_CACHE and is_gguf_name(entry.path.name)
+    """A cache entry that stands for one GGUF quantization (its path is the first file). A
+    cache repo's own path is a snapshot or a model folder, never a file: only a folder of
+    the oldest ModelScope layout (its name as on the hub) could end in `.gguf`."""
+    if entry.source not in _CACHES or not is_gguf_name(entry.path.name):
+        return False
+    return entry.source is Source.HF_CACHE or not entry.path.is_dir()
 
 
 def expand_cache(entries: list[ModelEntry]) -> list[ModelEntry]:
@@ -68,25 +77,44 @@ def repo_names(folder: str) -> list[str]:
 
 def _split_repo(entry: ModelEntry) -> list[ModelEntry]:
     snapshot = entry.revisions[0].path
-    names = repo_names(str(snapshot))
-    top = [n for n in names if "/" not in n]
-    if any(folders.is_weight_name(n) and not is_gguf_name(n) for n in top):
-        return [entry]  # safetensors beside the GGUF files: the repo is that model
+    return _quant_entries(entry, snapshot, repo_names(str(snapshot)), 1) or [entry]
+
+
+def split_detailed(entry: ModelEntry) -> list[ModelEntry]:
+    """The quantizations (listed, not yet detailed) a detailed cache repo is, when it holds
+    several and no other weights; [] when it stays one entry. Its path is the folder they lie
+    in (the chosen snapshot, or a ModelScope model's folder); its `files` are relative to it."""
+    if entry.source not in _CACHES or is_quant_entry(entry) or entry.format is not Format.GGUF:
+        return []
+    return _quant_entries(entry, entry.path, entry.files, 2)
+
+
+def _quant_entries(
+    entry: ModelEntry, home: Path, names: Sequence[str], at_least: int
+) -> list[ModelEntry]:
+    """One listed entry per quantization among `names` (relative to `home`), if there are
+    `at_least` of them and no weights of another format at the top; else []."""
+    if any(folders.is_weight_name(n) and not is_gguf_name(n) for n in names if "/" not in n):
+        return []  # safetensors beside the GGUF files: the repo is that model
     sets = quant_sets(names)
-    if not sets:
-        return [entry]
+    if len(sets) < at_least:
+        return []
+    # The repo's revisions go with each quantization (`home_of` finds the repo by them), as
+    # the first list names them: their sizes are the whole repo's, not a quantization's.
+    revisions = tuple(Revision.listed(r.commit, r.path, r.refs) for r in entry.revisions)
+    revisions = revisions or (Revision.listed(home.name, home),)
     made: list[ModelEntry] = []
     for set_id, qset in zip(quant_ids(entry.id, sets), sets, strict=True):
-        path = snapshot
+        path = home
         for part in qset.first.split("/"):
             path = child_path(path, part)
-        made.append(ModelEntry.listed(set_id, path, Source.HF_CACHE, entry.root, entry.revisions))
+        made.append(ModelEntry.listed(set_id, path, entry.source, entry.root, revisions))
     return made
 
 
 def unsplit_note(files: Sequence[str]) -> tuple[str, ...]:
-    """What a cache repo listed as one entry says when it holds several quantizations (its
-    name does not say GGUF, so the first list did not look inside)."""
+    """What a cache repo shown as one entry says when it holds several quantizations (the
+    details pane can show it before the complete scan has split it: `split_detailed`)."""
     sets = quant_sets(files)
     if len(sets) < 2:
         return ()
@@ -100,7 +128,7 @@ def unsplit_note(files: Sequence[str]) -> tuple[str, ...]:
 def home_of(entry: ModelEntry) -> Path | None:
     """The repo or model folder a quantization belongs to; None for a lone file in a model
     folder (the files beside it are other models, not its own)."""
-    if entry.source is Source.HF_CACHE:
+    if entry.source in _CACHES:
         return entry.revisions[0].path if entry.revisions else entry.path.parent
     return None if entry.path.parent == entry.root else entry.path.parent
 
@@ -122,11 +150,13 @@ def detail_quant(entry: ModelEntry, describe: Callable[[Sequence[str]], Describe
     notes: list[str] = []
     files = list(own)
     if home is not None:
-        shared, shared_size, broken = _shared(home)
+        shared, shared_size, broken, unfinished = _shared(home, own)
         files += shared
         problems += broken
         if entry.source is Source.HF_CACHE and (incomplete := _incomplete_blobs(home)):
             problems.append(f"incomplete download in this repo ({incomplete} .incomplete blobs)")
+        if unfinished:  # a ModelScope download (or any other) writes FILE.incomplete beside
+            problems.append(f"incomplete download in this repo ({unfinished} .incomplete files)")
         if shared:
             shown = ", ".join(shared[:SHOWN_SHARED]) + (", …" if len(shared) > SHOWN_SHARED else "")
             notes.append(
@@ -160,12 +190,18 @@ def _relative(path: str, home: Path | None) -> str:
     return os.path.relpath(path, home)
 
 
-def _shared(home: Path) -> tuple[list[str], int, list[str]]:
-    """(the repo's files that are not GGUF, their size, broken links among them)."""
+def _shared(home: Path, own: Sequence[str]) -> tuple[list[str], int, list[str], int]:
+    """(the repo's files that are not GGUF, their size, broken links among them, how many
+    `.incomplete` files of them or of `own` lie there: another quantization's unfinished
+    download is that one's problem)."""
     shared: list[str] = []
     broken: list[str] = []
-    size = 0
+    size = unfinished = 0
     for name in repo_names(str(home)):
+        if name.endswith(".incomplete"):
+            done = name[: -len(".incomplete")]
+            unfinished += not is_gguf_name(done) or done in own
+            continue
         if is_gguf_name(name):
             continue
         try:
@@ -174,7 +210,7 @@ def _shared(home: Path) -> tuple[list[str], int, list[str]]:
             broken.append(f"broken link: {name}")
             continue
         shared.append(name)
-    return shared, size, broken
+    return shared, size, broken, unfinished
 
 
 def _incomplete_blobs(snapshot: Path) -> int:

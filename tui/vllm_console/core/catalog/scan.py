@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm_console import compat
-from vllm_console.core.catalog import folders, hfcache, hfwalk, mscache, msdetail, quants
+from vllm_console.core.catalog import folders, hfcache, hfwalk, mscache, msdetail, msmodel, quants
 from vllm_console.core.catalog.describe import (
     Described,
     decode,
@@ -112,16 +112,21 @@ def scan(
     """`list_models` plus `detail` of every entry, in the same order (see `iter_detailed`)."""
     with compat.gc_paused():
         listed = list_models(hf_cache, model_dirs, ms_cache)
-        detailed = list(listed.entries)
-        for i, entry in _detailed(listed.entries, workers, index_path):
-            detailed[i] = entry
-        return dataclasses.replace(listed, entries=tuple(detailed))
+        slots: list[tuple[ModelEntry, ...]] = [(entry,) for entry in listed.entries]
+        for i, made in _detailed(listed.entries, workers, index_path):
+            slots[i] = made
+        entries = [entry for made in slots for entry in made]
+        if len(entries) != len(slots):  # a repo became its quantizations
+            entries.sort(key=_sort_key)
+        return dataclasses.replace(listed, entries=tuple(entries))
 
 
 def iter_detailed(
     entries: Iterable[ModelEntry], workers: int = 1, *, index_path: Path | None = None
 ) -> Iterator[ModelEntry]:
-    """Detailed entries in the order they finish (for filling a list in live).
+    """Detailed entries in the order they finish (for filling a list in live). A cache repo
+    that holds several GGUF quantizations comes as its quantizations (`quants.split_detailed`;
+    each id `REPO:QUANT`, each path inside the repo's): they replace the repo's entry.
 
     One worker by default: on 2 cores, 2 or 4 threads were no faster (the time goes to Python
     code between short system calls, which holds the GIL) and would starve the UI thread.
@@ -129,21 +134,21 @@ def iter_detailed(
     any file; the index is saved once every entry has been yielded (not if the caller stops
     early).
     """
-    for _, entry in _detailed(list(entries), workers, index_path):
-        yield entry
+    for _, made in _detailed(list(entries), workers, index_path):
+        yield from made
 
 
 def _detailed(
     entries: Sequence[ModelEntry], workers: int, index_path: Path | None
-) -> Iterator[tuple[int, ModelEntry]]:
+) -> Iterator[tuple[int, tuple[ModelEntry, ...]]]:
     index = CatalogIndex.load(index_path) if index_path is not None else None
     todo = list(enumerate(entries))
     if index is not None and len(index):
         todo.sort(key=lambda item: not index.knows(item[1]))  # stable: known ones first
 
-    def one(item: tuple[int, ModelEntry]) -> tuple[int, ModelEntry]:
+    def one(item: tuple[int, ModelEntry]) -> tuple[int, tuple[ModelEntry, ...]]:
         with compat.gc_paused():
-            return item[0], _detail(item[1], index)
+            return item[0], _detail_split(item[1], index)
 
     if workers <= 1:
         yield from map(one, todo)
@@ -165,6 +170,25 @@ def detail(entry: ModelEntry) -> ModelEntry:
     `walk_exact` for every revision).
     """
     return _detail(entry, None)
+
+
+def _detail_split(entry: ModelEntry, index: CatalogIndex | None) -> tuple[ModelEntry, ...]:
+    """`_detail`, or the detailed quantizations a cache repo turns out to be."""
+    done = _detail(entry, index)
+    try:
+        parts = quants.split_detailed(done)
+    except Exception as exc:  # as in _detail: the repo stays one entry, with the reason
+        return (_failed(done, exc),)
+    if not parts:
+        return (done,)
+    # A download in progress outside the repo's folder (ModelScope's temp folder) is every
+    # quantization's problem; what lies inside it, each one finds itself.
+    later = tuple(msmodel.waiting(str(done.path))) if done.source is Source.MODELSCOPE else ()
+    made = (_detail(part, index) for part in parts)
+    return tuple(
+        dataclasses.replace(part, problems=(*part.problems, *later)) if later else part
+        for part in made
+    )
 
 
 def _detail(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:

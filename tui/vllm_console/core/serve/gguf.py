@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from vllm_console.core.catalog.entry import Format, ModelEntry
+from vllm_console.core.catalog.entry import Format, ModelEntry, Source
 from vllm_console.core.catalog.ggufsets import split_quant_id
 from vllm_console.core.catalog.quants import home_of
 from vllm_console.core.catalog.readers.gguf import shard_stem
@@ -89,6 +89,26 @@ def tokenizer_for(entry: ModelEntry, catalog: Iterable[ModelEntry]) -> str | Non
         if other.path.is_dir() and _has_tokenizer(other.path):
             best = (rank, str(other.path))
     return best[1] if best else None
+
+
+def names_tokenizer(args: Sequence[str]) -> bool:
+    """Whether the user's own arguments already pass `--tokenizer` (theirs wins)."""
+    return any(a == "--tokenizer" or a.startswith("--tokenizer=") for a in args)
+
+
+def file_tokenizer(
+    name: str,
+    path: Path,
+    catalog: Sequence[ModelEntry],
+    detail: Callable[[ModelEntry], ModelEntry],
+) -> str | None:
+    """`tokenizer_for` the GGUF file a name resolved to (a launch without the screen): its
+    catalog entry where the listing has one, else the file as a model folder's (`name` its
+    id, its folder its repo); `detail` reads its header for `general.basename`."""
+    entry = next((e for e in catalog if e.path == path), None)
+    if entry is None:
+        entry = ModelEntry.listed(name, path, Source.FOLDER, path.parent.parent)
+    return tokenizer_for(detail(entry), catalog)
 
 
 def gguf_tokenizer(entry: ModelEntry | None, catalog: Iterable[ModelEntry]) -> str | None:

@@ -25,7 +25,8 @@ from textual.reactive import reactive
 from textual.worker import get_current_worker
 
 from vllm_console.config import Settings
-from vllm_console.core.catalog.entry import ModelEntry
+from vllm_console.core.catalog.entry import ModelEntry, Source
+from vllm_console.core.catalog.ggufsets import split_quant_id
 from vllm_console.core.catalog.port import Catalog, ScanLike, default_catalog, iter_detailed
 from vllm_console.core.text import visible
 from vllm_console.widgets.models.fits import FitJob, GpuFits, work_out_fits
@@ -95,6 +96,9 @@ class CatalogFeed(ReportsWorkerErrors, Vertical):
         self.by_key: dict[str, ModelEntry] = {}  # read it; the scan replaces it
         self.listing: ScanLike | None = None  # the last fast listing, once there is one
         self._pending_select: tuple[Path | None, str | None] | None = None
+        # quantizations kept from the last scan in place of their repo's listed entry, until
+        # this scan details them; those it does not (deleted since) go when it ends
+        self._carried: set[str] = set()
         self._gpu_fits = GpuFits()
 
     # -- what the subclass shows -------------------------------------------------------------
@@ -207,11 +211,22 @@ class CatalogFeed(ReportsWorkerErrors, Vertical):
             return
         self.listing = message.result
         old = self.by_key
-        # Keep what an earlier scan learned until the new details arrive: no flicker to "…".
-        self.by_key = {
-            entry.key: old.get(entry.key, entry) if not entry.detailed else entry
-            for entry in message.result.entries
-        }
+        self._carried = set()
+        # Keep what an earlier scan learned until the new details arrive: no flicker to "…",
+        # and a repo the earlier scan split into its quantizations stays split.
+        split = _quantizations(old.values())
+        by_key: dict[str, ModelEntry] = {}
+        for entry in message.result.entries:
+            if entry.detailed:
+                by_key[entry.key] = entry
+            elif entry.key in old:
+                by_key[entry.key] = old[entry.key]
+            elif parts := [p for p in split.get((entry.source, entry.id), ()) if _inside(p, entry)]:
+                by_key.update((part.key, part) for part in parts)
+                self._carried.update(part.key for part in parts)
+            else:
+                by_key[entry.key] = entry
+        self.by_key = by_key
         if message.result.warnings:
             self.notify(
                 "\n".join(visible(str(warning)) for warning in message.result.warnings),
@@ -227,17 +242,40 @@ class CatalogFeed(ReportsWorkerErrors, Vertical):
     def _on_detailed(self, message: Detailed) -> None:
         if message.generation != self._generation:
             return
+        dropped = False
         for entry in message.entries:
+            self._carried.discard(entry.key)
+            if entry.key not in self.by_key:
+                dropped |= self._drop_split_repo(entry)
             self.by_key[entry.key] = entry
         self._work_out_fits(message.entries)
-        self.refresh_rows(changed=[entry.key for entry in message.entries])
+        self.refresh_rows(changed=None if dropped else [entry.key for entry in message.entries])
         self.post_catalog()
+
+    def _drop_split_repo(self, entry: ModelEntry) -> bool:
+        """A quantization the complete scan split off a cache repo takes the place of the
+        repo's entry (see `scan.iter_detailed`): that entry goes. True if one went."""
+        base, quant = split_quant_id(entry.id)
+        if quant is None or entry.source is Source.FOLDER:
+            return False
+        gone = [
+            key
+            for key, old in self.by_key.items()
+            if old.source is entry.source and old.id == base and _inside(entry, old)
+        ]
+        for key in gone:
+            del self.by_key[key]
+        return bool(gone)
 
     @on(ScanFinished)
     def _on_scan_finished(self, message: ScanFinished) -> None:
         if message.generation != self._generation:
             return
         self.scanning = False
+        if not message.error:
+            for key in self._carried:
+                self.by_key.pop(key, None)
+        self._carried = set()
         if message.error:
             self.notify(
                 visible(message.error),
@@ -265,3 +303,22 @@ class CatalogFeed(ReportsWorkerErrors, Vertical):
             if repo_id is not None and entry.id == repo_id:
                 self.select(entry.key)
                 return
+
+
+def _inside(part: ModelEntry, repo: ModelEntry) -> bool:
+    """Whether `part`'s file lies in `repo`'s folder (a quantization of that repo)."""
+    return repo.path in part.path.parents
+
+
+def _quantizations(
+    entries: Iterable[ModelEntry],
+) -> dict[tuple[Source, str], list[ModelEntry]]:
+    """Cache entries named `REPO:QUANT`, by (source, REPO)."""
+    found: dict[tuple[Source, str], list[ModelEntry]] = {}
+    for entry in entries:
+        if entry.source is Source.FOLDER:
+            continue
+        base, quant = split_quant_id(entry.id)
+        if quant is not None:
+            found.setdefault((entry.source, base), []).append(entry)
+    return found
