@@ -455,3 +455,38 @@ def test_the_sse_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "client" in out and "µs/event" in out and "for 200 events" in out
     rows = [line.split()[:2] for line in out.splitlines() if line.strip()]
     assert ["vllm-console", "200"] in rows and ["openai", "200"] in rows
+
+
+async def test_an_endless_error_answer_is_read_only_so_far(client: Http) -> None:
+    """A server answering 500 with a body that never ends: the chat reads its start (for the
+    message) and hangs up, and so does the benchmark's request."""
+    from vllm_console.core.bench.stream import request_once
+
+    sent = 0
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await reader.readuntil(b"\r\n\r\n")
+        head = b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"
+        writer.write(head + b'10\r\n{"error": "boom"\r\n')
+        piece = b"x" * 65536
+        try:
+            while sent < 256 * 1024 * 1024:
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                await writer.drain()
+                sent += len(piece)
+        except (ConnectionError, OSError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(endless, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    async with server:
+        events = [e async for e in stream_chat(client, url, None, "m", HI)]
+        done = events[-1]
+        assert isinstance(done, Done) and done.stats.http_status == 500
+        assert done.stats.error == "HTTP 500: Internal Server Error"  # cut short: not JSON
+        result = await request_once(client, f"{url}/completions", {"model": "m"}, {})
+        assert result.error is not None and "500" in result.error
+    assert sent < 32 * 1024 * 1024  # what the socket buffers took, not the endless rest

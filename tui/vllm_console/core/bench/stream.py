@@ -21,7 +21,7 @@ import httpx
 
 from vllm_console.core.bench.stats import RequestResult
 from vllm_console.core.bench.wire import Wire, WireError
-from vllm_console.core.endpoint.capped import describe_error
+from vllm_console.core.endpoint.capped import describe_error, error_body
 from vllm_console.core.endpoint.sse import MAX_PLAUSIBLE, ChatParser, Delta, Usage
 
 READ_TIMEOUT_S = 300.0
@@ -129,8 +129,7 @@ async def request_once(
     try:
         async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as r:
             if r.status_code != 200:
-                await r.aread()
-                error = http_error(r.status_code, r.content)
+                error = http_error(r.status_code, await error_body(r))
             else:
                 async for chunk in r.aiter_bytes():
                     parser.feed_at(chunk, time.perf_counter())

@@ -21,13 +21,15 @@ from typing import Any
 
 import httpx
 
-__all__ = ["MAX_BODY_BYTES", "Answer", "describe_error", "fetch"]
+__all__ = ["MAX_BODY_BYTES", "MAX_ERROR_BYTES", "Answer", "describe_error", "error_body", "fetch"]
 
 CONNECT_TIMEOUT_S = 5.0
 # /health, /version and a model list are a few KB; vLLM's /metrics ~60 KB (more with many
 # engines or adapters). Past this an answer is not what it claims to be.
 MAX_BODY_BYTES = 1 << 20
 _PLAIN = ("", "identity")
+# an error answer (`{"error": {"message": ...}}`) is a few hundred bytes; only its start is read
+MAX_ERROR_BYTES = 64 * 1024
 
 
 def describe_error(exc: BaseException, read_timeout: float | None = None) -> str:
@@ -133,6 +135,23 @@ async def _read(response: httpx.Response, limit: int) -> bytes:
         if size > limit:
             raise _Refused(f"the answer is over {_size(limit)}")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def error_body(response: httpx.Response, limit: int = MAX_ERROR_BYTES) -> bytes:
+    """The start of an error answer (not 200) of a streamed request, for its message: at most
+    `limit` bytes as sent, nothing of a compressed one (a small one can inflate to gigabytes).
+    The rest is left unread; the connection closes with the stream."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in _PLAIN:
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk[: limit - size])
+        size += len(chunks[-1])
+        if size >= limit:
+            break
     return b"".join(chunks)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import ssl
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from vllm_console.core.endpoint.capped import CONNECT_TIMEOUT_S, describe_error, fetch
+from vllm_console.core.endpoint.capped import (
+    CONNECT_TIMEOUT_S,
+    describe_error,
+    error_body,
+    fetch,
+)
 from vllm_console.core.endpoint.sse import ChatEvent, ChatParser, ChatStats, Delta, Done, Usage
 
 __all__ = [
@@ -265,10 +271,10 @@ def chat_body(
     return body
 
 
-def _http_error(response: httpx.Response) -> str:
+def _http_error(response: httpx.Response, content: bytes) -> str:
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(content)
+    except (ValueError, RecursionError):  # not JSON, cut short, or nested too deep
         body = None
     err = body.get("error", body) if isinstance(body, dict) else None
     message = err.get("message") or err.get("detail") if isinstance(err, dict) else err
@@ -313,8 +319,7 @@ async def stream_chat(
         ) as response:
             status = response.status_code
             if status != 200:
-                await response.aread()
-                error = _http_error(response)
+                error = _http_error(response, await error_body(response))
             else:
                 async for chunk in response.aiter_bytes():
                     events = parser.feed(chunk)
