@@ -216,3 +216,21 @@ async def test_an_unreachable_endpoint_is_a_finding(tmp_path: Path) -> None:
         findings = str(panel.query_one("#bench-findings", Static).render())
         assert findings.startswith("• ") and len(findings) > 4
         assert note(panel).startswith("failed: 0 steps")
+
+
+async def test_a_step_that_ends_before_its_bar_is_drawn_shows_its_count(tmp_path: Path) -> None:
+    """A step can start and end between two frames (a fast server, a short step): its bar's
+    parts are not mounted yet when the end is drawn. It must neither raise nor lose the count."""
+    from vllm_console.core.bench.stats import CONSOLE, StepResult
+    from vllm_console.core.bench.sweep import StepDone, StepStarted
+
+    panel = make_panel("http://127.0.0.1:9/v1", tmp_path)
+    app = Host(panel)
+    async with app.run_test(size=(120, 60)) as pilot:
+        step = StepResult(1, CONSOLE, 8, 7, 1, 1.0, 256, 128, 7.0, 128.0, 384.0,
+                          1.0, 2.0, 1.0, 1.0, 2.0, 3.0)  # fmt: skip
+        panel._on_event(StepStarted(1, 8, CONSOLE))
+        panel._on_event(StepDone(step))  # at once, as a fast step's events come
+        await pilot.pause()
+        count = str(panel.bars[1].query_one(".bench-step-count", Static).render())
+        assert count.startswith("8/8 done, 1 failed")

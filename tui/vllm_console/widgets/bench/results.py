@@ -35,23 +35,31 @@ class StepBar(Horizontal):
         self.started = time.monotonic()
         self.ended: float | None = None
         self.progress: Progress | None = None
+        # Held, not queried: a step can end (and be drawn) before its children are mounted.
+        self._bar = ProgressBar(total=self.total if self.live else None, show_eta=False)
+        self._count = Static("", classes="bench-step-count")
 
     def compose(self) -> ComposeResult:
         yield Label(f"c={self.concurrency}", classes="bench-step-label")
-        yield ProgressBar(total=self.total if self.live else None, show_eta=False)
-        yield Static("", classes="bench-step-count")
+        yield self._bar
+        yield self._count
+
+    def on_mount(self) -> None:
+        self.show()
 
     def show(self) -> None:
         """Redraw from the latest progress (called on a timer: progress comes per request)."""
+        if not self._bar.is_mounted:  # drawn again by on_mount
+            return
         now = self.ended if self.ended is not None else time.monotonic()
         seen = self.progress
         done = seen.done if seen else 0
         failed = seen.failed if seen else 0
         if seen is not None:
-            self.query_one(ProgressBar).update(total=seen.total, progress=done)
+            self._bar.update(total=seen.total, progress=done)
         text = f"{done}/{self.total} done" if self.live or self.ended else "running"
         text += f", {failed} failed" if failed else ""
-        self.query_one(".bench-step-count", Static).update(f"{text} · {now - self.started:.1f} s")
+        self._count.update(f"{text} · {now - self.started:.1f} s")
 
     def finish(self, step: StepResult) -> None:
         self.ended = time.monotonic()
