@@ -18,7 +18,7 @@ import pytest
 from tests.fakes.bench_server import BenchServer
 
 from vllm_console.core.bench.archive import all_benches, save
-from vllm_console.core.bench.counters import read_counters
+from vllm_console.core.bench.counters import between, parse_counters, read_counters
 from vllm_console.core.bench.load import Target, client_for, run_step
 from vllm_console.core.bench.prompts import ServerTokenizer, random_prompts
 from vllm_console.core.bench.stats import RequestResult, percentile, summarize
@@ -76,6 +76,37 @@ async def test_a_sweep_is_checked_against_the_servers_counters(
     saved = save(tmp_path / "runs", record)
     [back] = all_benches(tmp_path / "runs")
     assert back.id == saved.id and back.steps == record.steps and back.model == "tiny"
+
+
+def metrics_text(requests: int, ttft_s: float, itl_s: float, tokens: int) -> str:
+    """vLLM's /metrics, abridged: two engines' series, buckets included (and not read)."""
+    lines = []
+    for engine in ("0", "1"):
+        label = f'{{engine="{engine}",model_name="tiny"}}'
+        lines += [f'vllm:request_success_total{{engine="{engine}",finished_reason="length"}} '
+                  f"{requests}", f"vllm:generation_tokens_total{label} {tokens}"]  # fmt: skip
+        for name, total, count in (("time_to_first_token", ttft_s, requests),
+                                   ("inter_token_latency", itl_s, tokens - requests),
+                                   ("e2e_request_latency", ttft_s + itl_s, requests)):  # fmt: skip
+            lines.append(f'vllm:{name}_seconds_bucket{{le="0.1",engine="{engine}"}} {count}')
+            lines += [f"vllm:{name}_seconds_sum{label} {total}",
+                      f"vllm:{name}_seconds_count{label} {count}"]  # fmt: skip
+    return "# TYPE x counter\n" + "\n".join(lines) + "\n"
+
+
+def test_a_step_keeps_the_servers_own_mean_latencies() -> None:
+    before = parse_counters(metrics_text(10, 1.0, 2.0, 170))
+    after = parse_counters(metrics_text(14, 1.2, 2.6, 234))  # 4 requests of 16 tokens each
+    counts = between(before, after)
+    assert counts is not None and counts.requests == 8 and counts.generation_tokens == 128
+    assert counts.ttft_mean_ms == pytest.approx(50.0)  # 0.4 s over 8 first tokens
+    assert counts.itl_mean_ms == pytest.approx(10.0)  # 1.2 s over 120 later tokens
+    assert counts.e2el_mean_ms == pytest.approx(200.0)
+    # a server without the histograms (or restarted: sums went down) gives no means
+    restarted = between(before, parse_counters(metrics_text(14, 0.5, 2.6, 234)))
+    assert restarted is not None and restarted.ttft_mean_ms is None
+    bare = parse_counters("vllm:request_success_total 3\n")
+    assert between(bare, bare) == type(counts)(0.0) and bare.latencies[0] == (None, None)
 
 
 async def test_other_traffic_shows_as_a_mismatch(fake: BenchServer) -> None:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz.strategies_endpoint import NUMBERS, metrics_texts, mutate, timed
 from vllm_console.core.bench.archive import parse_saved
-from vllm_console.core.bench.counters import parse_counters
+from vllm_console.core.bench.counters import between, parse_counters
 from vllm_console.core.bench.export import render, to_csv, to_markdown
 from vllm_console.core.bench.form import MAX_LEVELS, BadArgument, parse_count, parse_levels
 from vllm_console.core.bench.prompts import sharegpt_prompts
@@ -149,15 +149,21 @@ def check_result(raw: bytes) -> None:
 
 @st.composite
 def counter_texts(draw: st.DrawFn) -> str:
-    name = draw(st.sampled_from(["vllm:request_success_total", "vllm:generation_tokens_total"]))
+    name = draw(st.sampled_from(["vllm:request_success_total", "vllm:generation_tokens_total",
+                                 "vllm:time_to_first_token_seconds_sum",
+                                 "vllm:inter_token_latency_seconds_count"]))  # fmt: skip
     line = f'{name}{{finished_reason="length"}} {draw(st.sampled_from(NUMBERS)) or "1"}\n'
     return draw(st.one_of(metrics_texts(), st.just(line)))
 
 
 def check_counters(text: str) -> None:
     reading = timed("parse_counters", text, lambda: parse_counters(text))
-    for value in (reading.requests, reading.generation_tokens, reading.prompt_tokens):
+    sums_counts = [v for pair in reading.latencies for v in pair]
+    for value in (reading.requests, reading.generation_tokens, reading.prompt_tokens, *sums_counts):
         assert value is None or (math.isfinite(value) and 0 <= value <= LIMIT * 1e4)
+    counts = between(reading, reading)
+    for mean in (counts.ttft_mean_ms, counts.itl_mean_ms, counts.e2el_mean_ms) if counts else ():
+        assert mean is None  # nothing happened between a reading and itself: no count
 
 
 def honest_step() -> dict[str, Any]:

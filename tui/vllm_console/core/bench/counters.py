@@ -1,11 +1,13 @@
 """The server's own counts around a benchmark step, from vLLM's `/metrics`.
 
 `parse_counters` keeps the few families a step is checked against (finished requests,
-prompt and generation tokens, running requests), sums them over label sets (engines, finish
-reasons) with `prometheus_client`'s parser, and gives None for a family that is absent or
-holds a figure no server could report. Untrusted text never raises. `read_counters` fetches
-through the capped reader; `settle` waits (briefly) until the server has no request running,
-so that a step's last requests are in the counters before they are read.
+prompt and generation tokens, running requests, and the sums and counts of the TTFT,
+inter-token and end-to-end latency histograms, not their buckets), sums them over label sets
+(engines, finish reasons) with `prometheus_client`'s parser, and gives None for a family that
+is absent or holds a figure no server could report. Untrusted text never raises.
+`read_counters` fetches through the capped reader; `settle` waits (briefly) until the server
+has no request running, so that a step's last requests are in the counters before they are
+read. `between` gives a step's counts and the server's own mean latencies over the step.
 """
 
 from __future__ import annotations
@@ -26,11 +28,19 @@ REQUESTS = "vllm:request_success_total"
 PROMPT = "vllm:prompt_tokens_total"
 GENERATION = "vllm:generation_tokens_total"
 RUNNING = "vllm:num_requests_running"
-_NAMES = (REQUESTS, PROMPT, GENERATION, RUNNING)
+TTFT = "vllm:time_to_first_token_seconds"
+ITL = "vllm:inter_token_latency_seconds"
+E2EL = "vllm:e2e_request_latency_seconds"
+_LATENCIES = (TTFT, ITL, E2EL)
+_PARTS = tuple(name + part for name in _LATENCIES for part in ("_sum", "_count"))
+_NAMES = (REQUESTS, PROMPT, GENERATION, RUNNING, *_PARTS)
 _PREFIXES = tuple(name + end for name in _NAMES for end in ("{", " "))
 MAX_LINE_CHARS = 4096
 MAX_LINES = 4096
 LIMIT = 1e15
+
+
+SumCount = tuple[float | None, float | None]
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,8 @@ class Reading:
     prompt_tokens: float | None = None
     generation_tokens: float | None = None
     running: float | None = None
+    # (sum in seconds, count) of each latency histogram: TTFT, inter-token, end to end
+    latencies: tuple[SumCount, ...] = ((None, None),) * 3
 
 
 def parse_counters(text: str) -> Reading:
@@ -64,7 +76,8 @@ def parse_counters(text: str) -> Reading:
         value = sums.get(name)
         return None if name in bad or value is None or not math.isfinite(value) else value
 
-    return Reading(get(REQUESTS), get(PROMPT), get(GENERATION), get(RUNNING))
+    latencies = tuple((get(name + "_sum"), get(name + "_count")) for name in _LATENCIES)
+    return Reading(get(REQUESTS), get(PROMPT), get(GENERATION), get(RUNNING), latencies)
 
 
 async def read_counters(
@@ -98,9 +111,19 @@ def between(before: Reading | None, after: Reading | None) -> Counters | None:
     def delta(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None or b < a else b - a
 
+    def mean_ms(was: SumCount, now: SumCount) -> float | None:
+        total, count = delta(was[0], now[0]), delta(was[1], now[1])
+        return None if total is None or not count else round(total / count * 1000, 3)
+
+    ttft, itl, e2el = (
+        mean_ms(a, b) for a, b in zip(before.latencies, after.latencies, strict=True)
+    )
     counts = Counters(
         delta(before.requests, after.requests),
         delta(before.generation_tokens, after.generation_tokens),
         delta(before.prompt_tokens, after.prompt_tokens),
+        ttft,
+        itl,
+        e2el,
     )
     return None if counts == Counters() else counts

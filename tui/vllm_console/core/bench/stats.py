@@ -44,11 +44,16 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 @dataclass(frozen=True)
 class Counters:
-    """The server's own counts over a step (differences of `/metrics` counters)."""
+    """The server's own counts over a step (differences of `/metrics` counters), and its own
+    mean latencies over the step (differences of its histograms' sums and counts): how fast
+    the server says it was, whatever the client's clock says."""
 
     requests: float | None = None
     generation_tokens: float | None = None
     prompt_tokens: float | None = None
+    ttft_mean_ms: float | None = None
+    itl_mean_ms: float | None = None
+    e2el_mean_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -200,15 +205,13 @@ def step_from_json(data: Mapping[str, Any]) -> StepResult:
     if server is not None:
         if not isinstance(server, dict):
             raise TypeError("server counters: an object expected")
-        kwargs["server"] = Counters(
-            *(
-                _optional_number(server.get(k))
-                for k in ("requests", "generation_tokens", "prompt_tokens")
-            )
-        )
+        kwargs["server"] = Counters(*(_optional_number(server.get(k)) for k in COUNTER_KEYS))
     return StepResult(**kwargs)
 
 
+COUNTER_KEYS = (
+    "requests", "generation_tokens", "prompt_tokens", "ttft_mean_ms", "itl_mean_ms", "e2el_mean_ms",
+)  # fmt: skip
 LIMIT = 1e15  # no count or rate a real run reports comes near this
 
 
