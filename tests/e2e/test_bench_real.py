@@ -18,8 +18,22 @@ function, and by running each client several times on one server:
   generating engine keeps the client from reading for tens of milliseconds, so tokens arrive
   in bursts and a run's TTFT moves between ~20 and ~80 ms *for the same client* from one run
   to the next. Here the server runs on the first core and both clients on the others
-  (`own_cores`), and the clients take turns, three times each; each figure is the median of a
-  client's runs.
+  (`own_cores`), and the clients take turns, five times each, who goes first alternating.
+- how much was measured: with 8 prompts a step lasts a second, and the same client's figures
+  still moved by 40-60% from run to run (one request held up for 100 ms is 10% of a
+  throughput), so the comparison runs 32 prompts per step, five rounds.
+- how fast the server was: even then the *server* drifts. Its own per-token time moved in
+  steps (5.3, 3.8, 2.7 ms) between runs taken back to back, and vLLM's client, which spends
+  about three times the CPU per request that ours does, slows the engine it shares the
+  machine with. Raw figures of two runs then differ by 30-50% whichever client is right. So
+  each figure is put over what the server itself measured in that step, from its `/metrics`
+  histograms (the means of time to first token, inter-token latency and request latency):
+  a client's TTFT / the server's mean TTFT, its TPOT and ITL / the server's mean ITL, its
+  end-to-end latency / the server's mean, its throughputs * the server's mean request
+  latency. What is left is the client's own share, and console / vLLM of that, the median
+  over the rounds, must be strictly within 10% (measured: 0.92-1.03; TTFT the tightest, ours
+  ~8% lower, about the 1 ms per request vLLM's client spends more). The 8-prompt sweep of
+  the acceptance runs first, headless, checked against the server's counters.
 
 From the tab: the console's Bench tab, driven by Pilot, runs the same sweep against the same
 kind of server and each step matches the server's counters.
@@ -34,12 +48,13 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Input, Select
 
 from tests.e2e.test_console_real import own_cores
-from tests.e2e.test_real_serve import server_session, start_serve, wait_gone, wait_ready
+from tests.e2e.test_real_serve import drain, server_session, start_serve, wait_gone, wait_ready
 from tests.fakes.net import free_port
 from tests.widgets.console_helpers import wait_until
 from vllm_console.app import VllmConsoleApp
@@ -49,7 +64,10 @@ from vllm_console.widgets.bench.panel import BenchPanel
 
 pytestmark = pytest.mark.e2e
 TOLERANCE = 0.10
-ROUNDS = 3  # the median of three: one run slowed by whatever else the machine does is outvoted
+ROUNDS = 5  # the median of five pairs: two pairs upset by whatever else ran are outvoted
+# Per run and step: 8 prompts take a second at concurrency 1, and one request held up for
+# 100 ms moved a throughput by 10%; 32 prompts take four.
+PROMPTS = 32
 # Medians, totals and throughputs: the p99 of 8 requests is one request, too noisy to compare.
 SHARED = (
     "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
@@ -58,50 +76,79 @@ SHARED = (
 )  # fmt: skip
 
 
-def bench(env: dict[str, str], cwd: Path, url: str, client: str) -> dict[str, object]:
+def bench(env: dict[str, str], cwd: Path, url: str, client: str, prompts: int) -> dict[str, Any]:
     argv = [sys.executable, "-m", "vllm_console", "bench", "--base-url", url, "--json"]
-    argv += ["--concurrency", "1,2", "--num-prompts", "8", "--input-len", "32"]
+    argv += ["--concurrency", "1,2", "--num-prompts", str(prompts), "--input-len", "32"]
     argv += ["--output-len", "16", "--client", client]
     done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
-    record: dict[str, object] = json.loads(done.stdout)
+    record: dict[str, Any] = json.loads(done.stdout)
     return record
 
 
-def check_counts(record: dict[str, object], exact_input: bool) -> None:
+def check_counts(record: dict[str, Any], prompts: int, exact_input: bool) -> None:
     steps = record["steps"]
     assert isinstance(steps, list) and [s["concurrency"] for s in steps] == [1, 2]
     for step in steps:
-        assert (step["completed"], step["failed"]) == (8, 0), step
-        assert step["total_output_tokens"] == 128  # ignore_eos: exact
+        assert (step["completed"], step["failed"]) == (prompts, 0), step
+        assert step["total_output_tokens"] == 16 * prompts  # ignore_eos: exact
         # both send text; vLLM's may keep a prompt a token off after its ten tries
-        assert abs(step["total_input_tokens"] - 256) <= (0 if exact_input else 8), step
-        assert step["server"]["requests"] == 8 and step["mismatch"] is None, step
-        assert step["server"]["generation_tokens"] == 128
+        slack = 0 if exact_input else prompts
+        assert abs(step["total_input_tokens"] - 32 * prompts) <= slack, step
+        assert step["server"]["requests"] == prompts and step["mismatch"] is None, step
+        assert step["server"]["generation_tokens"] == 16 * prompts
 
 
-def compare(runs: dict[str, list[dict[str, object]]]) -> tuple[list[str], list[str]]:
-    """Each shared figure: the two clients' medians, and each client's own spread (its
-    highest run over its lowest). The medians must be within 10%, or within the spread the
-    same client showed against itself on this machine (a busy machine moves a CPU server's
-    speed by more than 10% from one run to the next: the comparison cannot be finer than
-    that, but a difference between the clients larger than either one's own still fails)."""
+# How fast the server itself says it was over a step (its histograms' means), by figure: a
+# time is divided by it, a rate multiplied; counts stand as they are.
+BY_SERVER = {
+    "ttft_p50_ms": ("ttft_mean_ms", -1), "tpot_p50_ms": ("itl_mean_ms", -1),
+    "itl_p50_ms": ("itl_mean_ms", -1), "e2el_p50_ms": ("e2el_mean_ms", -1),
+    "request_throughput": ("e2el_mean_ms", 1), "output_throughput": ("e2el_mean_ms", 1),
+    "total_token_throughput": ("e2el_mean_ms", 1),
+}  # fmt: skip
+
+
+def as_the_server_ran(step: dict[str, Any], name: str) -> float:
+    """A client's figure over the server's own speed in that step: what is left is the
+    client's measuring."""
+    value = float(step[name])
+    if name not in BY_SERVER:
+        return value
+    key, power = BY_SERVER[name]
+    speed = step["server"][key]
+    assert speed, f"the server gave no {key} for the step: {step['server']}"
+    return value * float(speed) ** power
+
+
+def compare(runs: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[str]]:
+    """Each shared figure, per round: console / vLLM, each figure first put over the server's
+    own speed in its step (`as_the_server_ran`); the median over the rounds must be within 10%
+    of 1. The server's speed is taken out because it moved between runs seconds apart by
+    30-50%, in steps (per-token 5.3 ms, then 3.8, then 2.7 ms), for both clients alike; what
+    the comparison is after is whether the two clients measure the same server the same way."""
     report: list[str] = []
     apart: list[str] = []
     for index, level in enumerate((1, 2)):
         for name in SHARED:
-            seen = {
-                client: [float(r["steps"][index][name]) for r in records]  # type: ignore[index]
-                for client, records in runs.items()
+            steps = {
+                client: [r["steps"][index] for r in records] for client, records in runs.items()
             }
-            ours, theirs = (statistics.median(seen[c]) for c in ("console", "vllm"))
-            off = abs(ours - theirs) / max(abs(theirs), 1e-9)
-            noise = max((max(v) - min(v)) / max(min(v), 1e-9) for v in seen.values())
+            ratios = [
+                ours / theirs if theirs else 1.0 + (ours != 0)
+                for ours, theirs in (
+                    (as_the_server_ran(a, name), as_the_server_ran(b, name))
+                    for a, b in zip(steps["console"], steps["vllm"], strict=True)
+                )
+            ]
+            ratio = statistics.median(ratios)
+            raw = {c: [round(float(s[name]), 2) for s in seen] for c, seen in steps.items()}
             report.append(
-                f"c{level} {name}: console {ours:.2f} vllm {theirs:.2f} apart {off:.1%}, "
-                f"own spread {noise:.1%} (runs: console {seen['console']}, vllm {seen['vllm']})"
+                f"c{level} {name}: console/vllm {ratio:.3f} "
+                f"(rounds {[round(r, 2) for r in ratios]}; "
+                f"as measured: console {raw['console']}, vllm {raw['vllm']})"
             )
-            if off > max(TOLERANCE, noise):
+            if abs(ratio - 1) > TOLERANCE:
                 apart.append(report[-1])
     return report, apart
 
@@ -115,22 +162,24 @@ def test_bench_both_clients_agree_and_match_the_counters(
     sid = None
     try:
         wait_ready(proc, port)
+        drain(proc)
         sid = server_session(port)
         url = f"http://127.0.0.1:{port}/v1"
-        runs: dict[str, list[dict[str, object]]] = {"console": [], "vllm": []}
+        runs: dict[str, list[dict[str, Any]]] = {"console": [], "vllm": []}
         with own_cores(session_pids(sid)):  # the bench processes inherit the other cores
-            for _ in range(ROUNDS):
-                for client in ("console", "vllm"):
-                    runs[client].append(bench(real_env, cwd, url, client))
+            # the sweep of the acceptance, headless: 8 prompts, each step against the counters
+            # (and the server's first load: what it compiles or caches on it is not timed)
+            check_counts(bench(real_env, cwd, url, "console", 8), 8, exact_input=True)
+            for round_ in range(ROUNDS):  # who goes first alternates: a drift favours neither
+                for client in ("console", "vllm")[:: 1 if round_ % 2 == 0 else -1]:
+                    runs[client].append(bench(real_env, cwd, url, client, PROMPTS))
         for client, records in runs.items():
             for record in records:
                 assert record["source"] == client
-                check_counts(record, exact_input=client == "console")
+                check_counts(record, PROMPTS, exact_input=client == "console")
         report, apart = compare(runs)
         print("\n".join(report))
-        assert not apart, "the two clients disagree beyond the machine's noise:\n" + "\n".join(
-            apart
-        )
+        assert not apart, "the two clients disagree by more than 10%:\n" + "\n".join(apart)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
@@ -148,6 +197,7 @@ async def test_bench_from_the_tab_matches_the_counters(
     sid = None
     try:
         wait_ready(proc, port)
+        drain(proc)
         sid = server_session(port)
         for key in [k for k in os.environ if k.startswith(("VLLM_", "HF_"))]:
             monkeypatch.delenv(key)

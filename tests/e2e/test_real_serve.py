@@ -5,11 +5,13 @@ Also: a console killed with SIGKILL must not leave vLLM's renamed engine behind.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -62,6 +64,17 @@ def wait_ready(proc: subprocess.Popen[str], port: int) -> list[str]:
         assert time.monotonic() < deadline, "not ready in time:\n" + "\n".join(seen[-40:])
     err = proc.stderr.read() if proc.stderr else ""
     raise AssertionError("serve ended before READY:\n" + "\n".join(seen[-40:]) + err)
+
+
+def drain(proc: subprocess.Popen[str]) -> collections.deque[str]:
+    """Read the rest of `serve`'s output in the background, keeping its last lines: a test that
+    loads the server for minutes and reads nothing would fill the pipe, and `serve`, blocked
+    writing vLLM's log, would not get to its stop."""
+    kept: collections.deque[str] = collections.deque(maxlen=200)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            threading.Thread(target=kept.extend, args=(pipe,), daemon=True).start()
+    return kept
 
 
 def server_session(port: int) -> int:
