@@ -87,7 +87,8 @@ def metrics_text(requests: int, ttft_s: float, itl_s: float, tokens: int) -> str
                   f"{requests}", f"vllm:generation_tokens_total{label} {tokens}"]  # fmt: skip
         for name, total, count in (("time_to_first_token", ttft_s, requests),
                                    ("inter_token_latency", itl_s, tokens - requests),
-                                   ("e2e_request_latency", ttft_s + itl_s, requests)):  # fmt: skip
+                                   ("e2e_request_latency", ttft_s + itl_s, requests),
+                                   ("request_prefill_time", ttft_s / 2, requests)):  # fmt: skip
             lines.append(f'vllm:{name}_seconds_bucket{{le="0.1",engine="{engine}"}} {count}')
             lines += [f"vllm:{name}_seconds_sum{label} {total}",
                       f"vllm:{name}_seconds_count{label} {count}"]  # fmt: skip
@@ -102,6 +103,7 @@ def test_a_step_keeps_the_servers_own_mean_latencies() -> None:
     assert counts.ttft_mean_ms == pytest.approx(50.0)  # 0.4 s over 8 first tokens
     assert counts.itl_mean_ms == pytest.approx(10.0)  # 1.2 s over 120 later tokens
     assert counts.e2el_mean_ms == pytest.approx(200.0)
+    assert counts.prefill_mean_ms == pytest.approx(25.0)  # the engine's share of the TTFT
     # a server without the histograms (or restarted: sums went down) gives no means
     restarted = between(before, parse_counters(metrics_text(14, 0.5, 2.6, 234)))
     assert restarted is not None and restarted.ttft_mean_ms is None

@@ -151,7 +151,8 @@ def check_result(raw: bytes) -> None:
 def counter_texts(draw: st.DrawFn) -> str:
     name = draw(st.sampled_from(["vllm:request_success_total", "vllm:generation_tokens_total",
                                  "vllm:time_to_first_token_seconds_sum",
-                                 "vllm:inter_token_latency_seconds_count"]))  # fmt: skip
+                                 "vllm:inter_token_latency_seconds_count",
+                                 "vllm:request_prefill_time_seconds_sum"]))  # fmt: skip
     line = f'{name}{{finished_reason="length"}} {draw(st.sampled_from(NUMBERS)) or "1"}\n'
     return draw(st.one_of(metrics_texts(), st.just(line)))
 
@@ -162,8 +163,10 @@ def check_counters(text: str) -> None:
     for value in (reading.requests, reading.generation_tokens, reading.prompt_tokens, *sums_counts):
         assert value is None or (math.isfinite(value) and 0 <= value <= LIMIT * 1e4)
     counts = between(reading, reading)
-    for mean in (counts.ttft_mean_ms, counts.itl_mean_ms, counts.e2el_mean_ms) if counts else ():
-        assert mean is None  # nothing happened between a reading and itself: no count
+    if counts is None:
+        return
+    means = (counts.ttft_mean_ms, counts.itl_mean_ms, counts.e2el_mean_ms, counts.prefill_mean_ms)
+    assert means == (None,) * 4  # nothing happened between a reading and itself: no count
 
 
 def honest_step() -> dict[str, Any]:

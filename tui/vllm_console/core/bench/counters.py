@@ -2,7 +2,8 @@
 
 `parse_counters` keeps the few families a step is checked against (finished requests,
 prompt and generation tokens, running requests, and the sums and counts of the TTFT,
-inter-token and end-to-end latency histograms, not their buckets), sums them over label sets
+inter-token, end-to-end latency and prefill time histograms, not their buckets), sums them
+over label sets
 (engines, finish reasons) with `prometheus_client`'s parser, and gives None for a family that
 is absent or holds a figure no server could report. Untrusted text never raises.
 `read_counters` fetches through the capped reader; `settle` waits (briefly) until the server
@@ -31,7 +32,8 @@ RUNNING = "vllm:num_requests_running"
 TTFT = "vllm:time_to_first_token_seconds"
 ITL = "vllm:inter_token_latency_seconds"
 E2EL = "vllm:e2e_request_latency_seconds"
-_LATENCIES = (TTFT, ITL, E2EL)
+PREFILL = "vllm:request_prefill_time_seconds"  # the engine's own: scheduled to first token
+_LATENCIES = (TTFT, ITL, E2EL, PREFILL)
 _PARTS = tuple(name + part for name in _LATENCIES for part in ("_sum", "_count"))
 _NAMES = (REQUESTS, PROMPT, GENERATION, RUNNING, *_PARTS)
 _PREFIXES = tuple(name + end for name in _NAMES for end in ("{", " "))
@@ -49,8 +51,8 @@ class Reading:
     prompt_tokens: float | None = None
     generation_tokens: float | None = None
     running: float | None = None
-    # (sum in seconds, count) of each latency histogram: TTFT, inter-token, end to end
-    latencies: tuple[SumCount, ...] = ((None, None),) * 3
+    # (sum in seconds, count) of each latency histogram: TTFT, inter-token, end to end, prefill
+    latencies: tuple[SumCount, ...] = ((None, None),) * len(_LATENCIES)
 
 
 def parse_counters(text: str) -> Reading:
@@ -115,7 +117,7 @@ def between(before: Reading | None, after: Reading | None) -> Counters | None:
         total, count = delta(was[0], now[0]), delta(was[1], now[1])
         return None if total is None or not count else round(total / count * 1000, 3)
 
-    ttft, itl, e2el = (
+    ttft, itl, e2el, prefill = (
         mean_ms(a, b) for a, b in zip(before.latencies, after.latencies, strict=True)
     )
     counts = Counters(
@@ -125,5 +127,6 @@ def between(before: Reading | None, after: Reading | None) -> Counters | None:
         ttft,
         itl,
         e2el,
+        prefill,
     )
     return None if counts == Counters() else counts

@@ -54,6 +54,7 @@ class Counters:
     ttft_mean_ms: float | None = None
     itl_mean_ms: float | None = None
     e2el_mean_ms: float | None = None
+    prefill_mean_ms: float | None = None  # the engine's own, from scheduled to first token
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,7 @@ def step_from_json(data: Mapping[str, Any]) -> StepResult:
 
 COUNTER_KEYS = (
     "requests", "generation_tokens", "prompt_tokens", "ttft_mean_ms", "itl_mean_ms", "e2el_mean_ms",
+    "prefill_mean_ms",
 )  # fmt: skip
 LIMIT = 1e15  # no count or rate a real run reports comes near this
 
