@@ -18,22 +18,32 @@ function, and by running each client several times on one server:
   generating engine keeps the client from reading for tens of milliseconds, so tokens arrive
   in bursts and a run's TTFT moves between ~20 and ~80 ms *for the same client* from one run
   to the next. Here the server runs on the first core and both clients on the others
-  (`own_cores`), and the clients take turns, five times each, who goes first alternating.
+  (`own_cores`), and the clients take turns, seven times each, who goes first alternating.
 - how much was measured: with 8 prompts a step lasts a second, and the same client's figures
   still moved by 40-60% from run to run (one request held up for 100 ms is 10% of a
-  throughput), so the comparison runs 32 prompts per step, five rounds.
+  throughput), so the comparison runs 32 prompts per step, seven rounds.
 - how fast the server was: even then the *server* drifts. Its own per-token time moved in
   steps (5.3, 3.8, 2.7 ms) between runs taken back to back, and vLLM's client, which spends
   about three times the CPU per request that ours does, slows the engine it shares the
   machine with. Raw figures of two runs then differ by 30-50% whichever client is right. So
   each figure is put over what the server itself measured in that step, from its `/metrics`
-  histograms (the means of time to first token, inter-token latency and request latency):
-  a client's TTFT / the server's mean TTFT, its TPOT and ITL / the server's mean ITL, its
-  end-to-end latency / the server's mean, its throughputs * the server's mean request
-  latency. What is left is the client's own share, and console / vLLM of that, the median
-  over the rounds, must be strictly within 10% (measured: 0.92-1.03; TTFT the tightest, ours
-  ~8% lower, about the 1 ms per request vLLM's client spends more). The 8-prompt sweep of
-  the acceptance runs first, headless, checked against the server's counters.
+  histograms: its TPOT and ITL over the server's mean inter-token latency, its end-to-end
+  latency over the server's mean, its throughputs times the server's mean request latency.
+  What is left is the client's own share, and console / vLLM of that, the median over the
+  rounds, must be strictly within 10% (measured: 0.91-1.03).
+- TTFT, compared as measured: the server's own TTFT (from arrival in its frontend) and even
+  its engine's prefill time (scheduled to first token) move with the client's pace: the
+  server's mean TTFT was 7-13% and its prefill 15-20% longer under our client than under
+  vLLM's, while the clients' own medians were within 4% (our reading: ours sends the next
+  request sooner after an answer ends, while the frontend, on the engine's core, still
+  finishes the last one). Put over either, ours came out 0.86-0.89 (a red CI run): that
+  measured the pace, not the clock. And with 32 input tokens the TTFT is ~7 ms, of which
+  the 1-2 ms vLLM's client spends more than ours (its HTTP library and parsing) is a fifth.
+  So the rounds compared send 1536-token prompts (the server runs with room for them): the
+  prefill is most of the TTFT, the raw medians over the rounds came 0.92-1.06, and seven
+  rounds, who goes first alternating, outvote the drift. The server's prefill time is
+  printed beside. The 8-prompt, 32-token sweep of the acceptance runs first, headless,
+  checked against the server's counters.
 
 From the tab: the console's Bench tab, driven by Pilot, runs the same sweep against the same
 kind of server and each step matches the server's counters.
@@ -64,10 +74,11 @@ from vllm_console.widgets.bench.panel import BenchPanel
 
 pytestmark = pytest.mark.e2e
 TOLERANCE = 0.10
-ROUNDS = 5  # the median of five pairs: two pairs upset by whatever else ran are outvoted
+ROUNDS = 7  # the median of seven pairs: three pairs upset by whatever else ran are outvoted
 # Per run and step: 8 prompts take a second at concurrency 1, and one request held up for
 # 100 ms moved a throughput by 10%; 32 prompts take four.
 PROMPTS = 32
+LONG_INPUT = 1536
 # Medians, totals and throughputs: the p99 of 8 requests is one request, too noisy to compare.
 SHARED = (
     "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
@@ -76,9 +87,12 @@ SHARED = (
 )  # fmt: skip
 
 
-def bench(env: dict[str, str], cwd: Path, url: str, client: str, prompts: int) -> dict[str, Any]:
+def bench(
+    env: dict[str, str], cwd: Path, url: str, client: str, prompts: int, input_len: int = 32
+) -> dict[str, Any]:
     argv = [sys.executable, "-m", "vllm_console", "bench", "--base-url", url, "--json"]
-    argv += ["--concurrency", "1,2", "--num-prompts", str(prompts), "--input-len", "32"]
+    argv += ["--concurrency", "1,2", "--num-prompts", str(prompts)]
+    argv += ["--input-len", str(input_len)]
     argv += ["--output-len", "16", "--client", client]
     done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -86,7 +100,9 @@ def bench(env: dict[str, str], cwd: Path, url: str, client: str, prompts: int) -
     return record
 
 
-def check_counts(record: dict[str, Any], prompts: int, exact_input: bool) -> None:
+def check_counts(
+    record: dict[str, Any], prompts: int, exact_input: bool, input_len: int = 32
+) -> None:
     steps = record["steps"]
     assert isinstance(steps, list) and [s["concurrency"] for s in steps] == [1, 2]
     for step in steps:
@@ -94,19 +110,21 @@ def check_counts(record: dict[str, Any], prompts: int, exact_input: bool) -> Non
         assert step["total_output_tokens"] == 16 * prompts  # ignore_eos: exact
         # both send text; vLLM's may keep a prompt a token off after its ten tries
         slack = 0 if exact_input else prompts
-        assert abs(step["total_input_tokens"] - 32 * prompts) <= slack, step
+        assert abs(step["total_input_tokens"] - input_len * prompts) <= slack, step
         assert step["server"]["requests"] == prompts and step["mismatch"] is None, step
         assert step["server"]["generation_tokens"] == 16 * prompts
 
 
 # How fast the server itself says it was over a step (its histograms' means), by figure: a
-# time is divided by it, a rate multiplied; counts stand as they are.
+# time is divided by it, a rate multiplied; counts stand as they are. TTFT is compared as
+# measured (see the module's notes): the server's TTFT and prefill time move with the
+# client's pace, and are only printed beside it.
 BY_SERVER = {
-    "ttft_p50_ms": ("ttft_mean_ms", -1), "tpot_p50_ms": ("itl_mean_ms", -1),
-    "itl_p50_ms": ("itl_mean_ms", -1), "e2el_p50_ms": ("e2el_mean_ms", -1),
-    "request_throughput": ("e2el_mean_ms", 1), "output_throughput": ("e2el_mean_ms", 1),
-    "total_token_throughput": ("e2el_mean_ms", 1),
+    "tpot_p50_ms": ("itl_mean_ms", -1), "itl_p50_ms": ("itl_mean_ms", -1),
+    "e2el_p50_ms": ("e2el_mean_ms", -1), "request_throughput": ("e2el_mean_ms", 1),
+    "output_throughput": ("e2el_mean_ms", 1), "total_token_throughput": ("e2el_mean_ms", 1),
 }  # fmt: skip
+SHOWN = {**{name: key for name, (key, _) in BY_SERVER.items()}, "ttft_p50_ms": "prefill_mean_ms"}
 
 
 def as_the_server_ran(step: dict[str, Any], name: str) -> float:
@@ -143,13 +161,21 @@ def compare(runs: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[str]
             ]
             ratio = statistics.median(ratios)
             raw = {c: [round(float(s[name]), 2) for s in seen] for c, seen in steps.items()}
-            report.append(
+            line = (
                 f"c{level} {name}: console/vllm {ratio:.3f} "
                 f"(rounds {[round(r, 2) for r in ratios]}; "
                 f"as measured: console {raw['console']}, vllm {raw['vllm']})"
             )
+            report.append(line)
+            if name in SHOWN:
+                key = SHOWN[name]
+                by = {
+                    c: [round(float(s["server"][key] or 0), 2) for s in seen]
+                    for c, seen in steps.items()
+                }
+                report.append(f"  server's {key}: console {by['console']}, vllm {by['vllm']}")
             if abs(ratio - 1) > TOLERANCE:
-                apart.append(report[-1])
+                apart.append(line)
     return report, apart
 
 
@@ -158,7 +184,7 @@ def test_bench_both_clients_agree_and_match_the_counters(
 ) -> None:
     port = free_port()
     cwd = Path(real_env["HOME"]).parent / "cwd"
-    proc = start_serve(real_env, port, cwd)
+    proc = start_serve(real_env, port, cwd, max_model_len=LONG_INPUT + 64)
     sid = None
     try:
         wait_ready(proc, port)
@@ -172,11 +198,11 @@ def test_bench_both_clients_agree_and_match_the_counters(
             check_counts(bench(real_env, cwd, url, "console", 8), 8, exact_input=True)
             for round_ in range(ROUNDS):  # who goes first alternates: a drift favours neither
                 for client in ("console", "vllm")[:: 1 if round_ % 2 == 0 else -1]:
-                    runs[client].append(bench(real_env, cwd, url, client, PROMPTS))
+                    runs[client].append(bench(real_env, cwd, url, client, PROMPTS, LONG_INPUT))
         for client, records in runs.items():
             for record in records:
                 assert record["source"] == client
-                check_counts(record, PROMPTS, exact_input=client == "console")
+                check_counts(record, PROMPTS, client == "console", LONG_INPUT)
         report, apart = compare(runs)
         print("\n".join(report))
         assert not apart, "the two clients disagree by more than 10%:\n" + "\n".join(apart)

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.e2e
 READY_LIMIT = 180.0
 
 
-def start_serve(env: dict[str, str], port: int, cwd: Path) -> subprocess.Popen[str]:
+def start_serve(
+    env: dict[str, str], port: int, cwd: Path, max_model_len: int = 512
+) -> subprocess.Popen[str]:
     argv = [
         sys.executable,
         "-m",
@@ -36,7 +38,7 @@ def start_serve(env: dict[str, str], port: int, cwd: Path) -> subprocess.Popen[s
         "--port",
         str(port),
         "--max-model-len",
-        "512",
+        str(max_model_len),
         "--enforce-eager",
         "--",
         "--dtype",
