@@ -220,6 +220,45 @@ def test_listed_entries_and_revisions_are_what_their_init_makes(tmp_path: Path) 
     assert vars(made.with_revisions(other)) == vars(dataclasses.replace(made, revisions=other))
 
 
+def test_a_detailed_entry_is_what_its_init_makes(tmp_path: Path) -> None:
+    from vllm_console.core.catalog.describe import Described, merged
+    from vllm_console.core.catalog.meta import ModelMeta
+
+    listed = ModelEntry.listed("org/x", tmp_path / "c", Source.MODELSCOPE, tmp_path)
+    d = Described(
+        Format.SAFETENSORS,
+        ModelMeta(architecture="X", params=7),
+        {"a": 1},
+        ("bad header",),
+        ("model.safetensors",),
+        (("consolidated.safetensors", "a duplicate"),),
+    )
+    revision = (Revision.listed("master", tmp_path / "c"),)
+    entry = merged(listed, d, 5, ["config.json"], ["late"], revision, exact=False, notes=("n",))
+    made = ModelEntry(
+        "org/x",
+        tmp_path / "c",
+        Source.MODELSCOPE,
+        tmp_path,
+        revision,
+        Format.SAFETENSORS,
+        d.meta,
+        5,
+        ("config.json",),
+        ("model.safetensors",),
+        (("consolidated.safetensors", "a duplicate"),),
+        ("late", "bad header"),
+        True,
+        {"a": 1},
+        False,
+        None,
+        ("n",),
+    )
+    assert vars(entry) == vars(made)  # every field, none forgotten
+    assert (entry, hash(entry), repr(entry)) == (made, hash(made), repr(made))
+    assert merged(listed, d, 5, [], []).revisions == listed.revisions
+
+
 def test_listing_a_relative_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     commit = commit_hash("r")
     write_cache_repo(tmp_path, "a/b", [FakeRevision(commit, _files("r"), ("main",))])

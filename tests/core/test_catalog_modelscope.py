@@ -76,6 +76,7 @@ def test_metadata_like_any_entry(tmp_path: Path) -> None:
         assert entry.meta.context_length == 32768 and entry.meta.dtype == "bfloat16"
         assert not {".mdl", ".msc", ".mv"} & set(entry.files)
         assert entry.found_how == f"ModelScope cache at {tmp_path}"
+        assert entry.weight_files == ("model.safetensors",)  # what vLLM loads, as for others
 
 
 def test_unfinished_downloads_and_missing_weights(tmp_path: Path) -> None:

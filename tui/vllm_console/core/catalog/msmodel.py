@@ -25,7 +25,7 @@ import pickletools
 from pathlib import Path
 
 from vllm_console.core.catalog import mscache
-from vllm_console.core.catalog.describe import Described
+from vllm_console.core.catalog.describe import Described, merged
 from vllm_console.core.catalog.entry import ModelEntry, Revision
 from vllm_console.core.catalog.folders import FolderWalk, walk_folder
 from vllm_console.core.catalog.hfcache import Seen
@@ -205,19 +205,5 @@ def finish(
         revisions = (first, *(Revision.listed(n, snapshots / n) for n in names))
     elif revision:
         revisions = (Revision.listed(revision, entry.path, (), *chosen),)
-    return ModelEntry(
-        id=entry.id,
-        path=entry.path,
-        source=entry.source,
-        root=entry.root,
-        revisions=revisions,
-        format=described.format,
-        meta=described.meta,
-        config=described.config,
-        size_bytes=walk.size_bytes,
-        files=walk.files,
-        problems=(*problems, *walk.problems, *later, *described.problems),
-        detailed=True,
-        exact=True,
-        notes=notes,
-    )
+    problems += (*walk.problems, *later)
+    return merged(entry, described, walk.size_bytes, walk.files, problems, revisions, notes=notes)

@@ -35,8 +35,9 @@ from vllm_console.core.catalog.describe import (
     describe_dir,
     describe_gguf,
     encode,
+    merged,
 )
-from vllm_console.core.catalog.entry import Format, ModelEntry, Revision, Source, format_bytes
+from vllm_console.core.catalog.entry import Format, ModelEntry, Source, format_bytes
 from vllm_console.core.catalog.index import (
     CatalogIndex,
     file_stamps,
@@ -236,39 +237,6 @@ def _failed(entry: ModelEntry, exc: Exception) -> ModelEntry:
     return dataclasses.replace(entry, detailed=True, problems=(*entry.problems, problem))
 
 
-def _finish(
-    entry: ModelEntry,
-    d: Described,
-    size: int | None,
-    files: Sequence[str],
-    problems: list[str],
-    revisions: tuple[Revision, ...] | None = None,
-    *,
-    exact: bool = True,
-    unreferenced: int | None = None,
-    notes: tuple[str, ...] = (),
-) -> ModelEntry:
-    return ModelEntry(
-        id=entry.id,
-        path=entry.path,
-        source=entry.source,
-        root=entry.root,
-        revisions=entry.revisions if revisions is None else revisions,
-        format=d.format,
-        meta=d.meta,
-        config=d.config,
-        size_bytes=size,
-        files=tuple(files),
-        weight_files=d.weights,
-        ignored_files=d.ignored,
-        problems=(*problems, *d.problems),
-        detailed=True,
-        exact=exact,
-        unreferenced_bytes=unreferenced,
-        notes=notes,
-    )
-
-
 def _scan_cache(entry: ModelEntry, index: CatalogIndex | None) -> ModelEntry:
     """The complete scan of a cache repo, from the index if its folders have not changed."""
     hit = index.cached_repo(entry) if index is not None else None
@@ -300,7 +268,7 @@ def _cache_entry(
         (f"{format_bytes(unreferenced)} in blobs that no revision uses",) if unreferenced else ()
     )
     notes += quants.unsplit_note(walk.files) if described.format is Format.GGUF else ()
-    return _finish(
+    return merged(
         entry,
         described,
         walk.size_bytes,
@@ -364,7 +332,7 @@ def _detail_folder(entry: ModelEntry, index: CatalogIndex | None = None) -> Mode
     described = _remembered(
         entry, index, top, inputs, lambda: describe_dir(entry, top, files), files
     )
-    return _finish(entry, described, walk.size_bytes, walk.files, problems)
+    return merged(entry, described, walk.size_bytes, walk.files, problems)
 
 
 def _detail_gguf_file(entry: ModelEntry, index: CatalogIndex | None = None) -> ModelEntry:
