@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.fuzz import strategies_catalog as fuzz
 
 from vllm_console.core.catalog import index as catalog_index
+from vllm_console.core.catalog import records
 from vllm_console.core.catalog.readers.config import load_json
 from vllm_console.core.catalog.readers.gguf import read_gguf
 from vllm_console.core.catalog.readers.safetensors import read_safetensors_header
@@ -87,3 +89,58 @@ def test_seeds_are_valid(tmp_path: Path) -> None:
     (tmp_path / "index").write_bytes(fuzz.index_seed())
     records = catalog_index.load_records(tmp_path / "index")
     assert records and len(records) == 3 and all(map(catalog_index.usable, records.values()))
+
+
+_NAME_CHARS = st.sampled_from(["a", ".", "/", "\x00", "é", " ", "-"])
+_names = st.lists(st.text(_NAME_CHARS, max_size=8), max_size=6).map(tuple)
+
+
+@FAST
+@given(_names)
+def test_relative_names_check_agrees_with_a_name_by_name_reading(names: tuple[str, ...]) -> None:
+    """`are_relative` joins the names and searches them once; read one name at a time, a
+    name is relative when it is not empty, does not start with "/", holds no NUL and has no
+    ".." part."""
+
+    def relative(name: str) -> bool:
+        return bool(name) and name[0] != "/" and "\0" not in name and ".." not in name.split("/")
+
+    assert records.are_relative(names) == all(map(relative, names))
+
+
+_plain = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(st.sampled_from("ab."), max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=4).map(tuple)
+        | st.dictionaries(st.text(st.sampled_from("ab"), max_size=2), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@FAST
+@given(_plain)
+def test_saved_index_data_is_unchanged_by_sharing_its_strings(value: object) -> None:
+    """The index writes equal strings once; what it writes reads back equal, of the same
+    types, and a string that occurs twice is one object."""
+    import pickle
+
+    shared = records.shared_strings(value)
+    assert shared == value and repr(shared) == repr(value)
+    back = pickle.loads(pickle.dumps(shared, protocol=5))
+    assert back == value and repr(back) == repr(value)
+    strings: dict[str, int] = {}
+
+    def ids(item: object) -> None:
+        if type(item) is str:
+            assert strings.setdefault(item, id(item)) == id(item)
+        elif isinstance(item, list | tuple):
+            for x in item:
+                ids(x)
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                ids(k)
+                ids(v)
+
+    ids(shared)

@@ -106,6 +106,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Counts:
     counting(describe, "read_gguf")
     counting(weightfiles, "load_json")
     counting(weights, "_read_header")
+    counting(hfcache, "read_ref")
     return counts
 
 
@@ -127,10 +128,13 @@ def test_warm_index_reads_no_file(tmp_path: Path, trusted: None, reads: Counts) 
     assert index.is_file() and reads["load_json"] > 0
     mtime = index.stat().st_mtime_ns
     reads.clear()
+    catalog.list_models(hub, [models])
+    listing = reads.pop("read_ref")  # each repo's refs/main, which the first list reads
     _same(_scan(hub, models, index), truth)
-    # folders are walked (cheap) but no config, header, snapshot or blob list is read again;
-    # org/nosnap has no blobs folder: not indexed, its (failing) blob listing costs one open
-    assert reads == {"_scan_blobs": 1}
+    # folders are walked (cheap) but no config, header, snapshot, blob list or other ref is
+    # read again; org/nosnap has no blobs folder: not indexed, its (failing) blob listing
+    # costs one open
+    assert reads == {"_scan_blobs": 1, "read_ref": listing}
     assert index.stat().st_mtime_ns == mtime  # nothing changed: not rewritten
 
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from vllm_console.compat import child_path
 from vllm_console.core.catalog.entry import ModelEntry, Revision, Source
-from vllm_console.core.files import read_head
+from vllm_console.core.files import open_regular
 
 REPO_PREFIX = "models--"
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
@@ -39,6 +39,7 @@ RACY_NS = 2_000_000_000  # a folder changed less than 2 s ago is not remembered
 # (folder, its stat before it was read); None: cannot be vouched for (unreadable, links out)
 Seen = list[tuple[str, os.stat_result | None]]
 Stamp = tuple[int, int, int]  # (inode, mtime_ns, ctime_ns): see `stamp_of`
+FileStamp = tuple[int, int, int, int]  # (inode, size, mtime_ns, ctime_ns): see `file_stamp`
 
 
 class SnapshotChoice(NamedTuple):
@@ -188,20 +189,37 @@ def snapshot_names(snapshots_dir: str) -> tuple[str, ...]:
 def read_small(path: str) -> str | None:
     """A ref file's text: one open, one fstat, one read (refs are 40 bytes); None if it is not
     a regular file (a FIFO named `main` must not stop the listing) or cannot be read."""
+    got = read_ref(path)
+    return None if got is None else got[0]
+
+
+def read_ref(path: str) -> tuple[str, os.stat_result] | None:
+    """`read_small`'s text and the file's stat, taken when it was opened (before the read)."""
     try:
-        raw = read_head(path, 256)
+        fd, st = open_regular(path)
     except OSError:
         return None
-    return raw.decode("utf-8", errors="replace").strip()
+    try:
+        raw = os.read(fd, 256)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return raw.decode("utf-8", errors="replace").strip(), st
 
 
 def read_refs(
-    refs_dir: str, main: str | None = None, seen: Seen | None = None, names: list[str] | None = None
+    refs_dir: str,
+    main: str | None = None,
+    seen: Seen | None = None,
+    names: list[str] | None = None,
+    read: dict[str, FileStamp] | None = None,
 ) -> dict[str, str]:
     """ref name (as scan_cache_dir names it: `main`, `refs/pr/1`) -> commit hash.
 
     `main`: the commit `refs/main` named when the repo was listed; that file is not read again.
-    `seen` gets each folder's stat (before it is listed), `names` every ref file's name.
+    `seen` gets each folder's stat (before it is listed), `names` every ref file's name, `read`
+    the stamp of each ref file read that can vouch for what it held (`file_stamp`).
     """
     found: dict[str, str] = {}
     stack = [(refs_dir, "")]
@@ -220,9 +238,12 @@ def read_refs(
             elif name not in IGNORED_NAMES:
                 if names is not None:
                     names.append(prefix + name)
-                commit = main if main and not prefix and name == "main" else read_small(path)
-                if commit is not None:
-                    found[prefix + name] = commit
+                if main and not prefix and name == "main":
+                    found[name] = main
+                elif (got := read_ref(path)) is not None:
+                    found[prefix + name] = got[0]
+                    if read is not None and (stamp := file_stamp(got[1])) is not None:
+                        read[prefix + name] = stamp
     return found
 
 
@@ -231,6 +252,14 @@ def stat_or_none(path: str) -> os.stat_result | None:
         return os.stat(path)
     except OSError:
         return None
+
+
+def file_stamp(st: os.stat_result) -> FileStamp | None:
+    """(inode, size, mtime_ns, ctime_ns) of a file stat'ed before it was read; None if it
+    changed too recently to vouch for what was read (see `stamp_of`)."""
+    if stamp_of(st) is None:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def stamp_of(st: os.stat_result | None) -> Stamp | None:

@@ -6,8 +6,8 @@ entry whose stamps still match is not read again; any other is detailed as usual
 only ever saves work: a missing, corrupt, foreign or old-version file is ignored (and
 rewritten), and one that cannot be written leaves the scan as it was.
 
-Why a matching cache repo is unchanged (the refs are read every time; they are rewritten in
-place, and the entry is keyed by its chosen snapshot, so its commit is part of the key):
+Why a matching cache repo is unchanged (the entry is keyed by its chosen snapshot, so the
+commit `refs/main` names, read by every listing, is part of the key):
 
 - a stamp is (inode, mtime_ns, ctime_ns) of a folder, taken *before* the folder is read, so a
   change made while it is read gives a new stamp next time, never a stale result;
@@ -26,7 +26,10 @@ place, and the entry is keyed by its chosen snapshot, so its commit is part of t
   file that is not a link into `blobs/` (a copy, a link elsewhere) is not indexed;
 - the racy rule (git's): a folder whose mtime or ctime is less than `hfcache.RACY_NS` (2 s)
   old is not trusted, since a second change within the same timestamp tick would leave its
-  stamp as it is. A folder trusted at time T and changed later gets a newer stamp.
+  stamp as it is. A folder trusted at time T and changed later gets a newer stamp;
+- `refs/`: ref files are rewritten in place, which moves no folder's mtime, so each ref file
+  read keeps its own (inode, size, mtime_ns, ctime_ns) from when it was opened, none of them
+  racy, and the commit it held; a ref whose stamp still matches is stat'ed, not read again.
 
 A model folder is walked every time (its size counts every file, and a file rewritten in
 place moves no folder's mtime); what config.json and the weight headers say is reused while
@@ -69,14 +72,16 @@ __all__ = [
     "folder_stamps",
     "load_records",
     "refs_with_layout",
+    "same_folders",
     "usable",
 ]
 
 INDEX_NAME = "catalog-index-v1.pickle"
 MAGIC = b"vllm-console catalog index\n"
 # 2: a repo record keeps the names of its other snapshots; 3: the model's metadata is one
-# nested tuple (`ModelMeta.as_tuple`), not nine loose values
-VERSION = 3
+# nested tuple (`ModelMeta.as_tuple`), not nine loose values; 4: the refs' layout keeps each
+# ref file's stamp and commit
+VERSION = 4
 # 1,000 repos take 1.3 MiB: this is room for some 50,000, and bounds what a hostile file costs
 MAX_INDEX_BYTES = 64 * 1024 * 1024
 
@@ -111,8 +116,11 @@ def file_stamps(folder: str, names: Sequence[str], listing: Sequence[str]) -> Fi
     cannot be stat'ed or changed less than RACY_NS ago."""
     stamps: list[tuple[str, int, int, int, int]] = []
     for name in names:
+        # `os.path.join(folder, name)` for the same file in a fifth of the time (here 0.1 µs
+        # against 0.4, beside a 2 µs stat: once per file read of every model of a warm scan)
+        path = f"{folder}/{name}" if folder and name[:1] != "/" else name
         try:
-            st = os.stat(os.path.join(folder, name))
+            st = os.stat(path)
         except OSError:
             return None
         if hfcache.stamp_of(st) is None:
@@ -121,7 +129,8 @@ def file_stamps(folder: str, names: Sequence[str], listing: Sequence[str]) -> Fi
     return tuple(listing), tuple(stamps)
 
 
-def _same_folders(base: str, stamps: FolderStamps) -> bool:
+def same_folders(base: str, stamps: FolderStamps) -> bool:
+    """Whether each folder (relative to `base`; "" is `base`) still has its stamp."""
     for rel, ino, mtime, ctime in stamps:
         try:
             st = os.stat(f"{base}/{rel}" if rel else base)
@@ -133,28 +142,45 @@ def _same_folders(base: str, stamps: FolderStamps) -> bool:
 
 
 def refs_with_layout(refs_dir: str, main: str | None) -> tuple[dict[str, str], Record | None]:
-    """`hfcache.read_refs` plus the refs' layout (folder stamps, ref file names), if trusted."""
+    """`hfcache.read_refs` plus the refs' layout, if trusted: (folder stamps, ref file names,
+    (name, inode, size, mtime_ns, ctime_ns, commit) of each ref file read)."""
     seen: hfcache.Seen = []
     names: list[str] = []
-    refs = hfcache.read_refs(refs_dir, main, seen, names)
+    read: dict[str, hfcache.FileStamp] = {}
+    refs = hfcache.read_refs(refs_dir, main, seen, names, read)
     stamps = folder_stamps(seen)
-    return refs, None if stamps is None else (stamps, tuple(names))
+    if stamps is None:
+        return refs, None
+    known = tuple((name, *stamp, refs[name]) for name, stamp in read.items())
+    return refs, (stamps, tuple(names), known)
 
 
 def _read_known_refs(
     refs_dir: str, main: str | None, layout: Record | None
 ) -> dict[str, str] | None:
-    """The refs, reading only the known ref files if no refs folder changed; else None."""
+    """The refs, if no refs folder and no ref file changed (each ref file stat'ed, not read:
+    a rewrite in place moves its mtime, a rename its inode); else None."""
     if layout is None:
         return None
-    stamps, names = layout
-    if not _same_folders(refs_dir, stamps):
+    stamps, names, known = layout
+    if not same_folders(refs_dir, stamps):
         return None
+    by_name = {ref[0]: ref for ref in known}
     found: dict[str, str] = {}
     for name in names:
-        commit = main if main and name == "main" else hfcache.read_small(f"{refs_dir}/{name}")
-        if commit is not None:
-            found[name] = commit
+        if main and name == "main":
+            found[name] = main
+            continue
+        ref = by_name.get(name)
+        if ref is None:
+            return None  # it could not be read, or changed too recently to vouch for
+        try:
+            st = os.stat(f"{refs_dir}/{name}")
+        except OSError:
+            return None
+        if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != ref[1:5]:
+            return None
+        found[name] = ref[5]
     return found
 
 
@@ -261,7 +287,7 @@ class CatalogIndex:
         try:
             _, stamps, layout, chosen, described = record
             repo = hfcache.repo_dir(entry)
-            if not _same_folders(repo, stamps):
+            if not same_folders(repo, stamps):
                 return None
             main = hfcache.main_of(entry)
             refs = _read_known_refs(repo + "/refs", main, layout)
@@ -330,12 +356,14 @@ class CatalogIndex:
         folder is not writable...) is returned as a sentence, never raised."""
         if not self._dirty and self._new.keys() == self._old.keys():
             return None
-        records = dict(self._new)
-        data = pickle.dumps({"version": VERSION, "records": records}, protocol=5)
+        new = dict(self._new)
+        with compat.gc_paused():
+            plain = {"version": VERSION, "records": records.shared_strings(new)}
+            data = pickle.dumps(plain, protocol=5)
         try:
             private_dir(self.path.parent, self.path.parent)
             write_private(self.path, MAGIC + zlib.crc32(data).to_bytes(4, "little") + data)
         except OSError as exc:
             return f"could not save the catalog index {self.path}: {exc.strerror or exc}"
-        self._old, self._new, self._dirty = records, {}, False
+        self._old, self._new, self._dirty = new, {}, False
         return None

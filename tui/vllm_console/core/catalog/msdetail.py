@@ -27,7 +27,7 @@ from vllm_console.core.catalog.describe import Described, decode, describe_dir, 
 from vllm_console.core.catalog.entry import ModelEntry
 from vllm_console.core.catalog.folders import MAX_FILES, FolderWalk
 from vllm_console.core.catalog.hfcache import Seen
-from vllm_console.core.catalog.index import CatalogIndex, file_stamps, folder_stamps
+from vllm_console.core.catalog.index import CatalogIndex, file_stamps, folder_stamps, same_folders
 from vllm_console.core.catalog.readers.safetensors import INDEX_NAME
 
 _READ = ("config.json", INDEX_NAME)
@@ -96,7 +96,7 @@ def _cached(
     if record is None or not records.is_modelscope(record):
         return None
     _, folders, (names, stamps), walk, raw, markers = record
-    if not _same_folders(top, folders):
+    if not same_folders(top, folders):
         return None
     fresh = file_stamps(top, names, ())
     described = decode(raw)
@@ -104,14 +104,3 @@ def _cached(
         return None
     index.keep(entry, record)
     return FolderWalk(*walk), described, markers
-
-
-def _same_folders(top: str, stamps: tuple[tuple[str, int, int, int], ...]) -> bool:
-    for rel, ino, mtime, ctime in stamps:
-        try:
-            st = os.stat(f"{top}/{rel}" if rel else top)
-        except OSError:
-            return False
-        if st.st_ino != ino or st.st_mtime_ns != mtime or st.st_ctime_ns != ctime:
-            return False
-    return True
