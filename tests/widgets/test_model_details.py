@@ -107,3 +107,19 @@ async def test_quantized_storage_is_shown_beside_the_dtype(tmp_path: Path) -> No
     assert "20.9B (12.8 GiB of weights)" in text
     assert "bfloat16" in text and "uint8, bfloat16" in text and "MXFP4" in text
     assert "original/model.safetensors: in a subfolder" in text
+
+
+async def test_details_of_a_modelscope_model(tmp_path: Path) -> None:
+    """Its revision (the one its `.mv` names), the weights vLLM loads, where it was found."""
+    from tests.fakes.msgen import FLAT_SET, model_files, write_ms_model
+
+    write_ms_model(tmp_path, FLAT_SET, "Qwen/Qwen2.5-0.5B", model_files("x"), revision="v1.0.1")
+    (entry,) = scan.scan(Path("/nonexistent"), [], ms_cache=tmp_path).entries
+    app = DetailsHost()
+    async with app.run_test(size=(60, 50)) as pilot:
+        app.query_one(ModelDetails).entry = entry
+        await pilot.pause()
+        text = shown_text(app)
+        for expected in ("ModelScope cache at", "Revisions", "v1.0.1", "Weights vLLM loads (1)"):
+            assert expected in text
+        assert "(no ref)" not in text  # a ModelScope revision is a name, not a commit

@@ -100,13 +100,17 @@ def weights_text(entry: ModelEntry) -> Content:
 
 
 def revisions_text(entry: ModelEntry) -> Content:
+    """A cache repo's snapshots: commit, the refs naming it, size. A ModelScope model's
+    revisions are named (`master`, `v1.0.1`): no refs point at them."""
     lines = []
+    hub = entry.source is Source.HF_CACHE
     for revision in entry.revisions:
-        refs = ", ".join(revision.refs) or "(no ref)"
+        refs = ", ".join(revision.refs) or ("(no ref)" if hub else "")
         size = f"  {format_bytes(revision.size_bytes)}" if revision.size_bytes is not None else ""
+        size = size if refs else size.lstrip()
         # The gap belongs to the bold run: a run that starts with spaces loses them in
         # some SVG renderers (the screenshots), gluing the commit to its ref.
-        commit = visible(f"{revision.commit[:12]}  ")
+        commit = visible(f"{revision.commit[:12] if hub else revision.commit}  ")
         lines.append(Content.assemble((commit, "bold"), visible(f"{refs}{size}")))
     return Content("\n").join(lines)
 
@@ -154,7 +158,7 @@ class ModelDetails(VerticalScroll):
         if config:
             yield Static("Config", classes="details-heading")
             yield Static(config, classes="details-block")
-        if entry.source is Source.HF_CACHE and entry.revisions:
+        if entry.source is not Source.FOLDER and entry.revisions:
             yield Static("Revisions", classes="details-heading")
             yield Static(revisions_text(entry), classes="details-block")
         if entry.weight_files or entry.ignored_files:
