@@ -48,6 +48,17 @@ def test_unparsable_env_line(clean_env: Path, capsys: pytest.CaptureFixture[str]
     assert "line 2" in err and "this is not a setting" in err
 
 
+def test_fleet_with_a_command_is_refused(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--fleet` belongs to the console; with a command it would be silently dropped."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--fleet", "fleet.yaml", "models"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--fleet" in err and "'models'" in err and "vllm-console up FILE" in err
+
+
 def test_bad_value_in_real_process(clean_env: Path) -> None:
     env = {**os.environ, "VLLM_CONSOLE_PORT": "abc"}
     out = subprocess.run(

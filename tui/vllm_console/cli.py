@@ -182,6 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
+    if getattr(args, "fleet", None) is not None and args.command is not None:
+        parser.error(  # exits 2, as any other bad argument does
+            f"--fleet opens the console with a fleet file's servers, not '{args.command}' "
+            "(to run a fleet file without the console: vllm-console up FILE)"
+        )
     args.extra = extra
     try:
         settings = settings_from_args(args)
