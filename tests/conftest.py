@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +20,11 @@ from vllm_console.core.catalog.entry import Format, ModelEntry, Revision, Source
 from vllm_console.core.catalog.meta import FIELD_NAMES, ModelMeta
 
 GiB = 1024**3
+
+# Stand-ins (tests/fakes/fake_vllm.py) started from here, however deep, exit when this test
+# process is gone: a killed run leaves none to be found by the next one's "servers left from
+# earlier runs".
+os.environ["FAKE_VLLM_WATCH_PID"] = str(os.getpid())
 
 
 @pytest.fixture(autouse=True)

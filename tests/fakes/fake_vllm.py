@@ -28,6 +28,9 @@ FAKE_VLLM_TOKEN_S (default 0.005): seconds between streamed tokens. A request fi
   answer exactly `max_tokens` tokens, as vLLM's does.
 FAKE_VLLM_CUDA_GIB: the Worker (and the stray) hold that many GiB of GPU memory with PyTorch,
   for checks on a machine with a real GPU.
+FAKE_VLLM_WATCH_PID: the test run (tests/conftest.py sets its own pid): when that process is
+  gone the stand-in kills its group and exits, so a killed pytest leaves none behind. Only the
+  test run's death counts: a stop or a kill by the console under test is what tests check.
 """
 
 from __future__ import annotations
@@ -626,6 +629,24 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, dict[str, object]]:
     return cfg, shown
 
 
+def watch_test_run(pid: int) -> None:
+    """Until the test run `pid` is gone; then the stand-in's own group (or itself, if it
+    leads none: its caller's group is not its to kill) goes with it."""
+    while True:
+        time.sleep(2.0)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        except PermissionError:
+            continue  # there, under another user
+    if os.getpgrp() == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
+
+
 if __name__ == "__main__":
+    if (watched := os.environ.get("FAKE_VLLM_WATCH_PID", "")).isdigit():
+        threading.Thread(target=watch_test_run, args=(int(watched),), daemon=True).start()
     install_signals()
     sys.exit(run_api(*parse(sys.argv[1:])))
