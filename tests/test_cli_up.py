@@ -17,9 +17,6 @@ import pytest
 from tests.fakes.net import free_port
 from vllm_console.core.serve.proctable import session_pids
 
-# The fleet file's reader comes with its own branch; until both are merged there is no `up FILE`.
-pytest.importorskip("vllm_console.core.fleet.file", reason="the fleet file reader is not here")
-
 FAKE = Path(__file__).resolve().parent / "fakes" / "fake_vllm.py"
 
 

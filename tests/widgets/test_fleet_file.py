@@ -15,6 +15,7 @@ from tests.widgets.test_server_flow import make_app
 from vllm_console.app import VllmConsoleApp
 from vllm_console.cli import main
 from vllm_console.controllers.fleet_file import share_gpus
+from vllm_console.core.fleet.file import load_fleet
 from vllm_console.core.fleet.model import Member, Source
 from vllm_console.core.serve.diagnose import Phase
 from vllm_console.core.serve.runs import RunArchive
@@ -91,7 +92,6 @@ async def test_a_fleet_is_launched_and_added_at_start(
 async def test_save_fleet_writes_the_servers(
     tmp_path: Path, fake_catalog: Any, make_folder_entry: Any
 ) -> None:
-    file_module = pytest.importorskip("vllm_console.core.fleet.file")
     ports = (free_port(), free_port())
     remote = Member("team", url="http://gpu-box:8000")
     members = (local("chat", ports[0], (0,)), local("embed", ports[1], (1,)), remote)
@@ -109,7 +109,7 @@ async def test_save_fleet_writes_the_servers(
         await pilot.press("S")
         await pilot.press("y")
         await wait_until(pilot, lambda: not app.servers.running(), 20, "all stopped")
-    again = file_module.load_fleet(saved, app.settings).members
+    again = load_fleet(saved, app.settings).members
     assert {m.name for m in again} == {"chat", "embed", "team"}
     by_name = {m.name: m for m in again}
     assert by_name["chat"].spec.port == ports[0] and by_name["chat"].spec.gpus == (0,)
@@ -119,7 +119,6 @@ async def test_save_fleet_writes_the_servers(
 def test_a_bad_fleet_file_is_refused_before_the_console_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("vllm_console.core.fleet.file")
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
 
