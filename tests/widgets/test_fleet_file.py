@@ -112,8 +112,10 @@ async def test_save_fleet_writes_the_servers(
     again = load_fleet(saved, app.settings).members
     assert {m.name for m in again} == {"chat", "embed", "team"}
     by_name = {m.name: m for m in again}
-    assert by_name["chat"].spec.port == ports[0] and by_name["chat"].spec.gpus == (0,)
-    assert by_name["embed"].spec.gpus == (1,) and by_name["team"].url == remote.url
+    chat, embed = (by_name[name].spec for name in ("chat", "embed"))
+    assert chat is not None and embed is not None
+    assert chat.port == ports[0] and chat.gpus == (0,)
+    assert embed.gpus == (1,) and by_name["team"].url == remote.url
 
 
 def test_a_bad_fleet_file_is_refused_before_the_console_starts(
