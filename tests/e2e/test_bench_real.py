@@ -2,10 +2,11 @@
 of 32 input and 16 output tokens, each step checked against the server's own counters.
 
 Headless, the console's client and vLLM's own `vllm bench serve` run the same load and must
-agree within 10% on every figure they share. They disagreed at first (TTFT p50 at
-concurrency 1: 42 ms ours, 82 ms theirs; 7.31 vs 6.68 req/s; 256 vs 258 input tokens). Two
-causes, both found by reading vLLM's `benchmarks/serve.py`, its random dataset and its request
-function, and by running each client several times on one server:
+agree within 10% on every figure they share but TTFT, which the engine's speed under each
+client's pace moves further on this machine (within 30%: see below). They disagreed at
+first (TTFT p50 at concurrency 1: 42 ms ours, 82 ms theirs; 7.31 vs 6.68 req/s; 256 vs 258
+input tokens). Two causes, both found by reading vLLM's `benchmarks/serve.py`, its random
+dataset and its request function, and by running each client several times on one server:
 
 - what was sent: ours sent 32 token ids; vLLM's random dataset sends *text*, 31 random
   tokens decoded and encoded again until they are 31 (or not, after ten tries: hence its 258),
