@@ -82,11 +82,12 @@ def read_capped(path: str | Path, cap: int) -> bytes:
         os.close(fd)
 
 
-def read_head(path: str, size: int) -> bytes:
-    """At most the first `size` bytes of a regular file (a ref, a header's start)."""
-    fd, _ = open_regular(path)
+def read_head(path: str, size: int) -> tuple[bytes, os.stat_result]:
+    """At most the first `size` bytes of a regular file (a ref, a header's start), and its
+    stat, taken when it was opened (before the read)."""
+    fd, st = open_regular(path)
     try:
-        return os.read(fd, size)
+        return os.read(fd, size), st
     finally:
         os.close(fd)
 

@@ -3,9 +3,9 @@
 `parse_counters` keeps the few families a step is checked against (finished requests,
 prompt and generation tokens, running requests, and the sums and counts of the TTFT,
 inter-token, end-to-end latency and prefill time histograms, not their buckets), sums them
-over label sets
-(engines, finish reasons) with `prometheus_client`'s parser, and gives None for a family that
-is absent or holds a figure no server could report. Untrusted text never raises.
+over label sets (engines, finish reasons) with `prometheus_client`'s parser, and gives None
+for a family that is absent or holds a figure no server could report. Untrusted text never
+raises.
 `read_counters` fetches through the capped reader; `settle` waits (briefly) until the server
 has no request running, so that a step's last requests are in the counters before they are
 read. `between` gives a step's counts and the server's own mean latencies over the step.

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from vllm_console.compat import child_path
 from vllm_console.core.catalog.entry import ModelEntry, Revision, Source
-from vllm_console.core.files import open_regular
+from vllm_console.core.files import read_head
 
 REPO_PREFIX = "models--"
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
@@ -196,15 +196,9 @@ def read_small(path: str) -> str | None:
 def read_ref(path: str) -> tuple[str, os.stat_result] | None:
     """`read_small`'s text and the file's stat, taken when it was opened (before the read)."""
     try:
-        fd, st = open_regular(path)
+        raw, st = read_head(path, 256)
     except OSError:
         return None
-    try:
-        raw = os.read(fd, 256)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     return raw.decode("utf-8", errors="replace").strip(), st
 
 
