@@ -15,18 +15,28 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 
 from tests.fuzz.strategies_endpoint import NUMBERS, metrics_texts, mutate, timed
 from vllm_console.core.bench.archive import parse_saved
+from vllm_console.core.bench.arrivals import arrival_times
 from vllm_console.core.bench.counters import between, parse_counters
 from vllm_console.core.bench.export import render, to_csv, to_markdown
-from vllm_console.core.bench.form import MAX_LEVELS, BadArgument, parse_count, parse_levels
+from vllm_console.core.bench.form import (
+    MAX_LEVELS,
+    BadArgument,
+    parse_burstiness,
+    parse_count,
+    parse_levels,
+    parse_rate,
+)
 from vllm_console.core.bench.prompts import sharegpt_prompts
 from vllm_console.core.bench.stats import StepResult, step_from_json
 from vllm_console.core.bench.stream import CompletionParser
@@ -183,6 +193,8 @@ def record_texts(draw: st.DrawFn) -> bytes:
         step[key] = draw(ODD)
     record = {"kind": "bench", "started": draw(ODD), "status": "done", "steps": [step]}
     if draw(st.booleans()):
+        record["config"] = {"request_rate": draw(ODD), "burstiness": draw(ODD)}
+    if draw(st.booleans()):
         record["started"] = 1.7e9
     text = json.dumps(record, default=str).encode()
     return mutate(draw, text) if draw(st.booleans()) else text
@@ -193,6 +205,8 @@ def check_record(raw: bytes) -> None:
     if saved is not None:
         for step in saved.steps:
             _plausible_step(step)
+        line = saved.summary()
+        assert not re.search(r"\bnan\b|\binf\b|at -", line), line  # no rate no run had
 
 
 @st.composite
@@ -210,7 +224,9 @@ def check_sharegpt(data: Any) -> None:
 @st.composite
 def form_texts(draw: st.DrawFn) -> str:
     honest = st.lists(st.integers(-5, 5000).map(str), max_size=40).map(",".join)
-    return draw(st.one_of(honest, st.text(max_size=30), st.sampled_from(["", ",", "1,,2", "1e9"])))
+    numbers = st.floats(allow_nan=True, allow_infinity=True).map(str)
+    odd = st.sampled_from(["", ",", "1,,2", "1e9", "inf", "-inf", "nan", "Infinity", "1e-400"])
+    return draw(st.one_of(honest, numbers, st.text(max_size=30), odd))
 
 
 def check_form(text: str) -> None:
@@ -224,6 +240,21 @@ def check_form(text: str) -> None:
         assert 1 <= parse_count("Prompts", text, 1000) <= 1000
     except BadArgument as exc:
         assert str(exc).startswith("Prompts: ")
+    try:
+        rate = parse_rate(text, "Requests/s")
+        assert rate == math.inf or 0.001 <= rate <= 1e6
+        times = arrival_times(50, rate, 1.0, seed=len(text))
+        assert len(times) == 50 and all(0.0 <= t < math.inf for t in times)
+        assert times == sorted(times)
+    except BadArgument as exc:
+        assert str(exc).startswith("Requests/s: ")
+    try:
+        shape = parse_burstiness(text, "Burstiness")
+        assert shape == math.inf or 0.01 <= shape <= 1000
+        times = arrival_times(50, 10.0, shape)
+        assert times == sorted(times) and times[-1] == pytest.approx(5.0)
+    except BadArgument as exc:
+        assert str(exc).startswith("Burstiness: ")
 
 
 @st.composite

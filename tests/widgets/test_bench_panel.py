@@ -9,6 +9,7 @@ import asyncio
 import csv
 import io
 import json
+import math
 import os
 import signal
 from collections.abc import Iterator
@@ -82,6 +83,12 @@ async def test_a_sweep_from_the_form_fills_the_table_and_the_archive(
         await pilot.pause()
         assert note(panel) == "Prompts: 'six' is not a whole number" and not panel.running
         panel.query_one("#bench-prompts", Input).value = "6"
+        panel.query_one("#bench-rate", Input).value = "0"
+        await pilot.pause(0.3)
+        await pilot.click("#bench-run")
+        await pilot.pause()
+        assert note(panel).startswith("Requests/s: '0': give 0.001 to") and not panel.running
+        panel.query_one("#bench-rate", Input).value = "inf"
         await pilot.pause(0.3)  # a button ignores a click while it still shows the last one
         await pilot.click("#bench-run")
         cancel, levels = panel.query_one("#bench-cancel", Button), panel.query_one("#bench-levels")
@@ -115,9 +122,16 @@ async def test_a_sweep_from_the_form_fills_the_table_and_the_archive(
         ]
         assert f"kept as {record.id}" in note(panel)
 
-        # A second run: the first is offered for comparison and overlaid.
+        # A second run, paced: the first is offered for comparison and overlaid.
+        panel.query_one("#bench-rate", Input).value = "10"
+        panel.query_one("#bench-burstiness", Input).value = "inf"
         await pilot.click("#bench-run")
+        await pilot.pause()
+        assert "arriving 10 req/s (evenly)" in note(panel)
         await wait_until(pilot, lambda: len(app.finished) == 2, 30, "the second run")
+        paced = app.finished[1].record
+        assert (paced.config.request_rate, paced.config.burstiness) == (10.0, math.inf)
+        assert paced.steps[-1].duration_s >= 0.6  # the sixth request was due at 6/10 s
         plots = panel.query_one(BenchPlots)
         await wait_until(pilot, lambda: plots.compared() is not None, 5, "the comparison")
         compared = plots.compared()

@@ -3,8 +3,9 @@
 The endpoint is `--server NAME` (a server started here, as `ps` lists it: its launch spec is
 kept with the result) or the base URL (`--base-url`, VLLM_BASE_URL). The load is run by the
 user's own `vllm bench serve` when a local vLLM has it, else by the console's client
-(`--client` chooses). One line per step as it ends; `--json` prints the whole record at the
-end instead. Every result goes into the run archive (`vllm-console runs` lists it).
+(`--client` chooses); `--request-rate`/`--burstiness` pace the requests as vLLM's benchmark
+does (all at once by default). One line per step as it ends; `--json` prints the whole record
+at the end instead. Every result goes into the run archive (`vllm-console runs` lists it).
 Exit status: 0 done, 1 the endpoint or the benchmark failed, 2 bad arguments, 130 cancelled
 (Ctrl-C stops at once, closing every connection; what was measured is kept).
 """
@@ -23,8 +24,10 @@ from vllm_console.core.bench.form import (
     MAX_PROMPTS,
     BadArgument,
     bounded,
+    parse_burstiness,
     parse_dataset,
     parse_levels,
+    parse_rate,
 )
 from vllm_console.core.text import visible
 
@@ -45,7 +48,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--client", choices=("auto", "vllm", "console"), default="auto",
                    help="who runs the load: vllm bench serve, the console, or auto")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="seed of the random prompts")
+    p.add_argument("--request-rate", default="inf", metavar="R",
+                   help="requests a second each step sends at (inf: all at once)")  # fmt: skip
+    p.add_argument("--burstiness", default="1", metavar="B",
+                   help="arrivals: 1 Poisson, larger more even, inf evenly spaced")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the prompts and arrivals")
     p.add_argument("--json", action="store_true", help="print the record as JSON at the end")
 
 
@@ -62,6 +69,8 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
         prompts = bounded("--num-prompts", args.num_prompts, MAX_PROMPTS)
         input_len = bounded("--input-len", args.input_len, MAX_LEN)
         output_len = bounded("--output-len", args.output_len, MAX_LEN)
+        rate = parse_rate(args.request_rate)
+        burstiness = parse_burstiness(args.burstiness)
     except BadArgument as exc:
         _say(str(exc))
         return BAD_USAGE
@@ -86,6 +95,8 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
         dataset_path=path,
         client=args.client,
         seed=args.seed,
+        request_rate=rate,
+        burstiness=burstiness,
         server_name=name,
         launch_argv=argv,
     )
@@ -117,6 +128,7 @@ def _step_line(step: Any) -> str:
 
 
 async def _run(settings: Settings, config: Any, *, as_json: bool) -> int:
+    from vllm_console.core.bench.arrivals import describe_rate
     from vllm_console.core.bench.load import Progress
     from vllm_console.core.bench.sweep import Finding, StepDone, StepStarted, Sweep
     from vllm_console.core.serve.install import find_vllm
@@ -127,7 +139,10 @@ async def _run(settings: Settings, config: Any, *, as_json: bool) -> int:
 
     def on_event(event: object) -> None:
         if isinstance(event, StepStarted):
-            _say(f"concurrency {event.concurrency}: {event.total} requests ({event.source})")
+            _say(
+                f"concurrency {event.concurrency}: {event.total} requests arriving "
+                f"{describe_rate(config.request_rate, config.burstiness)} ({event.source})"
+            )
         elif isinstance(event, StepDone) and not as_json:
             print(visible(_step_line(event.step)), flush=True)
         elif isinstance(event, Finding):

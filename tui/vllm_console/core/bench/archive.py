@@ -9,6 +9,7 @@ A record is read without trust: at most RECORD_LIMIT bytes, the figures of each 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vllm_console.core.bench.arrivals import INF, describe_rate, rate_from_json
 from vllm_console.core.bench.stats import StepResult, step_from_json
 from vllm_console.core.bench.sweep import BenchRecord, with_id
 from vllm_console.core.files import private_dir, read_capped, write_private
@@ -44,9 +46,19 @@ class SavedBench:
         levels = ",".join(str(s.concurrency) for s in self.steps) or "-"
         best = max((s.output_throughput for s in self.steps), default=0.0)
         return (
-            f"{self.status}  bench {self.model or '?'}  concurrency {levels}  "
+            f"{self.status}  bench {self.model or '?'}  concurrency {levels}{self._paced()}  "
             f"best {best:.1f} output tok/s  ({self.source or '-'})"
         )
+
+    def _paced(self) -> str:
+        """How the requests were paced (' at 4 req/s (evenly)'); nothing when all at once."""
+        config = self.data.get("config")
+        if not isinstance(config, dict):
+            return ""
+        rate = rate_from_json(config.get("request_rate"), INF)
+        return "" if math.isinf(rate) else " at " + describe_rate(
+            rate, rate_from_json(config.get("burstiness"), 1.0)
+        )  # fmt: skip
 
 
 def save(root: Path, record: BenchRecord) -> BenchRecord:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vllm_console.core.bench.arrivals import describe_rate
 from vllm_console.core.bench.stats import StepResult
 from vllm_console.core.text import visible
 
@@ -67,7 +68,8 @@ def to_markdown(record: BenchRecord) -> str:
         f"- endpoint: {cell(cfg.base_url)} (vLLM {cell(record.server_version or '?')})",
         f"- started: {when}; status: {cell(record.status)}; load by: {cell(record.source or '-')}",
         f"- {cfg.num_prompts} prompts per level, {cfg.input_len} tokens in, "
-        f"{cfg.output_len} out, dataset {cell(cfg.dataset)}",
+        f"{cfg.output_len} out, dataset {cell(cfg.dataset)}, arriving "
+        f"{describe_rate(cfg.request_rate, cfg.burstiness)}",
     ]
     if cfg.launch_argv:
         lines.append(f"- launched as: `{cell(' '.join(cfg.launch_argv))}`")

@@ -3,7 +3,10 @@ Bench tab's form share these, so both name a bad value the same way."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+from vllm_console.core.bench.arrivals import INF, MAX_RATE
 
 MAX_LEVELS = 32
 MAX_CONCURRENCY = 4096
@@ -51,3 +54,34 @@ def parse_count(name: str, text: str, limit: int) -> int:
     except ValueError:
         raise BadArgument(f"{name}: {text.strip()!r} is not a whole number") from None
     return bounded(name, value, limit)
+
+
+MIN_RATE = 0.001
+MIN_BURSTINESS, MAX_BURSTINESS = 0.01, 1000.0
+
+
+def _number_or_inf(name: str, text: str, low: float, high: float, unit: str, empty: float) -> float:
+    """A number from `low` to `high`, or "inf"; `empty` when nothing is typed."""
+    word = text.strip().lower()
+    if not word:
+        return empty
+    if word in ("inf", "infinity"):
+        return INF
+    try:
+        value = float(word.replace("_", ""))
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # NaN and written-out infinities of the wrong sign too
+        raise BadArgument(f"{name}: {text.strip()!r}: give {low:g} to {high:g} {unit}, or inf")
+    return value
+
+
+def parse_rate(text: str, name: str = "--request-rate") -> float:
+    """Requests a second the step sends at; inf (or nothing) sends them all at once."""
+    return _number_or_inf(name, text, MIN_RATE, MAX_RATE, "requests a second", INF)
+
+
+def parse_burstiness(text: str, name: str = "--burstiness") -> float:
+    """The gamma shape of the gaps between requests: 1 (or nothing) Poisson, larger more
+    even, inf evenly spaced."""
+    return _number_or_inf(name, text, MIN_BURSTINESS, MAX_BURSTINESS, "(1 is Poisson)", 1.0)

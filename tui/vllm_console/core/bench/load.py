@@ -1,8 +1,9 @@
 """The console's own load runner: one concurrency step of streamed completions.
 
-What vLLM's benchmark does with `--max-concurrency C --request-rate inf`: every prompt is
-sent as soon as fewer than C are in flight. Here C workers take the next prompt in turn,
-which is the same schedule without a task per prompt. Each worker keeps one connection of its
+What vLLM's benchmark does with `--max-concurrency C`: each prompt is sent when its time in
+the step's schedule has come (`arrivals`; all at once by default) and fewer than C are in
+flight. Here C workers take the next prompt that is due, in turn: the same schedule without a
+task per prompt. Each worker keeps one connection of its
 own (`wire.Wire`, read in callbacks: the cheapest way for Python to read thousands of tokens
 a second), as vLLM's client keeps a pool of C; an endpoint that a proxy setting applies to is
 read through httpx instead, which honours it. Each request is timed by `stream` and named, as
@@ -91,22 +92,37 @@ async def run_step(
     output_len: int,
     concurrency: int,
     progress: ProgressFn | None = None,
+    arrivals: Sequence[float] | None = None,
 ) -> StepResult:
-    """Send every prompt, at most `concurrency` at a time; the step's figures."""
+    """Send every prompt, at most `concurrency` at a time, none before its time in
+    `arrivals` (seconds after the start, one per prompt; None: all at once); the step's
+    figures."""
     results: list[RequestResult] = []
     headers = target.headers()
     total = len(prompts)
-    queue = iter(enumerate(prompts))
+    workers = min(concurrency, total)
+    due: asyncio.Queue[tuple[int, Prompt] | None] = asyncio.Queue()
     prefix = f"vllm-console-bench-{secrets.token_hex(4)}-"
     own = direct(target.base_url)
     start = time.perf_counter()
     failed = 0
 
+    async def arrive() -> None:
+        for number, prompt in enumerate(prompts):
+            if arrivals is not None:
+                wait = start + arrivals[number] - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            due.put_nowait((number, prompt))
+        for _ in range(workers):
+            due.put_nowait(None)
+
     async def worker() -> None:
         nonlocal failed
         wire = Wire(target.completions_url, CONNECT_TIMEOUT_S, READ_TIMEOUT_S) if own else None
         try:
-            for number, prompt in queue:
+            while (item := await due.get()) is not None:
+                number, prompt = item
                 body = completion_body(target.model, prompt, output_len)
                 named = {**headers, "x-request-id": f"{prefix}{number}"}
                 if wire is not None:
@@ -123,7 +139,8 @@ async def run_step(
                 wire.close()
 
     async with asyncio.TaskGroup() as group:
-        for _ in range(min(concurrency, total)):
+        group.create_task(arrive())
+        for _ in range(workers):
             group.create_task(worker())
     duration = time.perf_counter() - start
     return summarize(

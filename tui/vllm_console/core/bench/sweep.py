@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from vllm_console.core.bench.arrivals import INF, arrival_times, rate_json
 from vllm_console.core.bench.counters import between, settle
 from vllm_console.core.bench.load import Progress, Target, client_for, run_step
 from vllm_console.core.bench.prompts import (
@@ -50,6 +51,8 @@ class BenchConfig:
     dataset_path: Path | None = None
     client: str = "auto"
     seed: int = 0
+    request_rate: float = INF  # requests a second; inf: all at once
+    burstiness: float = 1.0  # gamma shape of the gaps: 1 Poisson, inf evenly spaced
     server_name: str | None = None  # the launch it benches, when the console started it
     launch_argv: tuple[str, ...] = ()
 
@@ -65,6 +68,8 @@ class BenchConfig:
             "dataset_path": None if self.dataset_path is None else str(self.dataset_path),
             "client": self.client,
             "seed": self.seed,
+            "request_rate": rate_json(self.request_rate),
+            "burstiness": rate_json(self.burstiness),
             "server_name": self.server_name,
         }
 
@@ -172,7 +177,8 @@ class Sweep:
         path = None if cfg.dataset_path is None else str(cfg.dataset_path)
         load = Load(
             cfg.base_url, self.model, tokenizer or self.model, cfg.num_prompts, cfg.input_len,
-            cfg.output_len, cfg.dataset, path, cfg.api_key, cfg.seed,
+            cfg.output_len, cfg.dataset, path, cfg.api_key, cfg.seed, cfg.request_rate,
+            cfg.burstiness,
         )  # fmt: skip
         prompts: list[Prompt] | None = None
         async with make_client(cfg.base_url) as http:
@@ -201,9 +207,13 @@ class Sweep:
                     self.on_event(StepStarted(concurrency, len(prompts), CONSOLE))
                     async with client_for(concurrency, cfg.base_url) as pool:
                         target = Target(cfg.base_url, self.model, cfg.api_key)
-                        step = await run_step(
-                            pool, target, prompts, cfg.output_len, concurrency, self.on_event
+                        times = arrival_times(
+                            len(prompts), cfg.request_rate, cfg.burstiness, cfg.seed
                         )
+                        step = await run_step(
+                            pool, target, prompts, cfg.output_len, concurrency, self.on_event,
+                            times,
+                        )  # fmt: skip
                 after = await settle(http, cfg.base_url, cfg.api_key)
                 step = step.with_counters(between(before, after))
                 if step.mismatch:

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import math
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vllm_console.core.bench.arrivals import INF
 from vllm_console.core.bench.stats import VLLM, StepResult
 from vllm_console.core.files import read_capped
 from vllm_console.core.serve.install import VllmCommand
@@ -55,6 +57,8 @@ class Load:
     dataset_path: str | None = None
     api_key: str | None = None
     seed: int = 0
+    request_rate: float = INF  # requests a second; inf: all at once
+    burstiness: float = 1.0  # 1: Poisson arrivals; inf: evenly spaced
 
 
 def bench_prefix(found: VllmCommand) -> tuple[tuple[str, ...], str | None]:
@@ -79,7 +83,9 @@ def bench_argv(prefix: Sequence[str], load: Load, concurrency: int, out: Path) -
     argv = [*prefix, "--backend", "openai", "--base-url", root, "--endpoint", "/v1/completions"]
     argv += ["--model", load.tokenizer, "--served-model-name", load.model]
     argv += ["--num-prompts", str(load.num_prompts), "--max-concurrency", str(concurrency)]
-    argv += ["--request-rate", "inf", "--ignore-eos", "--seed", str(load.seed)]
+    argv += ["--request-rate", _number(load.request_rate)]
+    argv += ["--burstiness", _number(load.burstiness)]
+    argv += ["--ignore-eos", "--seed", str(load.seed)]
     if load.dataset == "sharegpt" and load.dataset_path:
         argv += ["--dataset-name", "sharegpt", "--dataset-path", load.dataset_path]
         argv += ["--sharegpt-output-len", str(load.output_len)]
@@ -90,6 +96,10 @@ def bench_argv(prefix: Sequence[str], load: Load, concurrency: int, out: Path) -
     argv += ["--save-result", "--result-dir", str(out.parent), "--result-filename", out.name]
     argv += ["--disable-tqdm"]
     return argv
+
+
+def _number(value: float) -> str:
+    return "inf" if math.isinf(value) else repr(value)
 
 
 async def run_vllm_step(

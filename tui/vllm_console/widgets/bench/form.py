@@ -1,4 +1,5 @@
-"""The Bench tab's form: concurrency levels, prompts, lengths, dataset and who runs the load.
+"""The Bench tab's form: concurrency levels, prompts, lengths, arrival rate, dataset and who
+runs the load.
 
 `BenchForm.values()` reads and checks the fields (`core.bench.form`, the same checks as the
 command's flags): a bad one raises `BadArgument` naming the field.
@@ -17,9 +18,11 @@ from vllm_console.core.bench.form import (
     MAX_LEN,
     MAX_PROMPTS,
     BadArgument,
+    parse_burstiness,
     parse_count,
     parse_dataset,
     parse_levels,
+    parse_rate,
 )
 
 DATASETS = [("random prompts", "random"), ("ShareGPT file", "sharegpt")]
@@ -39,6 +42,8 @@ class FormValues:
     dataset: str
     dataset_path: Path | None
     client: str
+    request_rate: float
+    burstiness: float
 
 
 class BenchForm(Vertical):
@@ -55,6 +60,11 @@ class BenchForm(Vertical):
             yield Input("1024", restrict=r"[0-9_,]*", id="bench-input-len", compact=True)
             yield Label("Output tokens", classes="bench-label")
             yield Input("128", restrict=r"[0-9_,]*", id="bench-output-len", compact=True)
+        with Horizontal(classes="bench-row"):
+            yield Label("Requests/s", classes="bench-label")
+            yield Input("inf", restrict=r"[0-9._a-zA-Z]*", id="bench-rate", compact=True)
+            yield Label("Burstiness", classes="bench-label")
+            yield Input("1", restrict=r"[0-9._a-zA-Z]*", id="bench-burstiness", compact=True)
         with Horizontal(classes="bench-row"):
             yield Select(DATASETS, value="random", allow_blank=False, id="bench-dataset",
                          compact=True)  # fmt: skip
@@ -88,6 +98,8 @@ class BenchForm(Vertical):
             dataset=kind,
             dataset_path=path,
             client=str(self.query_one("#bench-client", Select).value),
+            request_rate=parse_rate(self._text("bench-rate"), "Requests/s"),
+            burstiness=parse_burstiness(self._text("bench-burstiness"), "Burstiness"),
         )
 
     def set_enabled(self, enabled: bool) -> None:

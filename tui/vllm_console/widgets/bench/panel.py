@@ -32,6 +32,7 @@ from textual.message import Message
 from textual.widgets import Button, Input, Static
 from textual.worker import Worker
 
+from vllm_console.core.bench.arrivals import describe_rate
 from vllm_console.core.bench.form import BadArgument
 from vllm_console.core.bench.load import Progress
 from vllm_console.core.bench.target import BenchTarget
@@ -173,6 +174,7 @@ class BenchPanel(ReportsWorkerErrors, VerticalScroll):
             input_len=values.input_len, output_len=values.output_len, model=t.model,
             api_key=t.api_key, dataset=values.dataset, dataset_path=values.dataset_path,
             client=values.client, server_name=t.server_name, launch_argv=t.launch_argv,
+            request_rate=values.request_rate, burstiness=values.burstiness,
         )  # fmt: skip
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -200,7 +202,10 @@ class BenchPanel(ReportsWorkerErrors, VerticalScroll):
         self.query_one("#bench-findings", Static).update("")
         self._show_run()
         levels = ",".join(map(str, config.concurrency))
-        self.note(f"Sweeping concurrency {levels}, {config.num_prompts} prompts each…")
+        pace = describe_rate(config.request_rate, config.burstiness)
+        self.note(
+            f"Sweeping concurrency {levels}, {config.num_prompts} prompts each, arriving {pace}…"
+        )
         self._set_running(True)
 
     @work(exclusive=True, group="bench-run", exit_on_error=False)
