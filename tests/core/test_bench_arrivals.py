@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tests.fakes.bench_server import BenchServer
 
 from vllm_console.core.bench import stream
+from vllm_console.core.bench.archive import all_benches
 from vllm_console.core.bench.arrivals import (
     INF,
     arrival_times,
@@ -31,6 +32,7 @@ from vllm_console.core.bench.arrivals import (
 from vllm_console.core.bench.load import Target, client_for, run_step
 from vllm_console.core.bench.prompts import Prompt
 from vllm_console.core.bench.vllm_bench import Load, bench_argv
+from vllm_console.widgets.bench.plots import choice_label
 
 ROOT = Path(__file__).resolve().parents[2]
 RATES = st.floats(0.001, 1e6) | st.just(INF)
@@ -169,3 +171,5 @@ def test_the_command_paces_names_bad_values_and_keeps_the_rate(
     assert record["steps"][0]["completed"] == 6
     listed = _cli("runs", env=env)
     assert "concurrency 4 at 10 req/s (evenly)" in listed.stdout, listed.stdout
+    [saved] = all_benches(tmp_path / "state" / "vllm-console" / "runs")
+    assert choice_label(saved).endswith("c=4 at 10 req/s (evenly) (console)")  # to compare with

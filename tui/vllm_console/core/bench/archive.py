@@ -46,11 +46,11 @@ class SavedBench:
         levels = ",".join(str(s.concurrency) for s in self.steps) or "-"
         best = max((s.output_throughput for s in self.steps), default=0.0)
         return (
-            f"{self.status}  bench {self.model or '?'}  concurrency {levels}{self._paced()}  "
+            f"{self.status}  bench {self.model or '?'}  concurrency {levels}{self.pacing()}  "
             f"best {best:.1f} output tok/s  ({self.source or '-'})"
         )
 
-    def _paced(self) -> str:
+    def pacing(self) -> str:
         """How the requests were paced (' at 4 req/s (evenly)'); nothing when all at once."""
         config = self.data.get("config")
         if not isinstance(config, dict):

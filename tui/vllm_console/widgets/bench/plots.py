@@ -34,7 +34,8 @@ def when(saved: SavedBench) -> str:
 
 def choice_label(saved: SavedBench) -> str:
     levels = ",".join(str(s.concurrency) for s in saved.steps) or "-"
-    return visible(f"{when(saved)} {saved.model or '?'} c={levels} ({saved.source or '-'})")
+    paced = saved.pacing()
+    return visible(f"{when(saved)} {saved.model or '?'} c={levels}{paced} ({saved.source or '-'})")
 
 
 class BenchPlots(Vertical):
