@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from vllm_console.commands.runs import cmd_runs
 from vllm_console.config import Settings
 from vllm_console.core.serve.attach import TAIL_BYTES, read_from
 from vllm_console.core.serve.runs import META_LIMIT, RunArchive, log_tail, parse_record
+from vllm_console.core.serve.spec import LaunchSpec, without_secrets
 
 
 @pytest.fixture
@@ -128,3 +130,28 @@ def test_parse_record_turns_damage_into_none(tmp_path: Path) -> None:
     assert parse_record(tmp_path, b'{"id": "x"}') is not None
     for raw in (b"", b"[]", b'"x"', b"{}", b'{"id": "x", "started": 1e999}', b"1" * 5000):
         assert parse_record(tmp_path, raw) is None, raw
+
+
+def test_a_run_keeps_its_launch_spec_without_its_secrets(settings: Settings) -> None:
+    """What a saved fleet file needs of a server attached to later, and no secret."""
+    spec = LaunchSpec(
+        "/models/m", port=8123, gpus=(1,), api_key="sk-key", max_model_len=4096,
+        extra_args="--seed 3 --api-key=sk-typed", extra_env={"HF_TOKEN": "hf-x", "A": "1"},
+    )  # fmt: skip
+    recorder = RunArchive(settings.runs_dir).new("m", ["vllm"], {}, 8123, spec=spec)
+    recorder.finish(status="stopped", returncode=0, reason="r")
+    text = (recorder.info.dir / "run.json").read_text()
+    assert not any(secret in text for secret in ("sk-key", "sk-typed", "hf-x"))
+    [run] = RunArchive(settings.runs_dir).all()
+    assert run.spec is not None
+    assert (run.spec.port, run.spec.gpus, run.spec.max_model_len) == (8123, (1,), 4096)
+    assert run.spec.api_key is None and run.spec.extra_env == {"HF_TOKEN": "***", "A": "1"}
+    assert shlex.split(run.spec.extra_args) == ["--seed", "3", "--api-key=***"]
+    plain = without_secrets(LaunchSpec("/m", extra_args="--seed  '3'"))
+    assert plain.extra_args == "--seed  '3'"  # nothing hidden: kept as typed
+    assert without_secrets(LaunchSpec("/m", extra_args="--x 'open")).extra_args == ""
+    # a record from before specs, or a damaged spec: the run is still good, without one
+    for damaged in (None, "x", [1], {"model": 3}, {"model": "/m", "port": -1}):
+        record(settings.runs_dir / f"20260101-000000-{len(str(damaged))}", spec=damaged)
+    runs = RunArchive(settings.runs_dir).all()
+    assert len(runs) == 6 and sum(r.spec is None for r in runs) == 5

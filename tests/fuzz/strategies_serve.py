@@ -11,6 +11,7 @@ to 100 KB. `CHECKS` pairs each check with its strategy for bench/fuzz_campaign.p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -20,6 +21,9 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tests.fakes import fake_vllm
+from vllm_console.config import Settings
+from vllm_console.core.fleet.file import FleetFileError, dump_fleet
+from vllm_console.core.fleet.model import Member
 from vllm_console.core.serve.diagnose import MILESTONES, Finding, Phase, diagnose, next_phase
 from vllm_console.core.serve.process import read_batches, split_lines
 from vllm_console.core.serve.redact import REDACTED, redact_text
@@ -161,10 +165,16 @@ def _record_fields() -> st.SearchStrategy[dict[str, Any]]:
         "reason": "stopped by the user",
         "phases": [["starting", 1.5]],
         "findings": [],
+        "spec": {"model": "/m", "port": 8000, "gpus": [0], "extra_env": {"A": "1"}},
     }
-    return st.dictionaries(st.sampled_from(sorted(good)), _json_values(), max_size=4).map(
-        lambda changes: {**good, **changes}
+    spec_keys = ["model", "port", "gpus", "extra_env", "extra_args", "max_model_len", "x"]
+    spec = st.dictionaries(st.sampled_from(spec_keys), _json_values(), max_size=3).map(
+        lambda changes: {**good["spec"], **changes}
     )
+    return st.tuples(
+        st.dictionaries(st.sampled_from(sorted(good)), _json_values(), max_size=4),
+        st.none() | spec,
+    ).map(lambda drawn: {**good, **drawn[0], **({"spec": drawn[1]} if drawn[1] else {})})
 
 
 def _bytes_from(documents: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
@@ -196,6 +206,9 @@ def check_run_record(raw: bytes) -> None:
     time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started))
     json.dumps(run.to_json())
     assert run.pid is None or 0 < run.pid < 1 << 22
+    if run.spec is not None:  # Save fleet writes it: a file, or a problem named
+        with contextlib.suppress(FleetFileError):
+            dump_fleet([Member("m", spec=run.spec)], Settings(home=RUN_DIR))
 
 
 def saved_specs_files() -> st.SearchStrategy[bytes]:

@@ -271,6 +271,11 @@ async def test_quit_leaves_two_running_and_the_next_console_attaches_both(
             )
             assert cell(again, first, "port") == str(first_port)
             assert cell(again, second, "port") == str(second_port)
+            # Save fleet writes them as launched: their run records keep the settings
+            saved, left = again.servers.files.members()
+            assert left == [] and {m.name for m in saved} == {first, second}
+            ports = {m.name: m.spec.port for m in saved if m.spec is not None}
+            assert ports == {first: first_port, second: second_port}
             await pilot.press("S")
             await wait_until(pilot, lambda: isinstance(again.screen, ConfirmScreen), 5, "ask")
             await pilot.press("y")

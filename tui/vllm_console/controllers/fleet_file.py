@@ -5,9 +5,10 @@ Opening: the file was read (and every problem said) by the command line before t
 started; here its remote members become rows, and its local ones are launched, each as soon
 as no earlier member that shares one of its GPUs is still starting (two vLLMs profiling one
 GPU at once misjudge its free memory; a member without `gpus` may use any GPU, so it waits
-for all). Saving: every member whose launch is known (launched here, or remote) is written
-with `core.fleet.file.save_fleet`; one attached to from an earlier run is named and left
-out, its settings being known only to its run record.
+for all). Saving: every member whose launch is known is written with
+`core.fleet.file.save_fleet`: launched here, remote, or attached to from an earlier run whose
+record keeps its launch's settings (secrets out, as the file leaves them out anyway); one
+attached to a run recorded before records kept them is named and left out.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ class FleetFiles:
         self._app.push_screen(screen, self._save_to)
 
     def members(self) -> tuple[list[Member], list[str]]:
-        """The members to save, and the names of those left out (attached: settings unknown)."""
+        """The members to save, and the names of those left out (attached to a run recorded
+        before runs kept their launch's settings: settings unknown)."""
         fleet = self._app.fleet
         saved: list[Member] = []
         left: list[str] = []
@@ -130,10 +132,13 @@ class FleetFiles:
             remote = fleet.remotes.get(name)
             pane = fleet.pane(name)
             request = pane.state.request if pane is not None else None
+            run = pane.attached if pane is not None else None
             if remote is not None:
                 saved.append(remote)
             elif request is not None:
                 saved.append(Member(name, spec=request.spec))
+            elif run is not None and run.spec is not None:
+                saved.append(Member(name, spec=run.spec))  # as its run record keeps it
             else:
                 left.append(name)
         return saved, left

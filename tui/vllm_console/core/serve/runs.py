@@ -29,6 +29,7 @@ from vllm_console.core.files import (
 )
 from vllm_console.core.serve.proctable import session_pids
 from vllm_console.core.serve.redact import redact_argv, redact_env
+from vllm_console.core.serve.spec import LaunchSpec, without_secrets
 
 RUNNING = "running"
 LEFT_RUNNING = "left running"
@@ -58,6 +59,8 @@ class RunInfo:
     name: str | None = None  # the server's name in its fleet (None: recorded before fleets)
     gpus: tuple[int, ...] | None = None  # the GPUs it was given (None: what it inherited)
     origin: str | None = None  # who started it: "console" or "up FILE"
+    # what was launched, secrets out (`without_secrets`); None: recorded before specs were
+    spec: LaunchSpec | None = None
 
     @property
     def server_name(self) -> str:
@@ -102,6 +105,7 @@ class RunInfo:
             "name": self.name,
             "gpus": None if self.gpus is None else list(self.gpus),
             "origin": self.origin,
+            "spec": None if self.spec is None else self.spec.to_json(),
             "log": str(self.log_path),
         }
 
@@ -131,7 +135,19 @@ class RunInfo:
             name=_optional_text(data.get("name")),
             gpus=_gpus(data.get("gpus")),
             origin=_optional_text(data.get("origin")),
+            spec=_spec(data.get("spec")),
         )
+
+
+def _spec(value: object) -> LaunchSpec | None:
+    """A recorded spec, or None when there is none or it is damaged: the run's record is
+    still good without it (only a saved fleet file needs it)."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return LaunchSpec.from_json(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _text(value: object) -> str:
@@ -251,6 +267,7 @@ class RunArchive:
         name: str | None = None,
         gpus: Sequence[int] | None = None,
         origin: str | None = None,
+        spec: LaunchSpec | None = None,
     ) -> RunRecorder:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/").rsplit("/", 1)[-1])[:40]
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -274,6 +291,7 @@ class RunArchive:
             name=name,
             gpus=None if gpus is None else tuple(gpus),
             origin=origin,
+            spec=None if spec is None else without_secrets(spec),
         )
         return RunRecorder(info)
 

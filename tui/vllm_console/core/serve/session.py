@@ -196,14 +196,9 @@ class ServerSession:
         root = settings.runs_dir
         try:
             recorder = RunArchive(root).new(
-                self.model,
-                self.argv,
-                {},
-                spec.port,
-                name=self.name,
-                gpus=spec.gpus,
-                origin=self.origin,
-            )
+                self.model, self.argv, {}, spec.port, name=self.name, gpus=spec.gpus,
+                origin=self.origin, spec=spec,
+            )  # fmt: skip
         except OSError as exc:
             why = exc.strerror or exc
             raise SessionError(f"cannot record the run under {root}: {why}") from exc

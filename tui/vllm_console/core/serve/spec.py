@@ -26,6 +26,7 @@ from vllm_console.core.serve.redact import (
     REDACTED,
     is_secret_name,
     redact_argv,
+    redact_env,
     split_api_key,
 )
 
@@ -157,6 +158,18 @@ def take_api_key(spec: LaunchSpec) -> LaunchSpec:
     if key is None:
         return spec
     return replace(spec, api_key=key, extra_args=shlex.join(rest))
+
+
+def without_secrets(spec: LaunchSpec) -> LaunchSpec:
+    """The spec as a run record keeps it: no API key, and the values of secret variables
+    and of an `--api-key` left in the extra arguments shown as `***`."""
+    try:
+        words = shlex.split(spec.extra_args)
+        hidden = redact_argv(words)
+        extra = spec.extra_args if hidden == words else shlex.join(hidden)
+    except ValueError:  # unbalanced quotes: nothing a launch could have run
+        extra = ""
+    return replace(spec, api_key=None, extra_args=extra, extra_env=redact_env(spec.extra_env))
 
 
 def serve_args(spec: LaunchSpec) -> list[str]:
