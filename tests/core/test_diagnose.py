@@ -34,6 +34,69 @@ def test_phases_follow_milestones_and_never_go_back() -> None:
     ]
 
 
+# A GPU start, as vLLM 0.32 words it: compiling before the KV cache, graph capture after it.
+GPU_START = [
+    "(Worker pid=91) INFO 12-01 10:00:01 [gpu_model_runner.py:3420] Model loading took "
+    "14.99 GiB memory and 6.1 seconds",
+    "(Worker pid=91) INFO 12-01 10:00:02 [monitor.py:40] [backbone] Starting torch.compile",
+    "(Worker pid=91) INFO 12-01 10:00:09 [backends.py:1167] [backbone] Dynamo bytecode "
+    "transform time: 6.77 s",
+    "(Worker pid=91) INFO 12-01 10:00:31 [monitor.py:62] [backbone] torch.compile takes "
+    "28.40 s in total",
+    "(Worker pid=91) INFO 12-01 10:00:33 [gpu_worker.py:298] Available KV cache memory: 52.1 GiB",
+    "(EngineCore pid=80) INFO 12-01 10:00:33 [kv_cache_utils.py:2327] GPU KV cache size: "
+    "426,752 tokens",
+    "Capturing CUDA graphs (mixed prefill-decode, PIECEWISE):  43%|####3     | 29/67",
+    "(Worker pid=91) INFO 12-01 10:00:49 [gpu_model_runner.py:6582] Graph capturing finished "
+    "in 16 secs, took 0.53 GiB",
+    "(EngineCore pid=80) INFO 12-01 10:00:50 [core.py:402] init engine (profile, create kv "
+    "cache, warmup model) took 44.12 s",
+    "(APIServer pid=70) INFO 12-01 10:00:52 [launcher.py:186] Available routes are:",
+]
+# The CPU build compiles in its warm-up, before the KV cache, and captures no graphs.
+CPU_START = [
+    "(Worker pid=4361) INFO 12-05 12:16:07 [default_loader.py:501] Loading weights took 0.01 s",
+    "(Worker pid=4361) INFO 12-05 12:16:08 [cpu_model_runner.py:87] Warming up model for the "
+    "compilation...",
+    "(Worker pid=4361) INFO 12-05 12:16:32 [monitor.py:91] [backbone] Initial profiling/warmup "
+    "run took 0.03 s",
+    "(Worker pid=4361) INFO 12-05 12:16:32 [cpu_model_runner.py:91] Warming up done.",
+    "(EngineCore pid=4349) INFO 12-05 12:16:32 [kv_cache_utils.py:2327] CPU KV cache size: "
+    "2,097,152 tokens, Maximum concurrency for 2,048 tokens per request: 1024.00x",
+    "(APIServer pid=4330) INFO 12-05 12:16:35 [entry.py:140] Starting vLLM server on "
+    "http://127.0.0.1:8000",
+]
+
+
+def phases_of(lines: list[str]) -> list[Phase]:
+    phase, seen = Phase.STARTING, [Phase.STARTING]
+    for line in lines:
+        phase = next_phase(phase, line)
+        if phase is not seen[-1]:
+            seen.append(phase)
+    return seen
+
+
+def test_compiling_and_graph_capture_are_phases_of_their_own() -> None:
+    assert phases_of(GPU_START) == [
+        Phase.STARTING,
+        Phase.LOADING_WEIGHTS,
+        Phase.COMPILING,
+        Phase.ALLOCATING_KV,
+        Phase.WARMING_UP,
+        Phase.STARTING_SERVER,
+    ]
+    assert phases_of(CPU_START) == [
+        Phase.STARTING,
+        Phase.LOADING_WEIGHTS,
+        Phase.COMPILING,
+        Phase.ALLOCATING_KV,
+        Phase.STARTING_SERVER,
+    ]
+    # A compile line seen late (a second graph compiled while warming up) moves nothing back.
+    assert next_phase(Phase.WARMING_UP, GPU_START[2]) is Phase.WARMING_UP
+
+
 def test_max_model_len_gives_the_exact_fix() -> None:
     lines = [
         "ValueError: To serve at least one request with the models's max seq len (32768), "

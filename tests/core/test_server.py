@@ -67,7 +67,9 @@ async def test_ready_then_clean_stop(cleanup: list[ServerProcess]) -> None:
     phases = [e.phase for e in events if isinstance(e, PhaseChanged)]
     assert phases == [
         Phase.LOADING_WEIGHTS,
+        Phase.COMPILING,
         Phase.ALLOCATING_KV,
+        Phase.WARMING_UP,
         Phase.STARTING_SERVER,
         Phase.READY,
     ]

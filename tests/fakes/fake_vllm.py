@@ -83,11 +83,15 @@ INFO gpu_model_runner.py:3338 Starting to load model {model}..."""
 SHARDS = "Loading safetensors checkpoint shards: {p:>3}% Completed | {n}/1 [00:00<00:00, 254it/s]"
 WORKER_LOADED = """\
 INFO default_loader.py:501 Loading weights took {took:.2f} seconds
-INFO gpu_model_runner.py:3420 Model loading took 0.5 GiB memory and {took:.2f} seconds"""
+INFO gpu_model_runner.py:3420 Model loading took 0.5 GiB memory and {took:.2f} seconds
+INFO backends.py:1167 [backbone] Dynamo bytecode transform time: 0.31 s
+INFO monitor.py:62 [backbone] torch.compile takes 0.52 s in total"""
 ENGINE_READY = """\
 INFO gpu_worker.py:298 Available KV cache memory: 1.0 GiB
 INFO kv_cache_utils.py:2327 GPU KV cache size: {kv:,} tokens
 INFO kv_cache_utils.py:2331 Maximum concurrency for {max_len} tokens per request: {conc:.2f}x
+Capturing CUDA graphs (mixed prefill-decode, PIECEWISE): 100%|██████████| 2/2 [00:00<00:00, 20.1it/s]
+INFO gpu_model_runner.py:6582 Graph capturing finished in 0 secs, took 0.05 GiB
 INFO core.py:402 init engine (profile, create kv cache, warmup model) took 0.42 seconds"""
 API_READY = """\
 INFO entry.py:136 Supported tasks: ['generate']

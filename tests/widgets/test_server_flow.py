@@ -139,7 +139,9 @@ async def test_launch_phases_ready_then_stop(
         assert phases == [
             "starting",
             "loading weights",
+            "compiling",
             "allocating KV cache",
+            "warming up",
             "starting API server",
         ]
         assert "servers: 1 ready" in app.sub_title

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vllm_console.core.fleet.model import Member, unique_name
-from vllm_console.core.serve.diagnose import Phase
+from vllm_console.core.serve.diagnose import BOOTING
 from vllm_console.core.text import visible
 
 # Annotations only: the App imports the controllers before its first frame.
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from vllm_console.core.serve.spec import LaunchRequest
     from vllm_console.widgets.server.pane import ServerPane
 
-STARTING = (Phase.STARTING, Phase.LOADING_WEIGHTS, Phase.ALLOCATING_KV, Phase.STARTING_SERVER)
 WAIT_STEP = 0.25  # seconds between looks at the members a launch waits for
 
 
@@ -101,7 +100,7 @@ class FleetFiles:
         self, gpus: tuple[int, ...] | None, started: list[tuple[ServerPane, tuple[int, ...] | None]]
     ) -> None:
         """Until no member started before, on a GPU this one may use, is still starting."""
-        while any(p.state.phase in STARTING for p, g in started if share_gpus(g, gpus)):
+        while any(p.state.phase in BOOTING for p, g in started if share_gpus(g, gpus)):
             await asyncio.sleep(WAIT_STEP)
 
     async def _launch(self, member: Member, vllm: VllmCommand) -> str | None:

@@ -14,17 +14,14 @@ from collections.abc import Iterable
 from textual.content import Content
 
 from vllm_console.core.catalog.entry import ModelEntry
-from vllm_console.core.serve.diagnose import Phase
+from vllm_console.core.serve.diagnose import BOOTING, Phase
 from vllm_console.core.text import visible
 from vllm_console.widgets.server.status import ServerState
 
 # How each phase is counted in the sum, in the order the sum names them.
 SUMMED = {
     Phase.READY: "ready",
-    Phase.STARTING: "starting",
-    Phase.LOADING_WEIGHTS: "starting",
-    Phase.ALLOCATING_KV: "starting",
-    Phase.STARTING_SERVER: "starting",
+    **dict.fromkeys(BOOTING, "starting"),
     Phase.STOPPING: "stopping",
     Phase.FAILED: "failed",
     Phase.STOPPED: "stopped",

@@ -19,7 +19,9 @@ from enum import StrEnum
 class Phase(StrEnum):
     STARTING = "starting"
     LOADING_WEIGHTS = "loading weights"
+    COMPILING = "compiling"  # torch.compile, and the profiling run that needs it
     ALLOCATING_KV = "allocating KV cache"
+    WARMING_UP = "warming up"  # CUDA graph capture and the compile warm-up after the KV cache
     STARTING_SERVER = "starting API server"
     READY = "ready"
     FAILED = "failed"
@@ -34,9 +36,25 @@ MILESTONES: tuple[tuple[re.Pattern[str], Phase], ...] = (
         Phase.LOADING_WEIGHTS,
     ),
     (re.compile(r"Loading weights took|Model loading took"), Phase.LOADING_WEIGHTS),
+    # On a GPU, compiling and graph capture often take longer than the weights themselves;
+    # the CPU build compiles in its "warming up" step, before the KV cache.
+    (
+        re.compile(
+            r"Starting torch\.compile|Dynamo bytecode transform time|Compiling a graph for"
+            r"|torch\.compile takes|Warming up model for the compilation"
+            r"|Initial profiling/warmup run took|Memory profiling takes"
+        ),
+        Phase.COMPILING,
+    ),
     (
         re.compile(r"Available KV cache memory|KV cache size:|Maximum concurrency for"),
         Phase.ALLOCATING_KV,
+    ),
+    (
+        re.compile(
+            r"Capturing CUDA graphs|Graph capturing finished|Compile and warming up model for size"
+        ),
+        Phase.WARMING_UP,
     ),
     (
         re.compile(r"Starting vLLM (API )?server|Available routes are|Started server process"),
@@ -44,6 +62,8 @@ MILESTONES: tuple[tuple[re.Pattern[str], Phase], ...] = (
     ),
 )
 _ORDER = list(Phase)
+# Launched, not yet answering /health: the phases the milestones move through.
+BOOTING = frozenset(_ORDER[: _ORDER.index(Phase.READY)])
 
 
 def next_phase(current: Phase, line: str) -> Phase:

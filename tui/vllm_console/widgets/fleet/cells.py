@@ -36,7 +36,9 @@ WIDTHS = {"name": 14, "model": 32}  # columns capped (longer text ends in "…")
 # The table's phase words are short; the pane's status line below says them in full.
 SHORT = {
     Phase.LOADING_WEIGHTS: "loading",
+    Phase.COMPILING: "compiling",
     Phase.ALLOCATING_KV: "KV cache",
+    Phase.WARMING_UP: "warm-up",
     Phase.STARTING_SERVER: "API start",
 }
 PHASE_STYLE = {

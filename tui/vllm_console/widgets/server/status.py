@@ -11,18 +11,11 @@ from dataclasses import dataclass, field
 
 from textual.content import Content
 
-from vllm_console.core.serve.diagnose import Finding, Phase
+from vllm_console.core.serve.diagnose import BOOTING, Finding, Phase
 from vllm_console.core.serve.spec import LaunchRequest
 from vllm_console.core.text import visible
 
-ACTIVE = (
-    Phase.STARTING,
-    Phase.LOADING_WEIGHTS,
-    Phase.ALLOCATING_KV,
-    Phase.STARTING_SERVER,
-    Phase.READY,
-    Phase.STOPPING,
-)
+ACTIVE = BOOTING | {Phase.READY, Phase.STOPPING}
 PHASE_STYLE = {
     Phase.READY: "bold $text-success",
     Phase.FAILED: "bold $text-error",
