@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,9 @@ FAKE_VLLM = Path(__file__).resolve().parents[1] / "fakes" / "fake_vllm.py"
 INTERVAL = 0.2
 
 
-@pytest.fixture(scope="module")
-def vllm_url() -> Iterator[str]:
-    """A stand-in `vllm serve` on loopback, ready; its OpenAI base URL."""
+@contextmanager
+def fake_vllm() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A stand-in `vllm serve` on loopback, ready; its OpenAI base URL and its process."""
     port = free_port()
     env = {**os.environ, "FAKE_VLLM_DELAY": "0.2", "FAKE_VLLM_SCENARIO": "ok"}
     argv = [sys.executable, str(FAKE_VLLM), "serve", "tiny-model", "--host", "127.0.0.1"]
@@ -53,10 +54,17 @@ def vllm_url() -> Iterator[str]:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("the stand-in vLLM did not become ready")
             time.sleep(0.05)
-        yield f"{root}/v1"
+        yield f"{root}/v1", proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def vllm_url() -> Iterator[str]:
+    with fake_vllm() as (url, _):
+        yield url
 
 
 class Host(App[None]):
@@ -170,6 +178,37 @@ async def test_point_at_switches_server(vllm_url: str) -> None:
             panel.point_at(vllm_url)
             await wait_for(pilot, lambda: "vLLM metrics" in text(panel, "#metrics-head"))
             assert vllm_url.removesuffix("/v1") in text(panel, "#metrics-head")
+
+
+async def test_a_server_that_stops_answering_leaves_its_last_reading_dimmed() -> None:
+    with fake_vllm() as (url, proc):
+        panel = MetricsPanel(url, interval=INTERVAL)
+        app = Host(panel)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: len(app.updates) >= 2)
+            await chat(url)
+            await wait_for(pilot, lambda: (app.updates[-1].snapshot.generation_tokens or 0) > 0)
+            await pilot.pause()
+            before = text(panel, "#metrics-table")
+            assert not panel.has_class("-stale")
+            assert "KV cache" in before and "0 running" in before
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            await wait_for(pilot, lambda: "No answer since" in text(panel, "#metrics-head"))
+            head = text(panel, "#metrics-head")
+            assert "cannot connect" in head and "the last reading is below" in head
+            assert re.search(r"since \d\d:\d\d:\d\d", head)
+            assert panel.has_class("-stale")
+            assert panel.query_one("#metrics-table").display
+            assert panel.query_one("#metrics-spark").display
+            assert text(panel, "#metrics-table") == before  # kept as it was, not blanked
+            # Pointing at another server forgets the kept reading.
+            panel.point_at(f"http://127.0.0.1:{free_port()}/v1")
+            await wait_for(pilot, lambda: "cannot connect" in text(panel, "#metrics-head"))
+            await pilot.pause()
+            assert not panel.has_class("-stale")
+            assert not panel.query_one("#metrics-table").display
+            assert "No vLLM metrics here" in text(panel, "#metrics-head")
 
 
 def test_texts_without_readings() -> None:

@@ -4,7 +4,9 @@ An async worker holds one HTTP client and polls; it runs only while the panel is
 (started on Show, cancelled on Hide), so a hidden tab costs nothing. Each reading is parsed by
 `core.metrics` and turned into rates against the one before (tokens per second from counter
 deltas, the interval's median time to first token and prefix cache hit rate). A server that is
-not vLLM, or not there, is one calm line, and the panel keeps trying.
+not vLLM, or not there, is one calm line, and the panel keeps trying. One that stops answering
+(stopped, crashed, unplugged) leaves its last reading on show, dimmed, under a line saying
+since when: what the figures were just before is often what the user came to see.
 
 Use: `MetricsPanel(base_url, api_key)`; `point_at(base_url, api_key)` repoints it. Each reading
 is posted as `MetricsPanel.Updated`.
@@ -13,6 +15,7 @@ is posted as `MetricsPanel.Updated`.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from pathlib import Path
 
@@ -53,14 +56,23 @@ def _bar(fraction: float | None, style: str) -> Content:
     )
 
 
-def head_line(url: str, snapshot: MetricsSnapshot | None, interval: float) -> Content:
+def head_line(
+    url: str, snapshot: MetricsSnapshot | None, interval: float, kept_since: str | None = None
+) -> Content:
     """Where the metrics come from, and whether they come (the URL and the problems quote
-    settings and the server: control characters are shown as escapes)."""
+    settings and the server: control characters are shown as escapes). `kept_since`: the
+    clock time answers stopped, when an earlier reading is still on show."""
     url = visible(url)
     if snapshot is None:
         return Content.styled(f"◌ reading {url}…", "$text-muted")
     if snapshot.empty:
         problem = visible("; ".join(snapshot.problems)) or "no vLLM metrics"
+        if kept_since is not None:
+            text = (
+                f"○ No answer since {kept_since} ({problem}); the last reading is below. "
+                f"Trying again every {interval:g} s."
+            )
+            return Content.styled(text, "$text-warning")
         text = f"○ No vLLM metrics here ({problem}). Trying again every {interval:g} s."
         return Content.styled(text, "$text-muted")
     return Content.assemble(
@@ -133,6 +145,9 @@ class MetricsPanel(ReportsWorkerErrors, Vertical):
         self.snapshot: MetricsSnapshot | None = None
         self.rates: MetricsRates | None = None
         self._last_good: MetricsSnapshot | None = None
+        # The last good reading and its rates, kept on show once readings fail, and since when.
+        self._kept: tuple[MetricsSnapshot, MetricsRates | None] | None = None
+        self._lost_at: str | None = None
         self._history: deque[float] = deque([0.0] * HISTORY, maxlen=HISTORY)
         self._poller: Worker[None] | None = None
 
@@ -160,7 +175,7 @@ class MetricsPanel(ReportsWorkerErrors, Vertical):
     def point_at(self, base_url: str, api_key: str | None = None) -> None:
         """Read another server's metrics (forgetting this one's)."""
         self.base_url, self.api_key = base_url, api_key
-        self.snapshot = self.rates = self._last_good = None
+        self.snapshot = self.rates = self._last_good = self._kept = self._lost_at = None
         self._history.extend([0.0] * HISTORY)
         self._show()
         if self._poller is not None:
@@ -190,19 +205,25 @@ class MetricsPanel(ReportsWorkerErrors, Vertical):
     def _updated(self, event: Updated) -> None:
         # not stopped: the app may show a figure in its header too
         self.snapshot, self.rates = event.snapshot, event.rates
+        if not event.snapshot.empty:
+            self._kept, self._lost_at = (event.snapshot, event.rates), None
+        elif self._kept is not None and self._lost_at is None:
+            self._lost_at = time.strftime("%H:%M:%S")
         if event.rates is not None and event.rates.generation_tokens_per_s is not None:
             self._history.append(event.rates.generation_tokens_per_s)
         self._show()
 
     def _show(self) -> None:
-        snapshot = self.snapshot
-        self.query_one("#metrics-head", Static).update(head_line(self.url, snapshot, self.interval))
-        good = snapshot is not None and not snapshot.empty
+        stale = self._lost_at is not None
+        head = head_line(self.url, self.snapshot, self.interval, self._lost_at)
+        self.query_one("#metrics-head", Static).update(head)
+        self.set_class(stale, "-stale")
         for name in ("#metrics-table", "#metrics-spark-label", "#metrics-spark"):
-            self.query_one(name).display = good
-        if snapshot is None or not good:
+            self.query_one(name).display = self._kept is not None
+        if self._kept is None:
             return
-        self.query_one("#metrics-table", Static).update(metrics_table(snapshot, self.rates))
+        snapshot, recent = self._kept
+        self.query_one("#metrics-table", Static).update(metrics_table(snapshot, recent))
         peak = max(self._history)
         self.query_one("#metrics-spark-label", Static).update(
             Content.assemble(
