@@ -405,10 +405,12 @@ async def test_probe_hints_at_a_missing_v1(fake: Fake) -> None:
     )
 
 
-async def test_probe_of_nothing_is_a_calm_value_within_seconds() -> None:
+async def test_probe_of_nothing_is_a_calm_value_at_once() -> None:
+    # A refused connection is an answer: the probe must not sit out its timeout. The timeout
+    # is made long and the bound a fraction of it, so a busy machine cannot fail this.
     started = time.monotonic()
-    status = await probe("http://127.0.0.1:9/v1", None, "m")
-    assert time.monotonic() - started < 3
+    status = await probe("http://127.0.0.1:9/v1", None, "m", timeout=120)
+    assert time.monotonic() - started < 30
     assert not status.reachable and not status.ok
     assert status.problems == ("cannot connect (connection refused)",)
     assert status.summary().endswith("/v1: unreachable (cannot connect (connection refused))")
