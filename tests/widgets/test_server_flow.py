@@ -321,3 +321,29 @@ async def test_run_history_lists_runs_and_shows_a_log(
         assert not isinstance(app.screen, RunsScreen)
     data = json.loads((recorder.info.dir / "run.json").read_text())
     assert data["status"] == "failed"
+
+
+async def test_run_history_stacks_on_a_narrow_terminal(
+    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any
+) -> None:
+    app = make_app(tmp_path, fake_catalog, make_folder_entry)
+    archive = RunArchive(app.settings.runs_dir)
+    for n in range(3):
+        recorder = archive.new(f"org/model-{n}", ["vllm", "serve"], {}, 8000 + n)
+        recorder.write_lines([f"the log of run {n}"])
+        recorder.finish(status="stopped", returncode=0, reason="stopped by the user")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("h")
+        from vllm_console.screens.runs import RunsScreen
+
+        await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen), 5, "history")
+        screen = app.screen
+        log = screen.query_one(BufferedLog)
+        await wait_until(pilot, lambda: log.all_lines, 5, "the log")
+        await pilot.pause()
+        table = screen.query_one("#runs-table")
+        # The log is below the table, as wide as the screen, not a sliver beside it.
+        assert log.region.width >= 78 and log.region.y > table.region.y
+        assert table.region.height >= 4  # the header and every run
+        assert log.region.height >= 6
