@@ -303,8 +303,9 @@ def wire_answers(draw: st.DrawFn) -> tuple[str, bytes, bytes, list[int]]:
     return kind, body, data, reads
 
 
-def check_wire(case: tuple[str, bytes, bytes, list[int]]) -> None:
-    kind, body, data, reads = case
+def run_wire(data: bytes, reads: list[int]) -> tuple[list[bytes], object]:
+    """`data` fed to a connection's reader in pieces cut at `reads`, then the connection
+    closed: the body pieces delivered, and (status, error body, keep) or the WireError."""
 
     async def run() -> tuple[list[bytes], object]:
         answer = Answer(5.0)
@@ -322,7 +323,12 @@ def check_wire(case: tuple[str, bytes, bytes, list[int]]) -> None:
         except WireError as exc:
             return got, exc
 
-    got, outcome = timed("wire", data, lambda: asyncio.run(run()))
+    return asyncio.run(run())
+
+
+def check_wire(case: tuple[str, bytes, bytes, list[int]]) -> None:
+    kind, body, data, reads = case
+    got, outcome = timed("wire", data, lambda: run_wire(data, reads))
     if kind != "mutated":
         assert outcome == (200, b"", kind != "close"), outcome
         assert b"".join(got) == body

@@ -27,6 +27,22 @@ MAX_HEAD_BYTES = 64 << 10
 MAX_ERROR_BODY = 64 << 10
 
 BodyFn = Callable[[bytes, float], None]
+HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _decimal(text: str, digits: int) -> int | None:
+    """A plain decimal of at most `digits` digits, else None. `str.isdigit` alone lets in
+    "²" (latin-1 0xB2), which int() refuses, and 5000 digits, which int() refuses too."""
+    if 0 < len(text) <= digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+def _chunk_size(line: bytes) -> int | None:
+    """A chunk's size line (hex, an extension after ';'); None unless plain hex digits, which
+    int(..., 16) alone does not check: it takes '-2', '+5', '0x5' and '1_0'."""
+    size = line.split(b";", 1)[0].strip(b" \t")
+    return int(size, 16) if 0 < len(size) <= 16 and set(size) <= HEX else None
 
 
 class WireError(Exception):
@@ -89,10 +105,11 @@ class Answer(asyncio.Protocol):
     def _read_head(self) -> bool:
         lines = self.head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        status = _decimal(parts[1], 3) if len(parts) >= 2 else None
+        if status is None or not parts[0].startswith("HTTP/1.") or status < 100:
             self._fail("the answer is not HTTP/1.1")
             return False
-        self.status = int(parts[1])
+        self.status = status
         headers = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
@@ -100,7 +117,7 @@ class Answer(asyncio.Protocol):
         self.keep = headers.get("connection") != "close" and parts[0] == "HTTP/1.1"
         self.chunked = "chunked" in headers.get("transfer-encoding", "")
         length = headers.get("content-length", "")
-        self.left = int(length) if not self.chunked and length.isdigit() else None
+        self.left = None if self.chunked else _decimal(length, 18)
         if self.left is None and not self.chunked:
             self.keep = False  # the body runs until the server closes
         return True
@@ -138,9 +155,8 @@ class Answer(asyncio.Protocol):
                     self._fail("a chunk's size line never ended")
                     return
                 break
-            try:
-                size = int(buf[pos:eol].split(b";", 1)[0], 16)
-            except ValueError:
+            size = _chunk_size(buf[pos:eol])
+            if size is None:
                 self._fail("a chunk's size is not a number")
                 return
             pos = eol + 2
