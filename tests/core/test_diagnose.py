@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
-from vllm_console.core.serve.diagnose import Phase, diagnose, next_phase
+import pytest
+from tests.fakes import fake_vllm
+
+from vllm_console.core.serve.diagnose import Fix, Phase, diagnose, next_phase
 
 START = [
     "(APIServer pid=7807) INFO 11-26 11:51:20 [utils.py:1] vLLM API server version 0.32.0",
@@ -95,6 +98,52 @@ def test_compiling_and_graph_capture_are_phases_of_their_own() -> None:
     ]
     # A compile line seen late (a second graph compiled while warming up) moves nothing back.
     assert next_phase(Phase.WARMING_UP, GPU_START[2]) is Phase.WARMING_UP
+
+
+def tail_of(scenario: str) -> list[str]:
+    """The stand-in's traceback tail for a failure, as vLLM's log ends with it."""
+    text = fake_vllm.CAUSES[scenario].replace("{site}", "/venv/lib/python3.12/site-packages")
+    return [f"(EngineCore pid=7) ERROR 12-05 10:00:00 [core.py:866] {x}" for x in text.split("\n")]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "rule", "cause", "hint", "fix"),
+    [
+        (
+            "bf16",
+            "bf16-gpu",
+            "This GPU (Tesla T4, compute capability 7.5) cannot compute in bfloat16",
+            "--dtype half",
+            Fix("dtype", "half", "dtype half (float16)"),
+        ),
+        ("remote_code", "remote-code", "its own Python code", "--trust-remote-code", None),
+        (
+            "tp_heads",
+            "tp-heads",
+            "28 attention heads cannot be split over 8 GPUs",
+            "divides 28: 1, 2, 4, 7, 14, 28",
+            Fix("tensor_parallel_size", 7, "tensor parallel size 7"),
+        ),
+        ("world_size", "world-size", "needs 4 GPUs (tensor x pipeline", "GPUs there are", None),
+        (
+            "quant_gpu",
+            "quant-gpu",
+            "fp8 quantization needs a GPU of compute capability 8.9 or newer; this one has 8.0",
+            "AWQ",
+            None,
+        ),
+        ("architecture", "architecture", "architecture ('FancyNewForCausalLM')", "Upgrade", None),
+        ("gated", "gated", "gated on the hub", "HF_TOKEN", None),
+        ("repo_not_found", "repo-not-found", "no model by this id", "Check the id", None),
+    ],
+)
+def test_setup_failures_are_named_with_what_to_change(
+    scenario: str, rule: str, cause: str, hint: str, fix: Fix | None
+) -> None:
+    (finding,) = diagnose(tail_of(scenario))
+    assert finding.rule == rule
+    assert cause in finding.cause and hint in finding.hint
+    assert finding.fix == fix
 
 
 def test_max_model_len_gives_the_exact_fix() -> None:

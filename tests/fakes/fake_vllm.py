@@ -18,6 +18,8 @@ FAKE_VLLM_DELAY (default 1.0): seconds until ready. FAKE_VLLM_SCENARIO (default 
   ignores SIGTERM/SIGINT); hub (retries an unreachable hub every 2*DELAY s, forever);
   port (Errno 98; a port really taken gives the same in any scenario); oom; no_kv; inductor;
   max_model_len (only while the max model len > 11568, so `--max-model-len 11568` fixes it);
+  bf16 (a GPU without bfloat16, until `--dtype half`); remote_code; tp_heads; world_size;
+  quant_gpu; architecture; gated; repo_not_found;
   free_memory (only while --gpu-memory-utilization > 0.13): these print vLLM's error, exit 1;
   stray_worker (the Worker forks a `VLLM::Worker_TP1` that leaves the session when its parent
   dies and ignores SIGTERM: what a stop cannot reach, for the GPU memory check).
@@ -143,10 +145,49 @@ ValueError: No available memory for the cache blocks. Try increasing `gpu_memory
   File "{site}/torch/_inductor/select_algorithm.py", line 1462, in __init__
     assert name not in self.all_templates, "duplicate template name"
 AssertionError: duplicate template name""",
+    "bf16": """\
+  File "{site}/vllm/platforms/cuda.py", line 648, in check_if_supports_dtype
+    raise ValueError(
+ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your Tesla T4 GPU has compute capability 7.5. You can use float16 instead by explicitly setting the `dtype` flag in CLI, for example: --dtype=half.""",
+    "remote_code": """\
+  File "{site}/vllm/transformers_utils/config.py", line 417, in parse
+    raise RuntimeError(err_msg) from e
+RuntimeError: Failed to load the model config. If the model is a custom model not yet available in the HuggingFace transformers library, consider setting `trust_remote_code=True` in LLM or using the `--trust-remote-code` flag in the CLI.""",
+    "tp_heads": """\
+  File "{site}/vllm/config/model.py", line 1547, in verify_with_parallel_config
+    raise ValueError(
+ValueError: Total number of attention heads (28) must be divisible by tensor parallel size (8).""",
+    "world_size": """\
+  File "{site}/vllm/config/parallel.py", line 1052, in __post_init__
+    raise ValueError(
+ValueError: World size (4) is larger than the number of available GPUs (2) in this node. If this is intentional and you are using:""",
+    "quant_gpu": """\
+  File "{site}/vllm/config/vllm.py", line 902, in _get_quantization_config
+    raise ValueError(
+ValueError: The quantization method fp8 is not supported for the current GPU. Minimum capability: 89. Current capability: 80.""",
+    "architecture": """\
+  File "{site}/vllm/model_executor/models/registry.py", line 1205, in _raise_for_unsupported
+    raise ValueError(
+ValueError: Model architectures ['FancyNewForCausalLM'] are not supported for now. Supported architectures: dict_keys(['LlamaForCausalLM'])""",
+    "gated": """\
+  File "{site}/huggingface_hub/utils/_http.py", line 889, in hf_raise_for_status
+    raise _format(GatedRepoError, message, response) from e
+huggingface_hub.errors.GatedRepoError: 401 Client Error. (Request ID: Root=1-abc)
+Cannot access gated repo for url https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct/resolve/main/config.json.""",
+    "repo_not_found": """\
+  File "{site}/huggingface_hub/utils/_http.py", line 878, in hf_raise_for_status
+    raise _format(RepositoryNotFoundError, message, response) from e
+huggingface_hub.errors.RepositoryNotFoundError: 404 Client Error. (Request ID: Root=1-abc)
+Repository Not Found for url: https://huggingface.co/api/models/Qwen/Qwen9-Typo.""",
     "worker": """\
   File "{site}/vllm/v1/executor/multiproc_executor.py", line 577, in wait_for_ready
     raise e from None
 Exception: WorkerProc initialization failed due to an exception in a background process. See stack trace for root cause.""",
+}
+# A failure scenario that the right relaunch flag cures, as the real one would be.
+FIXED_BY: dict[str, Callable[[argparse.Namespace], bool]] = {
+    "max_model_len": lambda cfg: cfg.max_len <= FIT_LEN,
+    "bf16": lambda cfg: cfg.dtype in ("half", "float16"),
 }
 FREE_MEMORY = """\
 ERROR multiproc_executor.py:743 WorkerProc failed to start.
@@ -355,7 +396,8 @@ def run_engine(cfg: argparse.Namespace, up: int) -> int:
         with os.fdopen(r) as pipe:
             cause = None if pipe.readline().strip() == "loaded" else "worker"
         time.sleep(0.1 * DELAY)
-        if SCENARIO in CAUSES and (SCENARIO != "max_model_len" or cfg.max_len > FIT_LEN):
+        fixed = FIXED_BY.get(SCENARIO)
+        if SCENARIO in CAUSES and (fixed is None or not fixed(cfg)):
             cause = SCENARIO
         if cause:
             lines = (f"ERROR core.py:866 {line}" for line in CAUSES[cause].split("\n"))
@@ -603,7 +645,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, dict[str, object]]:
     p = argparse.ArgumentParser(prog="vllm", add_help=False)
     p.add_argument("command", choices=["serve"])
     p.add_argument("model_tag", nargs="?")
-    for flag in ("--model", "--host", "--api-key", "--max-model-len"):
+    for flag in ("--model", "--host", "--api-key", "--max-model-len", "--dtype"):
         p.add_argument(flag)
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--served-model-name", nargs="+")

@@ -121,10 +121,15 @@ def check_diagnose(lines: list[str]) -> None:
         assert isinstance(finding, Finding)
         assert len(finding.line) <= 300 and len(finding.cause) < 400 and len(finding.hint) < 400
         if finding.fix is not None:
-            value = finding.fix.value
-            if finding.fix.field == "max_model_len":
+            field, value = finding.fix.field, finding.fix.value
+            if field == "max_model_len":
                 assert isinstance(value, int) and 1 <= value <= 10**8
+            elif field == "tensor_parallel_size":
+                assert isinstance(value, int) and 1 <= value <= 64
+            elif field == "dtype":
+                assert value == "half"
             else:
+                assert field == "gpu_memory_utilization"
                 assert isinstance(value, float) and 0 < value <= 1
 
 

@@ -186,6 +186,31 @@ async def test_failure_shows_findings_and_relaunch_with_the_fix(
         await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 20, "stopped")
 
 
+async def test_a_gpu_without_bfloat16_relaunches_in_half_precision(
+    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_VLLM_SCENARIO", "bf16")
+    app = make_app(tmp_path, fake_catalog, make_folder_entry)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_dialog(app, pilot)
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: app.server_state.phase is Phase.FAILED, 20, "failure")
+        findings = str(app.server.query_one("#server-findings").render())
+        assert "Tesla T4, compute capability 7.5" in findings
+        assert "relaunch with dtype half (float16)" in findings
+        await pilot.press("f")
+        await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen), 10, "the dialog")
+        screen = app.screen
+        assert isinstance(screen, LaunchScreen)
+        field = screen.query_one("#field-dtype", Input)
+        assert field.value == "half" and field.has_class("-changed")
+        await wait_until(pilot, lambda: "--dtype half" in preview(screen))
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: app.server_state.phase is Phase.READY, 20, "ready")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 20, "stopped")
+
+
 async def test_a_run_folder_that_cannot_be_made_fails_with_the_reason_shown(
     tmp_path: Path, fake_catalog: Any, make_folder_entry: Any
 ) -> None:

@@ -141,6 +141,58 @@ def _free_memory(m: re.Match[str]) -> tuple[str, str, Fix | None]:
     )
 
 
+def _bf16(m: re.Match[str]) -> tuple[str, str, Fix | None]:
+    capability = f", compute capability {m.group('cap')}" if m.group("cap") else ""
+    return (
+        f"This GPU ({m.group('gpu')}{capability}) cannot compute in bfloat16, the model's dtype.",
+        "Relaunch with --dtype half (float16); the weights are converted as they load.",
+        Fix("dtype", "half", "dtype half (float16)"),
+    )
+
+
+def _tp_heads(m: re.Match[str]) -> tuple[str, str, Fix | None]:
+    heads, size = _num(m.group("heads"), 1e6), _num(m.group("tp"), 1e4)
+    if heads is None or size is None or heads < 1:
+        cause = "The tensor parallel size does not divide the model's attention heads."
+        return cause, "Use a tensor parallel size that divides the number of heads.", None
+    cause = f"The model's {int(heads)} attention heads cannot be split over {int(size)} GPUs."
+    fits = [d for d in range(1, min(int(heads), 64) + 1) if heads % d == 0]
+    below = max((d for d in fits if d < size), default=1)
+    hint = f"Use a tensor parallel size that divides {int(heads)}: {', '.join(map(str, fits))}."
+    return cause, hint, Fix("tensor_parallel_size", below, f"tensor parallel size {below}")
+
+
+def _quant_gpu(m: re.Match[str]) -> tuple[str, str, Fix | None]:
+    low, have = _num(m.group("min"), 1e4), _num(m.group("cur"), 1e4)
+    need = f" {low / 10:.1f} or newer" if low is not None else " newer than this one"
+    this = f"; this one has {have / 10:.1f}" if have is not None else ""
+    return (
+        f"{m.group('method')} quantization needs a GPU of compute capability{need}{this}.",
+        "Serve another quantization of the model (AWQ runs from capability 7.5, GPTQ from "
+        "6.0) or the unquantized one.",
+        None,
+    )
+
+
+def _world(m: re.Match[str]) -> tuple[str, str, Fix | None]:
+    return (
+        f"This launch needs {m.group('world')} GPUs (tensor x pipeline parallel size) but "
+        f"sees {m.group('gpus')}.",
+        "Lower the tensor (or pipeline) parallel size to the GPUs there are, or give the "
+        "server more GPUs.",
+        None,
+    )
+
+
+def _architecture(m: re.Match[str]) -> tuple[str, str, Fix | None]:
+    return (
+        f"This vLLM cannot run the model's architecture ({m.group('archs')}).",
+        "Upgrade vLLM (each release adds architectures; the model card often names the "
+        "version it needs).",
+        None,
+    )
+
+
 Builder = Callable[[re.Match[str]], tuple[str, str, "Fix | None"]]
 
 
@@ -203,6 +255,74 @@ RULES: tuple[tuple[str, re.Pattern[str], Builder], ...] = (
             "torch's compiler (inductor) failed.",
             "Relaunch in safe mode: TORCHDYNAMO_DISABLE=1, TORCH_COMPILE_DISABLE=1, "
             "--enforce-eager.",
+        ),
+    ),
+    (
+        "bf16-gpu",
+        re.compile(
+            r"Bfloat16 is only supported on GPUs with compute capability of at least 8\.0\. "
+            r"Your (?P<gpu>[^\n]{1,100}?) GPU (?:has compute capability "
+            r"(?P<cap>\d{1,3}(?:\.\d{1,3})?)|does not have a compute capability)"
+        ),
+        _bf16,
+    ),
+    (
+        "remote-code",
+        re.compile(
+            r"contains custom code which must be executed|requires you to execute the "
+            r"configuration file|consider setting .trust_remote_code=True."
+        ),
+        _static(
+            "The model comes with its own Python code, which runs only when trusted.",
+            "Read the model's .py files, then relaunch with --trust-remote-code.",
+        ),
+    ),
+    (
+        "tp-heads",
+        re.compile(
+            r"Total number of attention heads \((?P<heads>\d{1,12})\) must be divisible by "
+            r"tensor parallel size \((?P<tp>\d{1,12})\)"
+        ),
+        _tp_heads,
+    ),
+    (
+        "world-size",
+        re.compile(
+            r"World size \((?P<world>\d{1,6})\) is larger than the number of available GPUs "
+            r"\((?P<gpus>\d{1,6})\)"
+        ),
+        _world,
+    ),
+    (
+        "quant-gpu",
+        re.compile(
+            r"The quantization method (?P<method>[\w-]{1,40}) is not supported for the "
+            r"current GPU\. Minimum capability: (?P<min>\d{1,12})\. Current capability: "
+            r"(?P<cur>\d{1,12})"
+        ),
+        _quant_gpu,
+    ),
+    (
+        "architecture",
+        re.compile(r"Model architectures \[(?P<archs>[^\]\n]{0,300})\] are not supported for now"),
+        _architecture,
+    ),
+    (
+        "gated",
+        re.compile(r"GatedRepoError|Cannot access gated repo"),
+        _static(
+            "The model is gated on the hub: it needs an accepted license and a token.",
+            "Accept its license on the model's hub page, log in (hf auth login) or set "
+            "HF_TOKEN, and launch again; or download it first.",
+        ),
+    ),
+    (
+        "repo-not-found",
+        re.compile(r"RepositoryNotFoundError|Repository Not Found for url"),
+        _static(
+            "The hub has no model by this id, or it is private.",
+            "Check the id (ORG/NAME, as on the hub); for a private model log in "
+            "(hf auth login) or set HF_TOKEN.",
         ),
     ),
     (
