@@ -161,50 +161,42 @@ async def test_launch_phases_ready_then_stop(
     assert saved[next(iter(saved))].port == app.settings.port
 
 
+@pytest.mark.parametrize(
+    ("scenario", "rule", "said", "field_id", "value"),
+    [
+        ("max_model_len", "max-model-len", "max model length 11568", "max_model_len", "11568"),
+        # A GPU without bfloat16: the cause names it, and --dtype half cures it.
+        ("bf16", "bf16-gpu", "dtype half (float16)", "dtype", "half"),
+    ],
+)
 async def test_failure_shows_findings_and_relaunch_with_the_fix(
-    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    fake_catalog: Any,
+    make_folder_entry: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    scenario: str,
+    rule: str,
+    said: str,
+    field_id: str,
+    value: str,
 ) -> None:
-    monkeypatch.setenv("FAKE_VLLM_SCENARIO", "max_model_len")
+    monkeypatch.setenv("FAKE_VLLM_SCENARIO", scenario)
     app = make_app(tmp_path, fake_catalog, make_folder_entry)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_dialog(app, pilot)
         await pilot.press("ctrl+l")
         await wait_until(pilot, lambda: app.server_state.phase is Phase.FAILED, 20, "failure")
-        assert "max-model-len" in [f.rule for f in app.server_state.findings]
+        assert app.server_state.findings[0].rule == rule
         findings = str(app.server.query_one("#server-findings").render())
-        assert "relaunch with max model length 11568" in findings
+        assert f"relaunch with {said}" in findings
         await pilot.press("f")
         await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen), 10, "the dialog")
         screen = app.screen
         assert isinstance(screen, LaunchScreen)
-        field = screen.query_one("#field-max_model_len", Input)
-        assert field.value == "11568" and field.has_class("-changed")
-        await wait_until(pilot, lambda: "--max-model-len 11568" in preview(screen))
-        await pilot.press("ctrl+l")
-        await wait_until(pilot, lambda: app.server_state.phase is Phase.READY, 20, "ready")
-        await pilot.press("s")
-        await wait_until(pilot, lambda: app.server_state.phase is Phase.STOPPED, 20, "stopped")
-
-
-async def test_a_gpu_without_bfloat16_relaunches_in_half_precision(
-    tmp_path: Path, fake_catalog: Any, make_folder_entry: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FAKE_VLLM_SCENARIO", "bf16")
-    app = make_app(tmp_path, fake_catalog, make_folder_entry)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_dialog(app, pilot)
-        await pilot.press("ctrl+l")
-        await wait_until(pilot, lambda: app.server_state.phase is Phase.FAILED, 20, "failure")
-        findings = str(app.server.query_one("#server-findings").render())
-        assert "Tesla T4, compute capability 7.5" in findings
-        assert "relaunch with dtype half (float16)" in findings
-        await pilot.press("f")
-        await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen), 10, "the dialog")
-        screen = app.screen
-        assert isinstance(screen, LaunchScreen)
-        field = screen.query_one("#field-dtype", Input)
-        assert field.value == "half" and field.has_class("-changed")
-        await wait_until(pilot, lambda: "--dtype half" in preview(screen))
+        field = screen.query_one(f"#field-{field_id}", Input)
+        assert field.value == value and field.has_class("-changed")
+        flag = "--" + field_id.replace("_", "-")
+        await wait_until(pilot, lambda: f"{flag} {value}" in preview(screen))
         await pilot.press("ctrl+l")
         await wait_until(pilot, lambda: app.server_state.phase is Phase.READY, 20, "ready")
         await pilot.press("s")
