@@ -115,6 +115,15 @@ def test_the_mdl_marker_is_never_unpickled_into_code(tmp_path: Path) -> None:
     assert msmodel.parse_mdl(pickle.dumps(["org/model"])) is None
 
 
+def test_the_mdl_id_is_read_as_the_sdk_reads_it() -> None:
+    from modelscope.hub.utils.caching import ModelFileSystemCache
+
+    for given in ("Org___X/Qwen2___5", "org/name", "a______b/c"):
+        marker = pickle.dumps({ModelFileSystemCache.MODEL_META_MODEL_ID: given})
+        # the SDK's cache scan: `cache.get_model_id().replace('___', '.')`
+        assert msmodel.parse_mdl(marker) == given.replace("___", ".")
+
+
 def test_same_model_in_both_caches_is_listed_twice(tmp_path: Path) -> None:
     hf = tmp_path / "hf"
     ms = tmp_path / "ms"

@@ -104,7 +104,10 @@ def parse_mdl(data: bytes) -> str | None:
     if type(found) is not str or found.count("/") != 1 or not found.isprintable():
         return None
     org, name = found.split("/")
-    return mscache.model_id(org, name) if org and name and len(found) <= 256 else None
+    if not org or not name or len(found) > 256:
+        return None
+    # The SDK's cache scan reads `___` as `.` in the whole id, the org's part too.
+    return found.replace(mscache.DOT, ".")
 
 
 def parse_mv(data: bytes) -> str | None:
