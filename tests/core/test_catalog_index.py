@@ -391,3 +391,19 @@ def test_record_checks_refuse_what_the_catalog_never_writes() -> None:
         inner["a"] = {}
         inner = inner["a"]  # type: ignore[assignment]
     assert not records.is_json_object(deep)
+
+
+def test_a_config_that_shares_its_lists_is_refused_at_once() -> None:
+    """A few hundred bytes of pickle, 60 levels of [x, x]: walked naively, 2**60 lists."""
+    from vllm_console.core.catalog import records
+
+    shared: list[object] = [1]
+    for _ in range(60):
+        shared = [shared, shared]
+    config = {"architectures": ["LlamaForCausalLM"], "rope": shared}
+    assert len(pickle.dumps(config)) < 1000
+    started = time.monotonic()
+    assert not records.is_json_object(pickle.loads(pickle.dumps(config)))
+    assert time.monotonic() - started < 30  # instant; the naive walk never ends
+    wide = {"a": [{"b": [1, 2]} for _ in range(records.MAX_CONTAINERS // 2 - 1)]}
+    assert records.is_json_object(wide)  # many, not shared, within the bound

@@ -44,7 +44,11 @@ The file is bytes on disk, so nothing in it is trusted: it is read without block
 it is a regular file of at most `MAX_INDEX_BYTES` owned by this user and writable by no one
 else; no class is ever looked up while unpickling (no code runs); and every record is checked
 (`records`) before it is used. A file that fails is no index (a complete scan, then a new
-file); a record that fails is an entry the index does not know. The folder is created 0700
+file); a record that fails is an entry the index does not know. One risk is left to the
+ownership check and the CRC: a pickle that stores to a memo slot numbered in the billions
+makes CPython's C unpickler (before gh-115952) allocate that many slots at once; checking
+every opcode first would cost more than the whole warm scan, and only this user's own
+account can write such a file with a CRC that matches. The folder is created 0700
 and the file 0600: it names every model and where it lies.
 """
 

@@ -20,6 +20,10 @@ from vllm_console.core.catalog.meta import FIELD_NAMES
 from vllm_console.core.catalog.readers.numbers import MAX_CONTEXT, MAX_COUNT, MAX_DIM, MAX_PARAMS
 
 MAX_NESTING = 64  # of a stored config.json (real ones nest 3 or 4 deep)
+# Lists and dicts in one stored config, counted with repeats: a pickle can share one list
+# between two places, and 60 levels of [x, x] made a walk of 2**60 from a few hundred bytes
+# (json.loads never shares; real configs hold tens).
+MAX_CONTAINERS = 10_000
 MAX_SIZE = 1 << 62  # bytes of a repo, a count of files
 
 _META_BOUNDS = {
@@ -87,10 +91,12 @@ def is_meta(value: object) -> bool:
 
 def is_json_object(value: object) -> bool:
     """A dict with str keys of what `json.loads` makes (and GGUF metadata: the same kinds),
-    nested at most `MAX_NESTING` deep; walked a level at a time, without recursion."""
+    nested at most `MAX_NESTING` deep and `MAX_CONTAINERS` in all; walked a level at a time,
+    without recursion."""
     if type(value) is not dict:
         return False
     level: list[object] = [value]
+    walked = 1
     for _ in range(MAX_NESTING):
         deeper: list[object] = []
         for item in level:
@@ -104,6 +110,9 @@ def is_json_object(value: object) -> bool:
                 return False  # a tuple, a set, bytes: json.loads makes none
         if not deeper:
             return True
+        walked += len(deeper)
+        if walked > MAX_CONTAINERS:
+            return False
         level = deeper
     return False
 
