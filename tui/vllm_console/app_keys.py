@@ -19,7 +19,7 @@ APP_BINDINGS: tuple[Binding, ...] = (
         "rescan",
         "Rescan",
         id="rescan",
-        tooltip="Look for models again (the hub cache and the model folders)",
+        tooltip="Look for models again (the Hugging Face and ModelScope caches, the model folders)",
     ),
     Binding(
         "d",

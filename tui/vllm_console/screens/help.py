@@ -53,9 +53,9 @@ PALETTE = "Palette"
 PALETTE_DETAIL = "The command palette: type a model's name to jump to it"
 
 INTRO = (
-    "The console lists the models it finds on disk: the Hugging Face cache and your model "
-    "folders. Rows appear at once; sizes, config and problems fill in as they are read. "
-    "A pane's keys work while it has the focus; ^ means ctrl."
+    "The console lists the models it finds on disk: the Hugging Face and ModelScope "
+    "caches and your model folders. Rows appear at once; sizes, config and problems fill "
+    "in as they are read. A pane's keys work while it has the focus; ^ means ctrl."
 )
 
 MOUSE = "Click a column header to sort by it (click again to reverse)."
