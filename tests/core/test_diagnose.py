@@ -121,8 +121,8 @@ def tail_of(scenario: str) -> list[str]:
             "tp_heads",
             "tp-heads",
             "28 attention heads cannot be split over 8 GPUs",
-            "divides 28: 1, 2, 4, 7, 14, 28",
-            Fix("tensor_parallel_size", 7, "tensor parallel size 7"),
+            "divides 28, a power of two: 1, 2, 4.",
+            Fix("tensor_parallel_size", 4, "tensor parallel size 4"),
         ),
         ("world_size", "world-size", "needs 4 GPUs (tensor x pipeline", "GPUs there are", None),
         (

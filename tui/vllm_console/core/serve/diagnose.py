@@ -156,9 +156,12 @@ def _tp_heads(m: re.Match[str]) -> tuple[str, str, Fix | None]:
         cause = "The tensor parallel size does not divide the model's attention heads."
         return cause, "Use a tensor parallel size that divides the number of heads.", None
     cause = f"The model's {int(heads)} attention heads cannot be split over {int(size)} GPUs."
-    fits = [d for d in range(1, min(int(heads), 64) + 1) if heads % d == 0]
+    # Powers of two only: the weights' other dimensions must split too, and they rarely
+    # divide by 3 or 7 even where the heads do.
+    fits = [1 << k for k in range(7) if heads % (1 << k) == 0]
     below = max((d for d in fits if d < size), default=1)
-    hint = f"Use a tensor parallel size that divides {int(heads)}: {', '.join(map(str, fits))}."
+    sizes = ", ".join(map(str, fits))
+    hint = f"Use a tensor parallel size that divides {int(heads)}, a power of two: {sizes}."
     return cause, hint, Fix("tensor_parallel_size", below, f"tensor parallel size {below}")
 
 
