@@ -89,7 +89,8 @@ async def test_wrong_tokens_are_logged_then_refused_for_a_while(
 
 
 async def test_a_websocket_from_another_site_is_refused(settings: Settings, tmp_path: Path) -> None:
-    web = web_console(settings, tmp_path, [])
+    log: list[str] = []
+    web = web_console(settings, tmp_path, log)
     client = await client_for(web)
     try:
         headers = {"Cookie": f"{COOKIE_NAME}={COOKIE}", "Origin": "http://evil.example:8022"}
@@ -97,5 +98,8 @@ async def test_a_websocket_from_another_site_is_refused(settings: Settings, tmp_
             await client.ws_connect("/ws", headers=headers)
         assert refused.value.status == 403
         assert web.active is None
+        # The log says which names did not match: a proxy that rewrites Host is the usual cause.
+        assert "its page came from http://evil.example:8022" in log[-1]
+        assert "pass the Host header on" in log[-1]
     finally:
         await client.close()

@@ -147,7 +147,14 @@ class WebConsole:
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         if not origin_matches(request.headers.get("Origin"), request.host):
-            self.log(f"refused a websocket from another site ({request.remote})")
+            origin, host = request.headers.get("Origin", ""), request.host
+            self.log(
+                visible(
+                    f"refused a websocket from another site ({request.remote}): its page came "
+                    f"from {origin[:200]}, this server was asked for as {host[:200]} (behind a "
+                    "reverse proxy, pass the Host header on)"
+                )
+            )
             return _refusal(403, "Forbidden: this page belongs to another site.")
         if self.active is not None:
             return _refusal(409, "Another browser session is driving this console.")
