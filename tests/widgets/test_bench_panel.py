@@ -207,6 +207,7 @@ async def test_hostile_model_names_are_text_not_markup(fake: BenchServer, tmp_pa
         await pilot.pause()
         head = str(panel.query_one("#bench-head", Static).render())
         assert "[bold red]evil[/]\\x1b]0;owned\\x07" in head and "\x1b" not in head
+        assert head.endswith(f"  local server tiny · {fake.url}")
         panel.point_at(BenchTarget(fake.url, None, "[link=x]y[/link]", "endpoint"))
         await pilot.pause()
         assert "[link=x]y[/link]" in str(panel.query_one("#bench-head", Static).render())

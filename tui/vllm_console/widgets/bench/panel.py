@@ -50,10 +50,12 @@ MAX_FINDINGS = 20
 
 
 def target_line(target: BenchTarget, running: bool) -> Content:
+    """The model, then where it is served: "local server NAME · URL", "endpoint URL"."""
     model = visible(target.model) if target.model else "the served model"
-    where = visible(target.server_name or target.base_url)
+    name = f" {target.server_name}" if target.server_name else ""
+    where = visible(f"{target.source}{name} · {target.base_url}")
     state = ("● running  ", "bold $text-success") if running else ("Bench  ", "bold")
-    return Content.assemble(state, f"{model} at {where}  ", (f"({target.source})", "$text-muted"))
+    return Content.assemble(state, f"{model}  ", (where, "$text-muted"))
 
 
 class BenchPanel(ReportsWorkerErrors, VerticalScroll):
