@@ -150,7 +150,8 @@ def _sparse_memo_put(body: bytes) -> bool:
     run does not feed it such files (it would only measure the machine's swap)."""
     try:
         for op, arg, _ in pickletools.genops(body):
-            if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) > 2 * len(body) + 256:
+            slot = arg if op.name in ("PUT", "BINPUT", "LONG_BINPUT") else None
+            if isinstance(slot, int) and slot > 2 * len(body) + 256:
                 return True
     except Exception:  # the unpickler stops at the same opcode
         return False
