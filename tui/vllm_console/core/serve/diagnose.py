@@ -177,31 +177,14 @@ def _quant_gpu(m: re.Match[str]) -> tuple[str, str, Fix | None]:
     )
 
 
-def _world(m: re.Match[str]) -> tuple[str, str, Fix | None]:
-    return (
-        f"This launch needs {m.group('world')} GPUs (tensor x pipeline parallel size) but "
-        f"sees {m.group('gpus')}.",
-        "Lower the tensor (or pipeline) parallel size to the GPUs there are, or give the "
-        "server more GPUs.",
-        None,
-    )
-
-
-def _architecture(m: re.Match[str]) -> tuple[str, str, Fix | None]:
-    return (
-        f"This vLLM cannot run the model's architecture ({m.group('archs')}).",
-        "Upgrade vLLM (each release adds architectures; the model card often names the "
-        "version it needs).",
-        None,
-    )
-
-
 Builder = Callable[[re.Match[str]], tuple[str, str, "Fix | None"]]
 
 
 def _static(cause: str, hint: str) -> Builder:
-    def build(_m: re.Match[str]) -> tuple[str, str, Fix | None]:
-        return cause, hint, None
+    """A finding with no fix; `{group}` in the cause is filled from the pattern's match."""
+
+    def build(m: re.Match[str]) -> tuple[str, str, Fix | None]:
+        return cause.format_map(m.groupdict()), hint, None
 
     return build
 
@@ -294,7 +277,11 @@ RULES: tuple[tuple[str, re.Pattern[str], Builder], ...] = (
             r"World size \((?P<world>\d{1,6})\) is larger than the number of available GPUs "
             r"\((?P<gpus>\d{1,6})\)"
         ),
-        _world,
+        _static(
+            "This launch needs {world} GPUs (tensor x pipeline parallel size) but sees {gpus}.",
+            "Lower the tensor (or pipeline) parallel size to the GPUs there are, or give the "
+            "server more GPUs.",
+        ),
     ),
     (
         "quant-gpu",
@@ -308,7 +295,11 @@ RULES: tuple[tuple[str, re.Pattern[str], Builder], ...] = (
     (
         "architecture",
         re.compile(r"Model architectures \[(?P<archs>[^\]\n]{0,300})\] are not supported for now"),
-        _architecture,
+        _static(
+            "This vLLM cannot run the model's architecture ({archs}).",
+            "Upgrade vLLM (each release adds architectures; the model card often names the "
+            "version it needs).",
+        ),
     ),
     (
         "gated",
